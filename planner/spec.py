@@ -1,0 +1,220 @@
+"""The user's workload spec: what to run, how much of it, within which limits, optimising what.
+
+Loaded from YAML (`load_spec`), with `include:` of reusable constraint profiles merged underneath the
+spec (the spec's own values win). Every field carries its unit in its name; unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from planner.catalog.schema import PRICING_MODELS, LLMShape, PricingModel, VisionShape
+from planner.errors import Problem, SpecError, did_you_mean
+from planner.yamlio import YamlDocument, load_yaml, parse_document
+
+Objective = Literal["cost", "energy", "carbon"]
+SpecPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]
+Recompute = Literal["none", "selective", "full"]
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Traffic(Strict):
+    requests_per_s: PositiveFloat
+    input_tokens: PositiveInt
+    output_tokens: PositiveInt
+
+
+class ServingSLO(Strict):
+    ttft_p99_ms: PositiveFloat | None = None
+    tpot_ms: PositiveFloat | None = None
+    e2e_p99_ms: PositiveFloat | None = None
+
+
+class TrainingWorkload(Strict):
+    kind: Literal["training"]
+    model: str | LLMShape
+    tokens: PositiveFloat = Field(description="tokens to train on")
+    seq_len: PositiveInt
+    global_batch_tokens: PositiveFloat | None = Field(
+        default=None, description="approximate: each layout rounds it to the nearest multiple of dp x micro-batch sequences")
+    global_batch_sequences: PositiveInt | None = Field(
+        default=None, description="exact: dp x micro-batch must divide it")
+
+    @model_validator(mode="after")
+    def _one_batch_size(self) -> "TrainingWorkload":
+        if (self.global_batch_tokens is None) == (self.global_batch_sequences is None):
+            raise ValueError("give exactly one of global_batch_tokens or global_batch_sequences")
+        return self
+
+    @property
+    def global_batch_seqs(self) -> int:
+        if self.global_batch_sequences is not None:
+            return self.global_batch_sequences
+        return max(1, round(self.global_batch_tokens / self.seq_len))
+
+    def batch_for(self, sequences_per_step: int) -> int:
+        """The global batch (sequences) a layout consuming `sequences_per_step` per micro-step runs.
+
+        A batch given in tokens is a target, rounded to the nearest multiple; one given in sequences is
+        taken as is (the structural check then rejects layouts that do not divide it).
+        """
+        if self.global_batch_sequences is not None:
+            return self.global_batch_sequences
+        return max(1, round(self.global_batch_seqs / sequences_per_step)) * sequences_per_step
+
+
+class ServingWorkload(Strict):
+    kind: Literal["serving"]
+    model: str | LLMShape
+    traffic: Traffic
+    slo: ServingSLO = ServingSLO()
+
+
+class VisionWorkload(Strict):
+    kind: Literal["vision"]
+    model: str | VisionShape
+    streams: PositiveInt
+    fps_per_stream: PositiveFloat
+    latency_budget_ms: PositiveFloat | None = None
+
+
+Workload = Annotated[Union[TrainingWorkload, ServingWorkload, VisionWorkload], Field(discriminator="kind")]
+
+
+class Degrees(Strict):
+    """Allowed parallel degrees; empty means every structurally valid value."""
+
+    tp: list[PositiveInt] = []
+    pp: list[PositiveInt] = []
+    dp: list[PositiveInt] = []
+    ep: list[PositiveInt] = []
+
+
+class Search(Strict):
+    devices: list[str] = []
+    providers: list[str] = []
+    regions: list[str] = []
+    pricing: list[PricingModel] = []
+    precisions: list[SpecPrecision] = []
+    degrees: Degrees = Degrees()
+    micro_batches: list[PositiveInt] = []
+    zero_stages: list[Literal[0, 1, 2, 3]] = []
+    recompute: list[Recompute] = []
+    allow_mix: bool = False
+
+
+class Limits(Strict):
+    max_devices: PositiveInt | None = None
+    power_kw: PositiveFloat | None = None
+    budget_usd_per_hour: PositiveFloat | None = None
+    budget_usd: PositiveFloat | None = Field(default=None, description="whole-job budget (training)")
+    deadline_days: PositiveFloat | None = None
+    inventory: dict[str, PositiveInt] = Field(default_factory=dict, description="devices available per device id")
+
+
+class WorkloadSpec(Strict):
+    name: str
+    description: str | None = None
+    include: list[str] = []
+    workload: Workload
+    search: Search = Search()
+    limits: Limits = Limits()
+    objective: Objective = "cost"
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_profile(name: str, spec_dir: Path, constraints_dir: Path) -> Path:
+    candidates = [spec_dir / name, constraints_dir / name, constraints_dir / f"{name}.yaml"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    known = sorted(p.stem for p in constraints_dir.glob("*.yaml"))
+    raise SpecError(
+        Problem(
+            f"unknown constraint profile `{name}`.{did_you_mean(name, known)}",
+            path="include",
+            fix=f"use one of: {', '.join(known)} (from {constraints_dir}) or a path to a YAML file",
+        )
+    )
+
+
+class Profile(Strict):
+    """A reusable bundle of limits and SLOs; it may set any part of a spec but `name`/`workload.kind`."""
+
+    description: str
+    rationale: str | None = None
+    source: list[str] = []
+    include: list[str] = []
+    workload: dict[str, Any] = {}
+    search: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    objective: Objective | None = None
+
+
+def _load_profiles(names: list[str], spec_dir: Path, constraints_dir: Path, seen: tuple[str, ...]) -> dict:
+    merged: dict = {}
+    for name in names:
+        path = resolve_profile(name, spec_dir, constraints_dir)
+        key = str(path.resolve())
+        if key in seen:
+            raise SpecError(Problem(f"profile `{name}` includes itself", file=str(path), path="include",
+                                    fix="remove the cycle"))
+        doc = load_yaml(path, SpecError)
+        profile: Profile = parse_document(doc, Profile, SpecError)
+        nested = _load_profiles(profile.include, path.parent, constraints_dir, seen + (key,))
+        body = {k: v for k, v in doc.data.items() if k in ("workload", "search", "limits", "objective")}
+        merged = _deep_merge(merged, _deep_merge(nested, body))
+    return merged
+
+
+def load_spec(path: Path | str, constraints_dir: Path | None = None) -> WorkloadSpec:
+    from planner.catalog.loader import default_constraints_dir
+
+    path = Path(path)
+    doc = load_yaml(path, SpecError)
+    if not isinstance(doc.data, dict):
+        raise SpecError(Problem("expected a mapping at the top level", file=str(path), fix="see `planner schema`"))
+    includes = doc.data.get("include") or []
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise SpecError(Problem("must be a list of profile names", file=str(path), path="include",
+                                line=doc.line_of(("include",)), fix="write include: [chat-interactive]"))
+    try:
+        base = _load_profiles(includes, path.parent, constraints_dir or default_constraints_dir(), ())
+    except SpecError as exc:
+        raise SpecError([Problem(p.message, file=p.file or str(path), path=p.path, fix=p.fix, line=p.line)
+                         for p in exc.problems]) from None
+    merged = YamlDocument(file=doc.file, data=_deep_merge(base, doc.data), lines=doc.lines)
+    return parse_document(merged, WorkloadSpec, SpecError)
+
+
+def spec_json_schema() -> dict:
+    return WorkloadSpec.model_json_schema()
+
+
+__all__ = [
+    "WorkloadSpec",
+    "TrainingWorkload",
+    "ServingWorkload",
+    "VisionWorkload",
+    "load_spec",
+    "spec_json_schema",
+    "PRICING_MODELS",
+]

@@ -1,0 +1,156 @@
+"""YAML loading that remembers where each value came from, and pydantic errors rendered as Problems.
+
+Users fix what they can find: every problem names the file, the dotted YAML path and, when known, the line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from planner.errors import PlannerError, Problem
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass
+class YamlDocument:
+    file: str
+    data: Any
+    lines: dict[PathKey, int] = field(default_factory=dict)
+
+    def line_of(self, path: PathKey) -> int | None:
+        # Fall back to the nearest parent that has a line (a missing key is reported at its mapping).
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get(())
+
+
+def _index_lines(node: yaml.Node, path: PathKey, out: dict[PathKey, int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[path + (key,)] = key_node.start_mark.line + 1
+            _index_lines(value_node, path + (key,), out)
+            out[path + (key,)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index_lines(item, path + (i,), out)
+
+
+def load_yaml(path: Path, error: type[PlannerError]) -> YamlDocument:
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(Problem("file not found", file=name, fix="check the path")) from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise error(Problem(f"cannot read: {exc.__class__.__name__}", file=name)) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(
+            Problem(
+                f"malformed YAML: {what}",
+                file=name,
+                line=mark.line + 1 if mark else None,
+                fix="check indentation and quoting near that line",
+            )
+        ) from None
+    lines: dict[PathKey, int] = {}
+    if node is not None:
+        _index_lines(node, (), lines)
+    return YamlDocument(file=name, data=data, lines=lines)
+
+
+def dotted(path: PathKey) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _allowed_keys(model: type[BaseModel], loc: PathKey, data: Any) -> list[str]:
+    """Field names of the sub-model at `loc`, to suggest a correction for an unknown key."""
+    current: Any = model
+    for part in loc[:-1]:
+        data = data.get(part) if isinstance(data, dict) else (data[part] if isinstance(data, list)
+                                                               and isinstance(part, int) and part < len(data) else None)
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        info = current.model_fields.get(part)
+        if info is None:
+            return []
+        current = _pick_model(info.annotation, data)
+        if current is None:
+            return []
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    out: list[type[BaseModel]] = []
+    for arg in getattr(annotation, "__args__", ()) or ():
+        out.extend(_models_in(arg))
+    return out
+
+
+def _pick_model(annotation: Any, data: Any) -> type[BaseModel] | None:
+    """The model a (possibly discriminated-union) field holds, chosen by the data's `kind` when it has one."""
+    models = _models_in(annotation)
+    if len(models) > 1 and isinstance(data, dict) and "kind" in data:
+        for m in models:
+            kind = m.model_fields.get("kind")
+            if kind is not None and data["kind"] in (getattr(kind.annotation, "__args__", ()) or ()):
+                return m
+    return models[0] if models else None
+
+
+def validation_problems(
+    exc: ValidationError, doc: YamlDocument, model: type[BaseModel], prefix: PathKey = ()
+) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        # pydantic inserts the tag of a discriminated union into loc; users never wrote it.
+        loc = tuple(p for p in err["loc"] if p not in ("llm", "vision", "training", "serving", "vision-inference"))
+        full = prefix + loc
+        fix = None
+        if err["type"] == "extra_forbidden":
+            key = str(loc[-1])
+            close = get_close_matches(key, _allowed_keys(model, loc, doc.data), n=1, cutoff=0.5)
+            message = f"unknown field `{key}`." + (f" Did you mean `{close[0]}`?" if close else "")
+            fix = "remove it or correct its name"
+        elif err["type"] == "missing":
+            message = "required field is missing"
+            fix = f"add `{loc[-1]}`"
+        else:
+            got = err.get("input")
+            shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+            message = f"{err['msg']}{shown}"
+        problems.append(Problem(message, file=doc.file, path=dotted(full) or "(top level)", fix=fix, line=doc.line_of(full)))
+    return problems
+
+
+def parse_document(doc: YamlDocument, model: type[BaseModel], error: type[PlannerError]) -> Any:
+    if not isinstance(doc.data, dict):
+        raise error(Problem("expected a mapping at the top level", file=doc.file, fix="see `planner schema`"))
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        raise error(validation_problems(exc, doc, model)) from None

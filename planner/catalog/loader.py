@@ -1,0 +1,199 @@
+"""Load and cross-check the catalogs once; everything downstream reads the frozen `Catalog`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from planner.catalog.schema import (
+    Accelerator,
+    AcceleratorsFile,
+    DeviceFamily,
+    EfficiencyFile,
+    Model,
+    ModelsFile,
+    Offering,
+    PricesFile,
+    Purchase,
+    Region,
+    Source,
+    SourcesFile,
+    System,
+    SystemsFile,
+)
+from planner.errors import CatalogError, Problem, did_you_mean
+from planner.yamlio import dotted, load_yaml, parse_document
+
+CATALOG_FILES = {
+    "sources.yaml": SourcesFile,
+    "accelerators.yaml": AcceleratorsFile,
+    "efficiency.yaml": EfficiencyFile,
+    "systems.yaml": SystemsFile,
+    "models.yaml": ModelsFile,
+    "prices.yaml": PricesFile,
+}
+
+
+def _package_data_dir(name: str) -> Path:
+    """`catalogs/` or `constraints/`: the repository copy in a checkout, the wheel copy when installed."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and (root / name).is_dir():
+        return root / name
+    return Path(__file__).resolve().parents[1] / "_data" / name
+
+
+def default_catalog_dir() -> Path:
+    override = os.environ.get("PLANNER_CATALOG_DIR")
+    return Path(override) if override else _package_data_dir("catalogs")
+
+
+def default_constraints_dir() -> Path:
+    return _package_data_dir("constraints")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    root: Path
+    sources: dict[str, Source]
+    families: dict[str, DeviceFamily]
+    accelerators: dict[str, Accelerator]
+    systems: dict[str, System]
+    models: dict[str, Model]
+    offerings: tuple[Offering, ...]
+    regions: dict[tuple[str, str], Region]
+    purchases: dict[str, Purchase] = field(default_factory=dict)
+
+    def accelerator(self, device_id: str) -> Accelerator:
+        try:
+            return self.accelerators[device_id]
+        except KeyError:
+            raise CatalogError(
+                Problem(f"unknown device `{device_id}`.{did_you_mean(device_id, self.accelerators)}",
+                        fix="run `planner catalog list devices` for the known ids")
+            ) from None
+
+    def systems_for(self, device_id: str) -> list[System]:
+        return [s for s in self.systems.values() if s.accelerator == device_id]
+
+    def offerings_for(self, system_id: str) -> list[Offering]:
+        return [o for o in self.offerings if o.system == system_id]
+
+    def family_of(self, device: Accelerator) -> DeviceFamily:
+        return self.families[device.family]
+
+    def region(self, provider: str, region: str) -> Region | None:
+        return self.regions.get((provider, region))
+
+
+def _check_ids_unique(items, file: str, section: str, key=lambda x: x.id) -> list[Problem]:
+    seen: set = set()
+    problems = []
+    for i, item in enumerate(items):
+        k = key(item)
+        if k in seen:
+            problems.append(Problem(f"duplicate id `{k}`", file=file, path=f"{section}[{i}]", fix="ids must be unique"))
+        seen.add(k)
+    return problems
+
+
+def _check_sources(items, sources: dict, file: str, section: str) -> list[Problem]:
+    problems = []
+    for i, item in enumerate(items):
+        for sid in getattr(item, "source", []) or []:
+            if sid not in sources:
+                problems.append(
+                    Problem(f"source `{sid}` is not in sources.yaml{did_you_mean(sid, sources)}",
+                            file=file, path=f"{section}[{i}].source", fix="add it to sources.yaml with title, url and as_of")
+                )
+    return problems
+
+
+def load_catalogs(root: Path | None = None) -> Catalog:
+    return _load_catalogs_cached(str((root or default_catalog_dir()).resolve()))
+
+
+@lru_cache(maxsize=4)
+def _load_catalogs_cached(root_str: str) -> Catalog:
+    root = Path(root_str)
+    parsed = {}
+    problems: list[Problem] = []
+    for name, model in CATALOG_FILES.items():
+        doc = load_yaml(root / name, CatalogError)
+        try:
+            parsed[name] = parse_document(doc, model, CatalogError)
+        except CatalogError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise CatalogError(problems)
+
+    sources: dict[str, Source] = parsed["sources.yaml"].sources
+    acc: AcceleratorsFile = parsed["accelerators.yaml"]
+    eff: EfficiencyFile = parsed["efficiency.yaml"]
+    sysf: SystemsFile = parsed["systems.yaml"]
+    mod: ModelsFile = parsed["models.yaml"]
+    pri: PricesFile = parsed["prices.yaml"]
+    f_acc, f_eff, f_sys, f_mod, f_pri = (str(root / n) for n in list(CATALOG_FILES)[1:])
+
+    problems += _check_ids_unique(acc.accelerators, f_acc, "accelerators")
+    problems += _check_ids_unique(eff.families, f_eff, "families")
+    problems += _check_ids_unique(sysf.systems, f_sys, "systems")
+    problems += _check_ids_unique(mod.models, f_mod, "models")
+    problems += _check_ids_unique(pri.regions, f_pri, "regions", key=lambda r: (r.provider, r.region))
+    problems += _check_sources(acc.accelerators, sources, f_acc, "accelerators")
+    problems += _check_sources(sysf.systems, sources, f_sys, "systems")
+    problems += _check_sources(mod.models, sources, f_mod, "models")
+    problems += _check_sources(pri.offerings, sources, f_pri, "offerings")
+    problems += _check_sources(pri.purchases, sources, f_pri, "purchases")
+    for i, fam in enumerate(eff.families):
+        for fname in ("matmul_efficiency", "memory_bw_efficiency", "collective_bw_efficiency", "comm_overlap",
+                      "power_at_full_load", "power_at_idle"):
+            problems += _check_sources([getattr(fam, fname)], sources, f_eff, f"families[{i}].{fname}")
+        if fam.fp8_matmul_efficiency is not None:
+            problems += _check_sources([fam.fp8_matmul_efficiency], sources, f_eff, f"families[{i}].fp8_matmul_efficiency")
+    for i, region in enumerate(pri.regions):
+        for fname in ("electricity_usd_per_kwh", "pue", "grid_gco2_per_kwh"):
+            value = getattr(region, fname)
+            if value is not None:
+                problems += _check_sources([value], sources, f_pri, f"regions[{i}].{fname}")
+
+    families = {f.id: f for f in eff.families}
+    accelerators = {a.id: a for a in acc.accelerators}
+    systems = {s.id: s for s in sysf.systems}
+    for i, a in enumerate(acc.accelerators):
+        if a.family not in families:
+            problems.append(Problem(f"unknown family `{a.family}`.{did_you_mean(a.family, families)}",
+                                    file=f_acc, path=f"accelerators[{i}].family", fix="add the family to efficiency.yaml"))
+    for i, s in enumerate(sysf.systems):
+        if s.accelerator not in accelerators:
+            problems.append(Problem(f"unknown accelerator `{s.accelerator}`.{did_you_mean(s.accelerator, accelerators)}",
+                                    file=f_sys, path=f"systems[{i}].accelerator", fix="use an id from accelerators.yaml"))
+        if s.scaleup.domain_devices < s.devices_per_node and s.scaleup.topology != "pcie":
+            problems.append(Problem("scale-up domain is smaller than the node", file=f_sys,
+                                    path=f"systems[{i}].scaleup.domain_devices", fix="check the system's topology"))
+    for i, o in enumerate(pri.offerings):
+        if o.system not in systems:
+            problems.append(Problem(f"unknown system `{o.system}`.{did_you_mean(o.system, systems)}",
+                                    file=f_pri, path=f"offerings[{i}].system", fix="use an id from systems.yaml"))
+    for i, p in enumerate(pri.purchases):
+        if p.accelerator not in accelerators:
+            problems.append(Problem(f"unknown accelerator `{p.accelerator}`.{did_you_mean(p.accelerator, accelerators)}",
+                                    file=f_pri, path=f"purchases[{i}].accelerator", fix="use an id from accelerators.yaml"))
+    if problems:
+        raise CatalogError(problems)
+
+    return Catalog(
+        root=root,
+        sources=sources,
+        families=families,
+        accelerators=accelerators,
+        systems=systems,
+        models={m.id: m for m in mod.models},
+        offerings=tuple(pri.offerings),
+        regions={(r.provider, r.region): r for r in pri.regions},
+        purchases={p.accelerator: p for p in pri.purchases},
+    )
+
+
+__all__ = ["Catalog", "load_catalogs", "default_catalog_dir", "default_constraints_dir", "dotted"]

@@ -1,0 +1,269 @@
+"""Pydantic models of the catalog YAML files.
+
+Every catalog file has `schema_version`; `sources.yaml` holds the one table of sources (id -> title, url,
+as_of) and every entry in the other files cites those ids. A figure that no source gives is absent (None), never zero: the performance model turns
+an absent figure it needs into an EstimateError naming the entry and field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
+PricingModel = Literal["on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block"]
+PRICING_MODELS: tuple[str, ...] = ("on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(Strict):
+    title: str
+    url: str | None = None
+    as_of: dt.date
+
+
+class Cited(Strict):
+    """An entry whose figures come from the listed source ids of its file."""
+
+    source: list[str] = Field(min_length=1)
+    as_of: dt.date
+    notes: str | None = None
+
+
+class SourcedValue(Strict):
+    value: float
+    source: list[str] = Field(min_length=1)
+    as_of: dt.date
+    notes: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------- devices
+
+
+class Accelerator(Cited):
+    id: str
+    name: str
+    vendor: str
+    family: str
+    kind: Literal["datacenter", "edge"] = "datacenter"
+    form_factor: str | None = None
+    # Dense peak per precision, TFLOP/s (TOPS for int8/int4). Sparse figures never go here.
+    peak_dense_tflops: dict[Precision, float]
+    memory_gb: float = Field(gt=0)
+    memory_bw_gb_per_s: float | None = Field(default=None, gt=0)
+    tdp_w: float | None = Field(default=None, gt=0)
+    scaleup_link: str | None = None
+    scaleup_bw_gb_per_s_bidir: float | None = Field(default=None, gt=0)
+    host_link: str | None = None
+    release_year: int | None = None
+
+    @field_validator("peak_dense_tflops")
+    @classmethod
+    def _positive_peaks(cls, peaks: dict[str, float]) -> dict[str, float]:
+        for precision, tflops in peaks.items():
+            if tflops <= 0:
+                raise ValueError(f"peak for {precision} must be > 0 (leave it out if unknown)")
+        return peaks
+
+
+class EfficiencyFactor(Strict):
+    """A modelling parameter: a fraction of a datasheet peak that real software reaches."""
+
+    value: float = Field(gt=0, le=1)
+    reason: str
+    source: list[str] = Field(default_factory=list)
+
+
+class Fraction(Strict):
+    """A modelling share that may be zero (overlap, idle power)."""
+
+    value: float = Field(ge=0, le=1)
+    reason: str
+    source: list[str] = Field(default_factory=list)
+
+
+class DeviceFamily(Strict):
+    """Efficiency defaults shared by the devices of one architecture (never tuned per validation row)."""
+
+    id: str
+    matmul_efficiency: EfficiencyFactor
+    # FP8 recipes run only the GEMMs in FP8 (attention, norms and casts stay 16-bit), so the fraction of the
+    # FP8 peak reached is lower than the BF16 fraction of the BF16 peak. Absent: the family has no FP8 data.
+    fp8_matmul_efficiency: EfficiencyFactor | None = None
+    memory_bw_efficiency: EfficiencyFactor
+    collective_bw_efficiency: EfficiencyFactor
+    # Share of the data-parallel gradient sync that overlaps the backward pass (bucketed reduction).
+    comm_overlap: Fraction
+    # Fraction of TDP drawn when compute-bound at full load, and when idle-but-allocated.
+    power_at_full_load: EfficiencyFactor
+    power_at_idle: Fraction
+    # Framework memory overhead (CUDA context, allocator fragmentation, workspace), GiB per device.
+    framework_overhead_gib: float = Field(ge=0)
+    framework_overhead_reason: str
+
+
+# ---------------------------------------------------------------------------------------------- systems
+
+
+ScaleUpTopology = Literal["nvswitch", "pcie", "xgmi-mesh", "torus-2d", "torus-3d", "roce-mesh"]
+ScaleOutFabric = Literal["rail-fat-tree", "fat-tree", "dcn"]
+
+
+class ScaleUp(Strict):
+    topology: ScaleUpTopology
+    domain_devices: int = Field(ge=1)
+    # Per device, per direction, as collectives see it (bidirectional datasheet figure / 2).
+    link_gb_per_s: float | None = Field(default=None, gt=0)
+    hop_latency_us: float = Field(ge=0)
+    torus_dims: list[int] | None = None
+    # pcie: devices sharing one PCIe switch / root port before traffic crosses the CPU.
+    devices_per_pcie_switch: int | None = Field(default=None, ge=1)
+
+
+class ScaleOut(Strict):
+    fabric: ScaleOutFabric
+    nics_per_node: int = Field(ge=1)
+    nic_gbit_per_s: float = Field(gt=0)
+    nodes_per_leaf: int = Field(ge=1)
+    switch_hop_latency_us: float = Field(ge=0)
+    nic_latency_us: float = Field(ge=0)
+
+
+class System(Cited):
+    id: str
+    name: str
+    accelerator: str
+    devices_per_node: int = Field(ge=1)
+    scaleup: ScaleUp
+    scaleout: ScaleOut | None = None
+    # Node power beyond the accelerators (CPUs, NICs, fans), W; absent when no source gives it.
+    host_power_w: float | None = Field(default=None, ge=0)
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+class MoE(Strict):
+    experts: int = Field(ge=1)
+    top_k: int = Field(ge=1)
+    shared_experts: int = Field(default=0, ge=0)
+    expert_ffn: int = Field(ge=1)
+    dense_layers: int = Field(default=0, ge=0)
+
+
+class MLA(Strict):
+    """Multi-head latent attention (DeepSeek-V2/V3): low-rank Q and KV projections."""
+
+    q_lora_rank: int = Field(ge=1)
+    kv_lora_rank: int = Field(ge=1)
+    qk_nope_head_dim: int = Field(ge=1)
+    qk_rope_head_dim: int = Field(ge=1)
+    v_head_dim: int = Field(ge=1)
+
+
+class LLMShape(Strict):
+    kind: Literal["llm"] = "llm"
+    params_b: float = Field(gt=0)
+    layers: int = Field(ge=1)
+    hidden: int = Field(ge=1)
+    heads: int = Field(ge=1)
+    kv_heads: int = Field(ge=1)
+    head_dim: int | None = Field(default=None, ge=1)
+    ffn: int = Field(ge=1)
+    vocab: int = Field(ge=1)
+    max_seq_len: int = Field(ge=1)
+    gated_mlp: bool = True
+    tied_embeddings: bool = False
+    moe: MoE | None = None
+    mla: MLA | None = None
+    # Latent attention (DeepSeek MLA) caches a compressed vector instead of K and V per head.
+    kv_cache_elems_per_token_per_layer: int | None = Field(default=None, ge=1)
+
+
+class VisionShape(Strict):
+    kind: Literal["vision"] = "vision"
+    gflops_per_inference: float = Field(gt=0)
+    params_m: float = Field(gt=0)
+    input_resolution: tuple[int, int]
+    # Activation traffic per inference at batch 1, MB; absent means weights-only memory traffic.
+    activation_mb: float | None = Field(default=None, gt=0)
+
+
+class Model(Cited):
+    id: str
+    name: str
+    shape: LLMShape | VisionShape = Field(discriminator="kind")
+
+
+# ---------------------------------------------------------------------------------------------- prices
+
+
+class Offering(Cited):
+    provider: str
+    region: str
+    instance: str
+    system: str
+    devices: int = Field(ge=1, description="accelerators per billed unit (instance, or chip for TPUs)")
+    pricing: PricingModel
+    usd_per_hour: float = Field(gt=0)
+
+    @property
+    def usd_per_device_hour(self) -> float:
+        return self.usd_per_hour / self.devices
+
+
+class Region(Strict):
+    provider: str
+    region: str
+    location: str
+    electricity_usd_per_kwh: SourcedValue | None = None
+    pue: SourcedValue | None = None
+    grid_gco2_per_kwh: SourcedValue | None = None
+
+
+class Purchase(Cited):
+    accelerator: str
+    usd_per_device: float = Field(gt=0)
+    usd_low: float | None = None
+    usd_high: float | None = None
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+class SourcesFile(Strict):
+    schema_version: Literal[1]
+    sources: dict[str, Source]
+
+
+class AcceleratorsFile(Strict):
+    schema_version: Literal[1]
+    accelerators: list[Accelerator]
+
+
+class EfficiencyFile(Strict):
+    schema_version: Literal[1]
+    families: list[DeviceFamily]
+
+
+class SystemsFile(Strict):
+    schema_version: Literal[1]
+    systems: list[System]
+
+
+class ModelsFile(Strict):
+    schema_version: Literal[1]
+    models: list[Model]
+
+
+class PricesFile(Strict):
+    schema_version: Literal[1]
+    offerings: list[Offering]
+    regions: list[Region]
+    purchases: list[Purchase] = Field(default_factory=list)

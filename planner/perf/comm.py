@@ -1,0 +1,51 @@
+"""Collective communication times over a `GroupLink` (bandwidth and latency read off the topology graph).
+
+Ring all-reduce: 2(N-1)/N * M/BW + 2(N-1)*alpha. A double binary tree pays ~2*M/BW in bandwidth but only
+2*log2(N)*alpha in latency; the cheaper of the two is used, as NCCL does. `efficiency` is the family's
+achievable fraction of link bandwidth (protocol overheads, imperfect overlap of ring steps).
+"""
+
+from __future__ import annotations
+
+import math
+
+from planner.catalog.topology import GroupLink
+
+
+def _bw(link: GroupLink, efficiency: float) -> float:
+    return link.bw_bytes_per_s * efficiency
+
+
+def all_reduce_s(link: GroupLink, message_bytes: float, efficiency: float) -> float:
+    n = link.size
+    if n <= 1 or message_bytes <= 0:
+        return 0.0
+    bw = _bw(link, efficiency)
+    ring = 2 * (n - 1) / n * message_bytes / bw + 2 * (n - 1) * link.latency_s
+    tree = 2 * message_bytes / bw + 2 * math.ceil(math.log2(n)) * link.latency_s
+    return min(ring, tree)
+
+
+def all_gather_s(link: GroupLink, message_bytes: float, efficiency: float) -> float:
+    """`message_bytes` is the gathered (full) size; reduce-scatter costs the same."""
+    n = link.size
+    if n <= 1 or message_bytes <= 0:
+        return 0.0
+    return (n - 1) / n * message_bytes / _bw(link, efficiency) + (n - 1) * link.latency_s
+
+
+reduce_scatter_s = all_gather_s
+
+
+def all_to_all_s(link: GroupLink, message_bytes: float, efficiency: float) -> float:
+    """Each device exchanges `message_bytes` in total, (N-1)/N of it with peers."""
+    n = link.size
+    if n <= 1 or message_bytes <= 0:
+        return 0.0
+    return (n - 1) / n * message_bytes / _bw(link, efficiency) + (n - 1) * link.latency_s
+
+
+def p2p_s(link: GroupLink, message_bytes: float, efficiency: float) -> float:
+    if link.size <= 1 or message_bytes <= 0:
+        return 0.0
+    return message_bytes / _bw(link, efficiency) + link.latency_s

@@ -1,0 +1,31 @@
+"""Achievable rates of one device: dense peak x the family's efficiency for the precision."""
+
+from __future__ import annotations
+
+from planner.catalog.schema import Accelerator, DeviceFamily
+from planner.perf.types import COMPUTE_PEAK_KEY
+from planner.units import TERA
+
+
+def peak_flops(device: Accelerator, precision: str) -> float | None:
+    tflops = device.peak_dense_tflops.get(COMPUTE_PEAK_KEY[precision])
+    return None if tflops is None else tflops * TERA
+
+
+def matmul_efficiency(family: DeviceFamily, precision: str) -> float:
+    if precision == "fp8" and family.fp8_matmul_efficiency is not None:
+        return family.fp8_matmul_efficiency.value
+    return family.matmul_efficiency.value
+
+
+def achievable_flops(device: Accelerator, family: DeviceFamily, precision: str) -> float:
+    peak = peak_flops(device, precision)
+    if peak is None:
+        raise ValueError(f"{device.id} has no {precision} peak in the catalog")
+    return peak * matmul_efficiency(family, precision)
+
+
+def achievable_bandwidth(device: Accelerator, family: DeviceFamily) -> float:
+    if device.memory_bw_gb_per_s is None:
+        raise ValueError(f"{device.id} has no memory bandwidth in the catalog")
+    return device.memory_bw_gb_per_s * 1e9 * family.memory_bw_efficiency.value

@@ -1,0 +1,160 @@
+"""LLM serving: prefill, decode, KV cache and queueing for one replica of tp x pp devices.
+
+Per replica at a decode batch of B concurrent sequences (continuous batching):
+    decode step (per stage) = max(weights + B*ctx*kv_per_token, all on HBM / (bw*eta_mem),
+                                  B * forward FLOPs / (peak*eta_mm)) + TP all-reduces (2 per layer)
+    TPOT = pp * step(B/pp)     (a token passes every stage; stages work on B/pp sequences each)
+    prefill = max(FLOPs(input) / (tp*peak*eta_mm), weights / (tp*bw*eta_mem)) + TP all-reduces + PP sends
+A request occupies the replica for S = prefill + output_tokens * TPOT / B; utilisation rho = lambda_r*S,
+and rho >= 1 means the replica cannot keep up (latency infinite). Decode steps of running sequences
+are shared by the whole batch, but prompts wait for each other: prefills form a queue served in the time
+decode leaves free, i.e. with service time prefill / (1 - lambda_r*output_tokens*TPOT/B). TTFT p99 adds
+that queue's p99 wait, taken as M/M/1's ln(100*rho_p) / (mu_p*(1-rho_p)) (Kleinrock 1975) — conservative
+for prompts of equal length. Prefills pre-empt decode steps, so TPOT is stretched by
+1/(1 - lambda_r*prefill).
+MoE decode reads only the experts the batch routes to: 1 - (1 - k/E)^B of them per layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+from planner.catalog.schema import Accelerator, DeviceFamily, System
+from planner.catalog.topology import group_link
+from planner.perf.comm import all_reduce_s, all_to_all_s, p2p_s
+from planner.perf.shapes import LLMFootprint
+from planner.perf.roofline import achievable_bandwidth, achievable_flops
+from planner.perf.types import MemoryBreakdown, Parallel, Prediction
+from planner.units import BYTES_PER_ELEMENT, GIB
+
+ACTIVATION_BYTES = 2.0
+
+
+def kv_bytes_per_elem(precision: str) -> float:
+    # 8-bit deployments (TensorRT-LLM, vLLM) also quantise the KV cache to 8 bits; others keep 16-bit.
+    return 1.0 if precision in ("fp8", "int8") else 2.0
+
+
+def kv_bytes_per_token_per_device(fp: LLMFootprint, precision: str, par: Parallel) -> float:
+    per_token = fp.kv_bytes_per_token(kv_bytes_per_elem(precision))
+    # GQA heads split over TP until each rank holds one KV head; latent (MLA) caches are replicated.
+    tp_split = min(par.tp, fp.kv_heads) if fp.kv_shardable_by_tp else 1
+    return per_token / (tp_split * par.pp)
+
+
+def serving_structural_problems(fp: LLMFootprint, par: Parallel, system: System, domain: int) -> list[str]:
+    problems = []
+    if par.tp > domain:
+        problems.append(f"tp={par.tp} exceeds the scale-up domain of {system.id} ({domain} devices)")
+    if fp.heads % par.tp:
+        problems.append(f"tp={par.tp} does not divide the {fp.heads} attention heads")
+    if par.pp > fp.layers:
+        problems.append(f"pp={par.pp} exceeds the {fp.layers} layers")
+    if par.ep > 1 and (not fp.is_moe or par.ep != par.tp or fp.experts % par.ep):
+        problems.append(f"ep={par.ep}: expert parallelism replaces TP on the expert layers, so ep must equal tp "
+                        f"and divide the experts (dense models take ep=1)")
+    if par.micro_batch < par.pp:
+        problems.append(f"batch {par.micro_batch} is smaller than pp={par.pp}: stages would idle")
+    return problems
+
+
+def weight_bytes_per_device(fp: LLMFootprint, precision: str, par: Parallel) -> float:
+    return fp.total_params * BYTES_PER_ELEMENT[precision] / (par.tp * par.pp)
+
+
+def predict_serving(fp: LLMFootprint, *, requests_per_s: float, input_tokens: int, output_tokens: int,
+                    par: Parallel, precision: str, device: Accelerator, family: DeviceFamily,
+                    system: System) -> Prediction:
+    bw = achievable_bandwidth(device, family)
+    compute = achievable_flops(device, family, precision)
+    eta_comm = family.collective_bw_efficiency.value
+    tp_link = group_link(system, par.tp, 1)
+    batch = par.micro_batch
+    replicas = par.dp
+
+    weights_dev = weight_bytes_per_device(fp, precision, par)
+    kv_tok_dev = kv_bytes_per_token_per_device(fp, precision, par)
+    framework = family.framework_overhead_gib * GIB
+    capacity = device.memory_gb * 1e9
+    max_context = input_tokens + output_tokens
+    free = capacity - weights_dev - framework
+    max_batch_fit = max(0, int(free // (kv_tok_dev * max_context))) if free > 0 else 0
+    memory = MemoryBreakdown(weights=weights_dev, kv_cache=batch * max_context * kv_tok_dev, framework=framework)
+
+    # ---- decode
+    ctx = input_tokens + output_tokens / 2.0
+    stage_batch = batch / par.pp
+    layers_stage = fp.layers / par.pp
+    if fp.is_moe:
+        touched = 1.0 - (1.0 - fp.top_k / fp.experts) ** stage_batch
+        dense_bytes = (fp.total_params - fp.expert_params_total) * BYTES_PER_ELEMENT[precision] / (par.tp * par.pp)
+        expert_bytes = fp.expert_params_total * BYTES_PER_ELEMENT[precision] / (par.tp * par.pp)
+        weights_read = dense_bytes + expert_bytes * touched
+    else:
+        weights_read = weights_dev
+    decode_mem = (weights_read + stage_batch * ctx * kv_tok_dev) / bw
+    decode_flops = stage_batch * fp.forward_flops_per_token(ctx) / (par.tp * par.pp)
+    decode_compute = decode_flops / compute
+    decode_tp = layers_stage * 2 * all_reduce_s(tp_link, stage_batch * fp.hidden * ACTIVATION_BYTES, eta_comm)
+    decode_ep = 0.0
+    if fp.is_moe and par.ep > 1:
+        ep_msg = stage_batch * fp.hidden * ACTIVATION_BYTES * fp.top_k
+        decode_ep = layers_stage * 2 * all_to_all_s(group_link(system, par.ep, 1), ep_msg, eta_comm)
+    pp_link = group_link(system, 2, par.tp) if par.pp > 1 else None
+    decode_pp = p2p_s(pp_link, stage_batch * fp.hidden * ACTIVATION_BYTES, eta_comm) if pp_link else 0.0
+    stage_step = max(decode_mem, decode_compute) + decode_tp + decode_ep + decode_pp
+    tpot = par.pp * stage_step
+
+    # ---- prefill (one request; stages run one after another for a single prompt)
+    prefill_flops = 2.0 * fp.active_params * input_tokens + 0.5 * fp.attention_flops_per_token(input_tokens) * input_tokens
+    prefill_compute = prefill_flops / (par.tp * compute)
+    prefill_mem = weights_dev * par.pp / bw
+    prefill_tp = fp.layers * 2 * all_reduce_s(tp_link, input_tokens * fp.hidden * ACTIVATION_BYTES, eta_comm)
+    prefill_pp = (par.pp - 1) * p2p_s(pp_link, input_tokens * fp.hidden * ACTIVATION_BYTES / par.tp, eta_comm) if pp_link else 0.0
+    prefill = max(prefill_compute, prefill_mem) + prefill_tp + prefill_pp
+
+    # ---- queueing per replica
+    lam = requests_per_s / replicas
+    decode_share = lam * output_tokens * tpot / batch
+    prefill_share = lam * prefill
+    rho = decode_share + prefill_share
+    if rho >= 1.0:
+        ttft_p99 = tpot_eff = e2e = math.inf
+        wait_p99 = math.inf
+    else:
+        tpot_eff = tpot / (1.0 - prefill_share)
+        prefill_service = prefill / (1.0 - decode_share)
+        rho_p = lam * prefill_service
+        mu_p = 1.0 / prefill_service
+        wait_p99 = max(0.0, math.log(100.0 * rho_p) / (mu_p * (1.0 - rho_p))) if rho_p > 0.01 else 0.0
+        ttft_p99 = wait_p99 + prefill
+        e2e = ttft_p99 + (output_tokens - 1) * tpot_eff
+
+    breakdown = {
+        "prefill_compute": prefill_compute,
+        "prefill_memory": prefill_mem,
+        "prefill_comm": prefill_tp + prefill_pp,
+        "decode_memory": decode_mem * par.pp,
+        "decode_compute": decode_compute * par.pp,
+        "decode_comm": (decode_tp + decode_ep + decode_pp) * par.pp,
+        "queueing_p99": wait_p99,
+    }
+    pred = Prediction(
+        kind="serving",
+        devices=par.devices,
+        memory=memory,
+        memory_capacity_bytes=capacity,
+        breakdown=breakdown,
+        ttft_p99_s=ttft_p99,
+        tpot_s=tpot_eff,
+        e2e_p99_s=e2e,
+        prefill_s=prefill,
+        utilization=rho,
+        max_batch_fit=max_batch_fit,
+        tokens_per_s=requests_per_s * output_tokens if rho < 1.0 else replicas * batch / tpot,
+    )
+    if rho >= 1.0:
+        pred.notes.append(f"overloaded: each replica would need {rho:.2f}x its capacity; add replicas or batch")
+    if batch > max_batch_fit:
+        pred.notes.append(f"batch {batch} does not fit: at most {max_batch_fit} sequences of {max_context} tokens")
+    return pred

@@ -1,0 +1,101 @@
+"""Inputs and outputs of the performance model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from planner.units import GIB
+
+# Which dense peak a precision computes at. int4 is weight-only (W4A16): weights are dequantised and
+# multiplied at 16-bit, so it saves memory and bandwidth but not FLOPs.
+COMPUTE_PEAK_KEY = {
+    "fp32": "tf32",
+    "bf16": "bf16",
+    "fp16": "fp16",
+    "fp8": "fp8",
+    "int8": "int8",
+    "int4": "bf16",
+}
+
+
+@dataclass(frozen=True)
+class Parallel:
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    ep: int = 1
+    # Context parallelism splits each sequence over `cp` devices (ring attention); training only.
+    cp: int = 1
+    micro_batch: int = 1
+    zero_stage: int = 1
+    recompute: Literal["none", "selective", "full"] = "selective"
+    # Interleaved 1F1B: each device holds `virtual_stages` model chunks, dividing the bubble by as much.
+    virtual_stages: int = 1
+
+    @property
+    def devices_per_replica(self) -> int:
+        return self.tp * self.pp
+
+    @property
+    def devices(self) -> int:
+        return self.tp * self.cp * self.pp * self.dp
+
+
+@dataclass
+class MemoryBreakdown:
+    """Bytes per device (the most loaded one)."""
+
+    weights: float = 0.0
+    gradients: float = 0.0
+    optimizer: float = 0.0
+    activations: float = 0.0
+    kv_cache: float = 0.0
+    framework: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.gradients + self.optimizer + self.activations + self.kv_cache + self.framework
+
+    def gib(self) -> dict[str, float]:
+        out = {k: round(v / GIB, 3) for k, v in asdict(self).items()}
+        out["total"] = round(self.total / GIB, 3)
+        return out
+
+
+@dataclass
+class Prediction:
+    """One configuration's predicted behaviour. Times in seconds; the breakdown says where time goes."""
+
+    kind: Literal["training", "serving", "vision"]
+    devices: int
+    memory: MemoryBreakdown
+    memory_capacity_bytes: float
+    breakdown: dict[str, float] = field(default_factory=dict)
+    # training
+    step_time_s: float | None = None
+    mfu: float | None = None
+    hfu: float | None = None
+    time_to_train_s: float | None = None
+    # serving
+    ttft_p99_s: float | None = None
+    tpot_s: float | None = None
+    e2e_p99_s: float | None = None
+    prefill_s: float | None = None
+    utilization: float | None = None
+    max_batch_fit: int | None = None
+    # vision
+    latency_s: float | None = None
+    fps_capacity: float | None = None
+    # all
+    tokens_per_s: float | None = None
+    power_w: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        return self.memory.total <= self.memory_capacity_bytes
+
+    @property
+    def memory_gib_per_device(self) -> float:
+        return self.memory.total / GIB

@@ -1,0 +1,168 @@
+"""The `planner` command line: parse, call the library, print. Nothing heavy is imported at start-up.
+
+Exit codes: 0 success; 2 bad input (spec, catalog or options); 1 an internal error (a bug: please report).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from planner.errors import PlannerError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+
+
+class PlannerGroup(click.Group):
+    """Turns PlannerError into one line per problem and a non-zero exit; tracebacks only with --debug."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except PlannerError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            for problem in exc.problems:
+                click.echo(f"error: {problem.render()}", err=True)
+            sys.exit(exc.exit_code)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=PlannerGroup)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--catalog-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Use catalogs from this folder instead of the shipped ones.")
+@click.version_option(package_name="planner")
+@click.pass_context
+def main(ctx: click.Context, debug: bool, catalog_dir: Path | None) -> None:
+    """Plan deployments of AI workloads: devices, clouds, parallel layouts, with reasons."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    ctx.obj["catalog_dir"] = catalog_dir
+
+
+def _catalog(ctx: click.Context):
+    from planner.catalog.loader import load_catalogs
+
+    return load_catalogs(ctx.obj.get("catalog_dir"))
+
+
+@main.command()
+def schema() -> None:
+    """Print the workload spec's JSON Schema."""
+    from planner.spec import spec_json_schema
+
+    click.echo(json.dumps(spec_json_schema(), indent=2))
+
+
+@main.command()
+@click.argument("spec_path", type=click.Path(path_type=Path))
+@click.pass_context
+def validate(ctx: click.Context, spec_path: Path) -> None:
+    """Check a spec against the schema and the catalogs."""
+    from planner.evaluate import resolve_workload
+    from planner.spec import load_spec
+
+    spec = load_spec(spec_path)
+    work = resolve_workload(spec, _catalog(ctx), str(spec_path))
+    click.echo(f"ok: {spec.name} ({spec.workload.kind} of {work.model_id}, objective {spec.objective})")
+
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+
+
+@main.command()
+@click.argument("spec_path", type=click.Path(path_type=Path))
+@click.option("--device", required=True, help="Accelerator id (see `planner catalog list devices`).")
+@click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True, help="Tensor-parallel degree.")
+@click.option("--pp", type=click.IntRange(min=1), default=1, show_default=True, help="Pipeline-parallel degree.")
+@click.option("--dp", type=click.IntRange(min=1), default=None,
+              help="Data-parallel degree (training) or replicas (serving); default: 1 for training, "
+                   "the fewest replicas that keep up with the load otherwise.")
+@click.option("--ep", type=click.IntRange(min=1), default=1, show_default=True, help="Expert-parallel degree.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "fp8", "int8", "int4"]), default=None,
+              help="Default: the spec's first precision, else bf16.")
+@click.option("--micro-batch", type=click.IntRange(min=1), default=None,
+              help="Training micro-batch (default 1); serving: concurrent sequences per replica (default 32); "
+                   "vision: frames per batch (default 1).")
+@click.option("--zero", "zero_stage", type=click.IntRange(0, 3), default=1, show_default=True)
+@click.option("--recompute", type=click.Choice(["none", "selective", "full"]), default="selective", show_default=True)
+@click.option("--virtual-stages", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Interleaved pipeline chunks per device.")
+@click.option("--system", "system_id", default=None, help="Force a system (node type) from the catalog.")
+@click.option("--provider", default=None)
+@click.option("--region", default=None)
+@click.option("--pricing", type=click.Choice(["on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block"]),
+              default=None)
+@FORMAT
+@click.pass_context
+def estimate(ctx: click.Context, spec_path: Path, device: str, tp: int, pp: int, dp: int | None, ep: int,
+             precision: str | None, micro_batch: int | None, zero_stage: int, recompute: str, virtual_stages: int,
+             system_id: str | None, provider: str | None, region: str | None, pricing: str | None, fmt: str) -> None:
+    """Predict one fixed configuration of SPEC: speed, memory, power and cost, with the breakdown."""
+    from planner.estimate import estimate_configuration
+    from planner.report import evaluation_dict, render_evaluation, to_json
+    from planner.spec import load_spec
+
+    spec = load_spec(spec_path)
+    ev, checks = estimate_configuration(
+        spec, _catalog(ctx), spec_file=str(spec_path), device=device, tp=tp, pp=pp, dp=dp, ep=ep,
+        precision=precision, micro_batch=micro_batch, zero_stage=zero_stage, recompute=recompute,
+        virtual_stages=virtual_stages, system_id=system_id, provider=provider, region=region, pricing=pricing,
+    )
+    if fmt == "json":
+        click.echo(to_json(evaluation_dict(ev, checks)))
+    else:
+        render_evaluation(ev, checks)
+
+
+@main.group()
+def catalog() -> None:
+    """Browse the shipped catalogs."""
+
+
+@catalog.command("list")
+@click.argument("what", type=click.Choice(["devices", "systems", "models", "prices"]), default="devices")
+@FORMAT
+@click.pass_context
+def catalog_list(ctx: click.Context, what: str, fmt: str) -> None:
+    """List devices, systems, models or prices."""
+    from planner.report import catalog_rows, render_rows
+
+    cols, rows = catalog_rows(_catalog(ctx), what)
+    if fmt == "json":
+        click.echo(json.dumps([dict(zip(cols, r)) for r in rows], indent=2, default=str))
+    else:
+        render_rows(what, cols, rows)
+
+
+@catalog.command("show")
+@click.argument("name")
+@FORMAT
+@click.pass_context
+def catalog_show(ctx: click.Context, name: str, fmt: str) -> None:
+    """Show one device, system, model or instance type with its sources."""
+    from planner.catalog.show import find_entry
+
+    cat = _catalog(ctx)
+    data = find_entry(cat, name)
+    if fmt == "json":
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        import yaml
+
+        click.echo(yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False).rstrip())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

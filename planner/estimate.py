@@ -1,0 +1,56 @@
+"""`planner estimate`: evaluate one configuration the user fixed, filling only what they left open."""
+
+from __future__ import annotations
+
+from planner.catalog.loader import Catalog
+from planner.constraints import ConstraintCheck, check
+from planner.errors import EstimateError, Problem
+from planner.evaluate import Candidate, Evaluation, choose_system_and_offering, evaluate, resolve_workload
+from planner.perf.types import Parallel
+from planner.spec import WorkloadSpec
+
+DEFAULT_SERVING_BATCH = 32
+MAX_AUTO_REPLICAS = 100_000
+
+
+def estimate_configuration(spec: WorkloadSpec, catalog: Catalog, *, spec_file: str | None, device: str, tp: int = 1,
+                           pp: int = 1, dp: int | None = None, ep: int = 1, precision: str | None = None,
+                           micro_batch: int | None = None, zero_stage: int = 1, recompute: str = "selective",
+                           virtual_stages: int = 1, system_id: str | None = None, provider: str | None = None,
+                           region: str | None = None,
+                           pricing: str | None = None) -> tuple[Evaluation, list[ConstraintCheck]]:
+    work = resolve_workload(spec, catalog, spec_file)
+    catalog.accelerator(device)
+    precision = precision or (spec.search.precisions[0] if spec.search.precisions else "bf16")
+    kind = spec.workload.kind
+    if micro_batch is None:
+        micro_batch = DEFAULT_SERVING_BATCH if kind == "serving" else 1
+
+    def candidate(replicas: int) -> Candidate:
+        par = Parallel(tp=tp, pp=pp, dp=replicas, ep=ep, micro_batch=micro_batch, zero_stage=zero_stage,
+                       recompute=recompute, virtual_stages=virtual_stages)
+        system, offering = choose_system_and_offering(catalog, spec, device, par.devices, tp, system_id,
+                                                      provider, region, pricing)
+        return Candidate(device=device, system=system.id, precision=precision, parallel=par, offering=offering)
+
+    if dp is not None or kind == "training":
+        ev = evaluate(work, catalog, candidate(dp or 1))
+    else:
+        ev = _fewest_replicas_that_keep_up(work, catalog, candidate)
+    return ev, check(spec, ev)
+
+
+def _fewest_replicas_that_keep_up(work, catalog, candidate) -> Evaluation:
+    """Utilisation falls as 1/replicas, so one evaluation gives the answer; verify and step up if needed."""
+    first = evaluate(work, catalog, candidate(1))
+    rho = first.prediction.utilization
+    if rho is None or rho < 1.0:
+        return first
+    replicas = max(1, int(rho) + 1)
+    while replicas <= MAX_AUTO_REPLICAS:
+        ev = evaluate(work, catalog, candidate(replicas))
+        if (ev.prediction.utilization or 0.0) < 1.0:
+            return ev
+        replicas += max(1, replicas // 10)
+    raise EstimateError(Problem(f"no replica count up to {MAX_AUTO_REPLICAS} keeps up with the load",
+                                fix="lower workload.traffic.requests_per_s or pick a faster device"))

@@ -1,0 +1,276 @@
+"""Evaluate one fully specified configuration: spec + catalogs + candidate -> metrics with units.
+
+This is the seam between the performance model (pure formulas) and everything that ranks or checks
+configurations (`planner estimate`, the candidate table for the solver, the solver-free checker). The
+`metrics` dict uses the same names as the constraint units and the JSON report.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from planner.catalog.loader import Catalog
+from planner.catalog.schema import LLMShape, Offering, System, VisionShape
+from planner.catalog.topology import scaleup_domain
+from planner.errors import EstimateError, Problem, SpecError, did_you_mean
+from planner.perf.power import Economics, economics, it_power_w, usd_per_million_tokens
+from planner.perf.serving import predict_serving, serving_structural_problems
+from planner.perf.shapes import LLMFootprint, llm_footprint
+from planner.perf.training import predict_training, structural_problems
+from planner.perf.types import COMPUTE_PEAK_KEY, Parallel, Prediction
+from planner.perf.vision import predict_vision
+from planner.spec import ServingWorkload, TrainingWorkload, VisionWorkload, WorkloadSpec
+from planner.units import DAY_S, GIB, HOUR_S, ceil_div
+
+
+@dataclass(frozen=True)
+class ResolvedWorkload:
+    """The spec with its model resolved to a shape (catalog name or inline)."""
+
+    spec: WorkloadSpec
+    model_id: str
+    shape: LLMShape | VisionShape
+    footprint: LLMFootprint | None
+
+    @property
+    def kind(self) -> str:
+        return self.spec.workload.kind
+
+
+@dataclass(frozen=True)
+class Candidate:
+    device: str
+    system: str
+    precision: str
+    parallel: Parallel
+    offering: Offering | None = None
+
+    @property
+    def devices(self) -> int:
+        return self.parallel.devices
+
+    def label(self) -> str:
+        p = self.parallel
+        where = f" {self.offering.provider}/{self.offering.region}/{self.offering.pricing}" if self.offering else " on-prem"
+        return f"{self.device} x{self.devices} tp{p.tp} pp{p.pp} dp{p.dp} ep{p.ep} {self.precision} mb{p.micro_batch}{where}"
+
+
+@dataclass
+class Evaluation:
+    candidate: Candidate
+    prediction: Prediction
+    economics: Economics
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+
+def resolve_workload(spec: WorkloadSpec, catalog: Catalog, spec_file: str | None = None) -> ResolvedWorkload:
+    """Resolve the model and check every catalog reference in the spec, reporting all problems at once."""
+    problems: list[Problem] = []
+    model = spec.workload.model
+    if isinstance(model, str):
+        entry = catalog.models.get(model)
+        if entry is None:
+            problems.append(Problem(f"unknown model `{model}`.{did_you_mean(model, catalog.models)}", file=spec_file,
+                                    path="workload.model",
+                                    fix="use an id from `planner catalog list models` or give an inline shape"))
+            shape = None
+        else:
+            shape = entry.shape
+        model_id = model
+    else:
+        shape, model_id = model, "inline"
+    if shape is not None:
+        wants = "vision" if spec.workload.kind == "vision" else "llm"
+        if shape.kind != wants:
+            problems.append(Problem(f"model `{model_id}` is a {shape.kind} model but the workload is {spec.workload.kind}",
+                                    file=spec_file, path="workload.model", fix=f"pick a {wants} model"))
+    for i, dev in enumerate(spec.search.devices):
+        if dev not in catalog.accelerators:
+            problems.append(Problem(f"unknown device `{dev}`.{did_you_mean(dev, catalog.accelerators)}", file=spec_file,
+                                    path=f"search.devices[{i}]", fix="see `planner catalog list devices`"))
+    providers = {o.provider for o in catalog.offerings}
+    for i, prov in enumerate(spec.search.providers):
+        if prov not in providers:
+            problems.append(Problem(f"unknown provider `{prov}`.{did_you_mean(prov, providers)}", file=spec_file,
+                                    path=f"search.providers[{i}]", fix=f"known providers: {', '.join(sorted(providers))}"))
+    regions = {o.region for o in catalog.offerings}
+    for i, reg in enumerate(spec.search.regions):
+        if reg not in regions:
+            problems.append(Problem(f"unknown region `{reg}`.{did_you_mean(reg, regions)}", file=spec_file,
+                                    path=f"search.regions[{i}]", fix="see `planner catalog list prices`"))
+    for dev in spec.limits.inventory:
+        if dev not in catalog.accelerators:
+            problems.append(Problem(f"unknown device `{dev}`.{did_you_mean(dev, catalog.accelerators)}", file=spec_file,
+                                    path=f"limits.inventory.{dev}", fix="see `planner catalog list devices`"))
+    if isinstance(spec.workload, TrainingWorkload) and isinstance(shape, LLMShape):
+        if spec.workload.seq_len > shape.max_seq_len:
+            problems.append(Problem(f"seq_len {spec.workload.seq_len} exceeds the model's context of {shape.max_seq_len}",
+                                    file=spec_file, path="workload.seq_len", fix=f"use at most {shape.max_seq_len}"))
+    if isinstance(spec.workload, ServingWorkload) and isinstance(shape, LLMShape):
+        context = spec.workload.traffic.input_tokens + spec.workload.traffic.output_tokens
+        if context > shape.max_seq_len:
+            problems.append(Problem(f"input + output = {context} tokens exceeds the model's context of {shape.max_seq_len}",
+                                    file=spec_file, path="workload.traffic", fix="shorten the request"))
+    if problems:
+        raise SpecError(problems)
+    footprint = llm_footprint(shape) if isinstance(shape, LLMShape) else None
+    return ResolvedWorkload(spec=spec, model_id=model_id, shape=shape, footprint=footprint)
+
+
+def structural_issues(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> list[str]:
+    """Reasons this candidate cannot run at all; empty when it is a valid layout."""
+    device = catalog.accelerators[cand.device]
+    system = catalog.systems[cand.system]
+    issues = []
+    if COMPUTE_PEAK_KEY[cand.precision] not in device.peak_dense_tflops:
+        issues.append(f"{cand.device} has no {cand.precision} peak in the catalog")
+    domain = scaleup_domain(system)
+    if cand.parallel.tp > 1 and system.scaleup.link_gb_per_s is None:
+        issues.append(f"{system.id}: scale-up bandwidth is not in the catalog, so tp must be 1")
+    if cand.devices > domain and system.scaleout is None and cand.devices > system.devices_per_node:
+        # Replicas of a serving/vision fleet need no fabric; a training job spanning nodes does.
+        if work.kind == "training":
+            issues.append(f"{system.id}: no scale-out network in the catalog, so one node ({system.devices_per_node}) at most")
+    if work.kind == "training":
+        w = work.spec.workload
+        batch = w.batch_for(cand.parallel.dp * cand.parallel.micro_batch)
+        issues += structural_problems(work.footprint, batch, cand.parallel, system, domain)
+        if cand.precision not in ("bf16", "fp16", "fp8", "fp32"):
+            issues.append(f"training at {cand.precision} is not supported (use bf16, fp16 or fp8)")
+    elif work.kind == "serving":
+        issues += serving_structural_problems(work.footprint, cand.parallel, system, domain)
+        if cand.parallel.tp * cand.parallel.pp > domain and system.scaleout is None:
+            issues.append(f"{system.id}: a replica larger than the scale-up domain needs a scale-out network")
+    else:
+        if cand.parallel.tp != 1 or cand.parallel.pp != 1:
+            issues.append("vision models run one replica per device (tp = pp = 1)")
+    if device.memory_bw_gb_per_s is None and work.kind != "training":
+        issues.append(f"{cand.device} has no memory bandwidth in the catalog")
+    return issues
+
+
+def evaluate(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> Evaluation:
+    issues = structural_issues(work, catalog, cand)
+    if issues:
+        raise EstimateError([Problem(i, fix="change the layout (see `planner estimate --help`)") for i in issues])
+    device = catalog.accelerators[cand.device]
+    family = catalog.family_of(device)
+    system = catalog.systems[cand.system]
+    w = work.spec.workload
+    par = cand.parallel
+    if isinstance(w, TrainingWorkload):
+        batch = w.batch_for(par.dp * par.micro_batch)
+        pred = predict_training(work.footprint, tokens=w.tokens, seq_len=w.seq_len, global_batch_seqs=batch,
+                                par=par, precision=cand.precision, device=device, family=family, system=system)
+        utilization = 1.0
+    elif isinstance(w, ServingWorkload):
+        pred = predict_serving(work.footprint, requests_per_s=w.traffic.requests_per_s, input_tokens=w.traffic.input_tokens,
+                               output_tokens=w.traffic.output_tokens, par=par, precision=cand.precision, device=device,
+                               family=family, system=system)
+        utilization = min(1.0, pred.utilization or 0.0)
+    else:
+        assert isinstance(w, VisionWorkload)
+        pred = predict_vision(work.shape, streams=w.streams, fps_per_stream=w.fps_per_stream, par=par,
+                              precision=cand.precision, device=device, family=family)
+        utilization = min(1.0, pred.utilization or 0.0)
+    pred.power_w = it_power_w(device, family, system, cand.devices, utilization)
+    region = catalog.region(cand.offering.provider, cand.offering.region) if cand.offering else None
+    econ = economics(cand.devices, pred.power_w, cand.offering, region)
+    return Evaluation(candidate=cand, prediction=pred, economics=econ, metrics=_metrics(work, cand, system, pred, econ))
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000.0
+
+
+def _metrics(work: ResolvedWorkload, cand: Candidate, system: System, pred: Prediction, econ: Economics) -> dict:
+    hours = pred.time_to_train_s / HOUR_S if pred.time_to_train_s is not None else None
+    job = econ.per_job(hours)
+    m = {
+        "devices": cand.devices,
+        "nodes": ceil_div(cand.devices, system.devices_per_node),
+        "memory_gib_per_device": pred.memory.total / GIB,
+        "memory_capacity_gib": pred.memory_capacity_bytes / GIB,
+        "power_kw": None if pred.power_w is None else pred.power_w / 1000.0,
+        "usd_per_hour": econ.usd_per_hour,
+        "energy_kwh_per_hour": econ.energy_kwh_per_hour,
+        "carbon_kg_per_hour": econ.carbon_kg_per_hour,
+        "tokens_per_s": pred.tokens_per_s,
+        "utilization": pred.utilization,
+    }
+    if pred.kind == "training":
+        w = work.spec.workload
+        m.update({
+            "global_batch_sequences": w.batch_for(cand.parallel.dp * cand.parallel.micro_batch),
+            "step_time_s": pred.step_time_s,
+            "mfu": pred.mfu,
+            "hfu": pred.hfu,
+            "time_to_train_days": pred.time_to_train_s / DAY_S,
+            "usd_per_job": job["usd"],
+            "energy_kwh_per_job": job["energy_kwh"],
+            "carbon_kg_per_job": job["carbon_kg"],
+            "usd_per_million_tokens": usd_per_million_tokens(econ.usd_per_hour, pred.tokens_per_s),
+        })
+    elif pred.kind == "serving":
+        w = work.spec.workload
+        total_tokens_per_s = w.traffic.requests_per_s * (w.traffic.input_tokens + w.traffic.output_tokens)
+        m.update({
+            "ttft_p99_ms": _ms(pred.ttft_p99_s),
+            "tpot_ms": _ms(pred.tpot_s),
+            "e2e_p99_ms": _ms(pred.e2e_p99_s),
+            "prefill_ms": _ms(pred.prefill_s),
+            "max_batch_fit": pred.max_batch_fit,
+            "usd_per_million_tokens": usd_per_million_tokens(econ.usd_per_hour, total_tokens_per_s),
+            "usd_per_million_output_tokens": usd_per_million_tokens(econ.usd_per_hour, pred.tokens_per_s),
+        })
+    else:
+        m.update({"latency_ms": _ms(pred.latency_s), "fps_capacity": pred.fps_capacity})
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.items()}
+
+
+# ---------------------------------------------------------------------------------------------- choices
+
+
+def matching_offerings(catalog: Catalog, system_id: str, spec: WorkloadSpec, provider: str | None = None,
+                       region: str | None = None, pricing: str | None = None) -> list[Offering]:
+    s = spec.search
+    out = []
+    for o in catalog.offerings_for(system_id):
+        if s.providers and o.provider not in s.providers:
+            continue
+        if s.regions and o.region not in s.regions:
+            continue
+        if s.pricing and o.pricing not in s.pricing:
+            continue
+        if provider and o.provider != provider or region and o.region != region or pricing and o.pricing != pricing:
+            continue
+        out.append(o)
+    return sorted(out, key=lambda o: (o.usd_per_device_hour, o.provider, o.region, o.pricing, o.instance))
+
+
+def choose_system_and_offering(catalog: Catalog, spec: WorkloadSpec, device_id: str, devices: int, tp: int,
+                               system_id: str | None = None, provider: str | None = None, region: str | None = None,
+                               pricing: str | None = None) -> tuple[System, Offering | None]:
+    """The cheapest way to rent `devices` of `device_id` whose scale-up domain holds `tp`; else on-prem."""
+    catalog.accelerator(device_id)
+    systems = [catalog.systems[system_id]] if system_id else catalog.systems_for(device_id)
+    if system_id and system_id not in catalog.systems:
+        raise EstimateError(Problem(f"unknown system `{system_id}`.{did_you_mean(system_id, catalog.systems)}",
+                                    fix="see `planner catalog list systems`"))
+    systems = [s for s in systems if scaleup_domain(s) >= tp] or systems
+    if not systems:
+        raise EstimateError(Problem(f"no system in the catalog carries {device_id}", fix="add one to systems.yaml"))
+    best: tuple[float, System, Offering] | None = None
+    for system in sorted(systems, key=lambda s: s.id):
+        for o in matching_offerings(catalog, system.id, spec, provider, region, pricing):
+            cost = ceil_div(devices, o.devices) * o.usd_per_hour
+            if best is None or cost < best[0]:
+                best = (cost, system, o)
+    if best is not None:
+        return best[1], best[2]
+    if provider or region or pricing:
+        raise EstimateError(Problem(f"no offering of {device_id} matches provider={provider} region={region} "
+                                    f"pricing={pricing}", fix="see `planner catalog list prices`"))
+    fitting = sorted(systems, key=lambda s: (s.devices_per_node < min(devices, scaleup_domain(s)), s.devices_per_node))
+    return fitting[0], None

@@ -1,0 +1,99 @@
+"""The shipped catalogs: complete, sourced, cross-referenced and physically plausible."""
+
+from __future__ import annotations
+
+import pytest
+
+from planner.catalog.loader import load_catalogs
+from planner.perf.shapes import llm_footprint
+
+REQUIRED_DEVICES = ["a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200-sxm", "b200", "gb200", "l4", "l40s",
+                    "mi300x", "mi325x", "gaudi2", "gaudi3", "tpu-v5e", "tpu-v5p", "tpu-v6e", "trainium2", "inferentia2"]
+REQUIRED_MODELS = ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "qwen3-32b", "mixtral-8x7b", "deepseek-v3",
+                   "gpt-3-175b", "resnet-50", "yolov8n", "yolov8s", "mobilenet-v2"]
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalogs()
+
+
+def test_required_devices_and_count(catalog):
+    missing = [d for d in REQUIRED_DEVICES if d not in catalog.accelerators]
+    assert not missing
+    datacenter = [a for a in catalog.accelerators.values() if a.kind == "datacenter"]
+    assert len(datacenter) >= 20
+
+
+def test_every_entry_is_sourced_and_dated(catalog):
+    entries = [*catalog.accelerators.values(), *catalog.systems.values(), *catalog.models.values(),
+               *catalog.offerings, *catalog.purchases.values()]
+    for e in entries:
+        assert e.source and all(s in catalog.sources for s in e.source), e
+        assert e.as_of.year >= 2015
+    for src in catalog.sources.values():
+        assert src.title and src.as_of
+
+
+@pytest.mark.parametrize("field,low,high", [("memory_gb", 8, 400), ("memory_bw_gb_per_s", 100, 10_000),
+                                            ("tdp_w", 40, 1_500)])
+def test_device_figures_plausible(catalog, field, low, high):
+    for a in catalog.accelerators.values():
+        value = getattr(a, field)
+        if value is not None:
+            assert low <= value <= high, (a.id, field, value)
+
+
+def test_dense_peaks_ordered(catalog):
+    for a in catalog.accelerators.values():
+        p = a.peak_dense_tflops
+        if "bf16" in p and "fp8" in p:
+            assert p["fp8"] >= p["bf16"], a.id
+        if "bf16" in p:
+            assert 20 <= p["bf16"] <= 5_000, a.id
+
+
+def test_systems_reference_known_devices_and_sane_links(catalog):
+    for s in catalog.systems.values():
+        assert s.accelerator in catalog.accelerators
+        if s.scaleup.link_gb_per_s is not None:
+            assert 10 <= s.scaleup.link_gb_per_s <= 2_000, s.id
+        if s.scaleout:
+            assert 10 <= s.scaleout.nic_gbit_per_s <= 3_200, s.id
+
+
+def test_prices_cover_clouds_regions_and_pricing_models(catalog):
+    by_provider: dict[str, set] = {}
+    pricing: dict[str, set] = {}
+    for o in catalog.offerings:
+        by_provider.setdefault(o.provider, set()).add(o.region)
+        pricing.setdefault(o.provider, set()).add(o.pricing)
+        assert 0.05 <= o.usd_per_device_hour <= 50, o
+    for p in ("aws", "gcp", "azure"):
+        assert len(by_provider.get(p, ())) >= 2, p
+        assert {"on-demand", "spot"} <= pricing[p], p
+    gpu_clouds = [p for p in by_provider if p not in ("aws", "gcp", "azure") and len(by_provider[p]) >= 2]
+    assert len(gpu_clouds) >= 2
+
+
+def test_regions_have_energy_facts(catalog):
+    with_pue = [r for r in catalog.regions.values() if r.pue]
+    with_carbon = [r for r in catalog.regions.values() if r.grid_gco2_per_kwh]
+    assert len(with_pue) >= 4 and len(with_carbon) >= 4
+    for r in catalog.regions.values():
+        if r.pue:
+            assert 1.0 <= r.pue.value <= 2.0
+        if r.grid_gco2_per_kwh:
+            assert 0 <= r.grid_gco2_per_kwh.value <= 1_000
+
+
+def test_models_present(catalog):
+    assert not [m for m in REQUIRED_MODELS if m not in catalog.models]
+
+
+def test_llm_shapes_reproduce_published_sizes(catalog):
+    for m in catalog.models.values():
+        if m.shape.kind != "llm":
+            continue
+        counted = llm_footprint(m.shape).total_params / 1e9
+        assert counted == pytest.approx(m.shape.params_b, rel=0.03), (m.id, counted)

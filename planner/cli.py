@@ -1,6 +1,7 @@
 """The `planner` command line: parse, call the library, print. Nothing heavy is imported at start-up.
 
-Exit codes: 0 success; 2 bad input (spec, catalog or options); 1 an internal error (a bug: please report).
+Exit codes: 0 success (a plan was found); 2 bad input (spec, catalog or options); 3 the spec is
+infeasible (no plan meets its limits); 4 no plan found within the time limit; 1 an internal error (a bug).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from planner.errors import PlannerError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
+EXIT_INFEASIBLE = 3
+EXIT_TIMEOUT = 4
 
 
 class PlannerGroup(click.Group):
@@ -124,6 +127,63 @@ def estimate(ctx: click.Context, spec_path: Path, device: str, tp: int, pp: int,
         click.echo(to_json(evaluation_dict(ev, checks)))
     else:
         render_evaluation(ev, checks)
+
+
+@main.command()
+@click.argument("spec_path", type=click.Path(path_type=Path))
+@click.option("--objective", type=click.Choice(["cost", "energy", "carbon"]), default=None,
+              help="Override the spec's objective.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "yaml", "markdown"]), default="table",
+              show_default=True)
+@click.option("--top", type=click.IntRange(min=1, max=50), default=1, show_default=True,
+              help="List the K best distinct plans.")
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+              help="Seconds the solver may spend per solve.")
+@click.option("--allow-mix", is_flag=True, help="Let a serving fleet mix device types (same as search.allow_mix).")
+@click.option("--reproducible", is_flag=True, help="One solver worker and a fixed seed.")
+@click.option("--workers", type=click.IntRange(min=1, max=64), default=None, help="Solver workers (default 8).")
+@click.pass_context
+def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, top: int, time_limit: float,
+          allow_mix: bool, reproducible: bool, workers: int | None) -> None:
+    """Find the plan for SPEC that minimises its objective within every limit, proven optimal.
+
+    \b
+    Exit codes: 0 plan found, 2 bad input, 3 infeasible, 4 no plan within the time limit.
+    """
+    from planner.check import check_plan
+    from planner.evaluate import resolve_workload
+    from planner.report import render_markdown, render_result, result_dict, to_json
+    from planner.solve import DEFAULT_WORKERS, SolverSettings
+    from planner.solve import solve as run_solve
+    from planner.spec import load_spec
+
+    spec = load_spec(spec_path)
+    updates = {}
+    if objective:
+        updates["objective"] = objective
+    if allow_mix:
+        updates["search"] = spec.search.model_copy(update={"allow_mix": True})
+    if updates:
+        spec = spec.model_copy(update=updates)
+    catalog_data = _catalog(ctx)
+    work = resolve_workload(spec, catalog_data, str(spec_path))
+    settings = SolverSettings(time_limit_s=time_limit, workers=1 if reproducible else (workers or DEFAULT_WORKERS))
+    result = run_solve(work, catalog_data, settings, top=top)
+    checks = check_plan(work, catalog_data, result.plan) if result.plan else []
+    if fmt == "json":
+        click.echo(to_json(result_dict(result, checks)))
+    elif fmt == "yaml":
+        import yaml
+
+        click.echo(yaml.safe_dump(json.loads(to_json(result_dict(result, checks))), sort_keys=False).rstrip())
+    elif fmt == "markdown":
+        click.echo(render_markdown(result, checks, work))
+    else:
+        render_result(result, checks, work)
+    if result.status == "infeasible":
+        sys.exit(EXIT_INFEASIBLE)
+    if result.status == "timeout":
+        sys.exit(EXIT_TIMEOUT)
 
 
 @main.group()

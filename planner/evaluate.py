@@ -14,7 +14,7 @@ from planner.catalog.loader import Catalog
 from planner.catalog.schema import LLMShape, Offering, System, VisionShape
 from planner.catalog.topology import scaleup_domain
 from planner.errors import EstimateError, Problem, SpecError, did_you_mean
-from planner.perf.power import Economics, economics, it_power_w, usd_per_million_tokens
+from planner.perf.power import Economics, SiteFacts, economics, it_power_w, usd_per_million_tokens
 from planner.perf.serving import predict_serving, serving_structural_problems
 from planner.perf.shapes import LLMFootprint, llm_footprint
 from planner.perf.training import predict_training, structural_problems
@@ -89,8 +89,12 @@ def resolve_workload(spec: WorkloadSpec, catalog: Catalog, spec_file: str | None
         if dev not in catalog.accelerators:
             problems.append(Problem(f"unknown device `{dev}`.{did_you_mean(dev, catalog.accelerators)}", file=spec_file,
                                     path=f"search.devices[{i}]", fix="see `planner catalog list devices`"))
-    providers = {o.provider for o in catalog.offerings}
+    providers = {o.provider for o in catalog.offerings} | {"onprem"}
     for i, prov in enumerate(spec.search.providers):
+        if prov == "onprem" and (spec.onprem is None or not spec.limits.inventory):
+            problems.append(Problem("provider `onprem` needs the site (`onprem:` with pue) and the owned devices "
+                                    "(`limits.inventory`)", file=spec_file, path=f"search.providers[{i}]",
+                                    fix="add an `onprem:` section and `limits.inventory`, or remove `onprem`"))
         if prov not in providers:
             problems.append(Problem(f"unknown provider `{prov}`.{did_you_mean(prov, providers)}", file=spec_file,
                                     path=f"search.providers[{i}]", fix=f"known providers: {', '.join(sorted(providers))}"))
@@ -126,8 +130,9 @@ def structural_issues(work: ResolvedWorkload, catalog: Catalog, cand: Candidate)
     if COMPUTE_PEAK_KEY[cand.precision] not in device.peak_dense_tflops:
         issues.append(f"{cand.device} has no {cand.precision} peak in the catalog")
     domain = scaleup_domain(system)
-    if cand.parallel.tp > 1 and system.scaleup.link_gb_per_s is None:
-        issues.append(f"{system.id}: scale-up bandwidth is not in the catalog, so tp must be 1")
+    communicating = cand.devices if work.kind == "training" else cand.parallel.tp * cand.parallel.pp
+    if communicating > 1 and system.scaleup.link_gb_per_s is None:
+        issues.append(f"{system.id}: scale-up bandwidth is not in the catalog, so its devices cannot work together")
     if cand.devices > domain and system.scaleout is None and cand.devices > system.devices_per_node:
         # Replicas of a serving/vision fleet need no fabric; a training job spanning nodes does.
         if work.kind == "training":
@@ -148,6 +153,19 @@ def structural_issues(work: ResolvedWorkload, catalog: Catalog, cand: Candidate)
     if device.memory_bw_gb_per_s is None and work.kind != "training":
         issues.append(f"{cand.device} has no memory bandwidth in the catalog")
     return issues
+
+
+def with_demand(work: ResolvedWorkload, demand: float) -> ResolvedWorkload:
+    """The same workload offered `demand` requests/s (serving) or frames/s (vision): one part of a mix."""
+    w = work.spec.workload
+    if isinstance(w, ServingWorkload):
+        w = w.model_copy(update={"traffic": w.traffic.model_copy(update={"requests_per_s": demand})})
+    elif isinstance(w, VisionWorkload):
+        w = w.model_copy(update={"fps_per_stream": demand / w.streams})
+    else:
+        return work
+    return ResolvedWorkload(spec=work.spec.model_copy(update={"workload": w}), model_id=work.model_id,
+                            shape=work.shape, footprint=work.footprint)
 
 
 def evaluate(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> Evaluation:
@@ -175,9 +193,16 @@ def evaluate(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> Evalu
                               precision=cand.precision, device=device, family=family)
         utilization = min(1.0, pred.utilization or 0.0)
     pred.power_w = it_power_w(device, family, system, cand.devices, utilization)
-    region = catalog.region(cand.offering.provider, cand.offering.region) if cand.offering else None
-    econ = economics(cand.devices, pred.power_w, cand.offering, region)
+    econ = economics(cand.devices, pred.power_w, cand.offering, site_facts(work.spec, catalog, cand.offering))
     return Evaluation(candidate=cand, prediction=pred, economics=econ, metrics=_metrics(work, cand, system, pred, econ))
+
+
+def site_facts(spec: WorkloadSpec, catalog: Catalog, offering: Offering | None) -> SiteFacts:
+    if offering is not None:
+        return SiteFacts.of_region(catalog.region(offering.provider, offering.region))
+    if spec.onprem is not None:
+        return SiteFacts(spec.onprem.pue, spec.onprem.grid_gco2_per_kwh, spec.onprem.electricity_usd_per_kwh)
+    return SiteFacts(None, None, None)
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -234,10 +259,14 @@ def _metrics(work: ResolvedWorkload, cand: Candidate, system: System, pred: Pred
 
 def matching_offerings(catalog: Catalog, system_id: str, spec: WorkloadSpec, provider: str | None = None,
                        region: str | None = None, pricing: str | None = None) -> list[Offering]:
+    """Cloud offerings of a system that the spec's search space (and any extra filter) admits."""
     s = spec.search
+    providers = [p for p in s.providers if p != "onprem"]
+    if s.providers and not providers:
+        return []  # the spec asks for owned hardware only
     out = []
     for o in catalog.offerings_for(system_id):
-        if s.providers and o.provider not in s.providers:
+        if providers and o.provider not in providers:
             continue
         if s.regions and o.region not in s.regions:
             continue
@@ -247,6 +276,22 @@ def matching_offerings(catalog: Catalog, system_id: str, spec: WorkloadSpec, pro
             continue
         out.append(o)
     return sorted(out, key=lambda o: (o.usd_per_device_hour, o.provider, o.region, o.pricing, o.instance))
+
+
+def owned_hardware_allowed(spec: WorkloadSpec, device_id: str) -> bool:
+    """Owned devices are candidates when the spec describes its site and lists them in its inventory."""
+    providers = spec.search.providers
+    return (spec.onprem is not None and device_id in spec.limits.inventory
+            and (not providers or "onprem" in providers))
+
+
+def with_offering(work: ResolvedWorkload, catalog: Catalog, ev: Evaluation, offering: Offering | None) -> Evaluation:
+    """The same prediction priced on another offering (or owned): only economics and metrics change."""
+    cand = Candidate(ev.candidate.device, ev.candidate.system, ev.candidate.precision, ev.candidate.parallel, offering)
+    econ = economics(cand.devices, ev.prediction.power_w, offering, site_facts(work.spec, catalog, offering))
+    system = catalog.systems[cand.system]
+    return Evaluation(candidate=cand, prediction=ev.prediction, economics=econ,
+                      metrics=_metrics(work, cand, system, ev.prediction, econ))
 
 
 def choose_system_and_offering(catalog: Catalog, spec: WorkloadSpec, device_id: str, devices: int, tp: int,

@@ -194,3 +194,193 @@ def render_rows(title: str, cols: list[str], rows: list[list[Any]]) -> None:
 
 
 __all__ = ["evaluation_dict", "render_evaluation", "to_json", "catalog_rows", "render_rows", "GIB"]
+
+
+# ---------------------------------------------------------------------------------------------- solve
+
+PREDICTED_KEYS = ("ttft_p99_ms", "tpot_ms", "e2e_p99_ms", "tokens_per_s", "utilization", "memory_gib_per_device",
+                  "power_kw", "step_time_s", "mfu", "time_to_train_days", "latency_ms", "fps_capacity")
+COST_KEYS = ("usd_per_hour", "usd_per_job", "usd_per_million_tokens", "usd_per_million_output_tokens",
+             "energy_kwh_per_hour", "energy_kwh_per_job", "carbon_kg_per_hour", "carbon_kg_per_job")
+
+
+def part_dict(part) -> dict:
+    ev = part.evaluation
+    c = ev.candidate
+    p = c.parallel
+    m = ev.metrics
+    offering = None
+    if c.offering:
+        o = c.offering
+        offering = {"provider": o.provider, "region": o.region, "pricing": o.pricing, "instance": o.instance,
+                    "usd_per_hour_per_instance": o.usd_per_hour, "devices_per_instance": o.devices,
+                    "as_of": o.as_of.isoformat()}
+    else:
+        offering = {"provider": "onprem", "region": None, "pricing": "owned", "instance": c.system}
+    out = {
+        "device": c.device,
+        "system": c.system,
+        "offering": offering,
+        "devices": c.devices,
+        "nodes": m.get("nodes"),
+        "replicas": part.replicas if part.replicas is not None else 1,
+        "parallel": {"dp": p.dp, "tp": p.tp, "pp": p.pp, "ep": p.ep},
+        "precision": c.precision,
+        "batch": {"micro": p.micro_batch, "global": m.get("global_batch_sequences", p.micro_batch * p.dp)},
+        "load_share": part.load_share,
+        "predicted": {k: m[k] for k in PREDICTED_KEYS if m.get(k) is not None},
+        "cost": {k: m[k] for k in COST_KEYS if m.get(k) is not None},
+    }
+    if ev.prediction.kind == "training":
+        out["parallel"]["cp"] = p.cp
+        out["training"] = {"zero_stage": p.zero_stage, "recompute": p.recompute, "virtual_stages": p.virtual_stages}
+    return out
+
+
+def plan_dict(plan) -> dict:
+    main = part_dict(plan.main)
+    if len(plan.parts) > 1:
+        main["parts"] = [part_dict(p) for p in plan.parts]
+        main["devices"] = plan.totals["devices"]
+        main["predicted"]["power_kw"] = plan.totals["power_kw"]
+        main["cost"]["usd_per_hour"] = plan.totals["usd_per_hour"]
+    return main
+
+
+def result_dict(result, checks, extra: dict | None = None) -> dict:
+    out = {
+        "status": result.status,
+        "objective": {"name": result.objective_name, "value": result.objective_value, "unit": result.objective_unit},
+        "bound": result.bound,
+        "gap": result.gap,
+        "plan": plan_dict(result.plan) if result.plan else None,
+        "constraints": [c.as_dict() for c in checks],
+    }
+    if len(result.plans) > 1:
+        out["alternatives_top"] = [plan_dict(p) | {"objective_value": v}
+                                   for p, v in zip(result.plans[1:], result.stats.get("top_values", [])[1:])]
+    excluded = {k: {"count": v.count, "example": v.example} for k, v in result.table.excluded.items()}
+    out["search"] = {
+        "candidates": result.stats.get("candidates"),
+        "evaluated": result.stats.get("evaluated"),
+        "variables": result.stats.get("variables"),
+        "constraints": result.stats.get("constraints"),
+        "excluded": excluded,
+        "unevaluable": dict(result.compiled.forced_out),
+    }
+    if extra:
+        out.update(extra)
+    return _clean(out)
+
+
+PLAN_FIELDS = {
+    "training": [("time_to_train_days", "time to train (days)"), ("step_time_s", "step time (s)"),
+                 ("tokens_per_s", "tokens/s"), ("mfu", "MFU"), ("memory_gib_per_device", "memory per device (GiB)"),
+                 ("power_kw", "IT power (kW)"), ("usd_per_hour", "cost (USD/h)"), ("usd_per_job", "cost per job (USD)"),
+                 ("energy_kwh_per_job", "energy per job (kWh)"), ("carbon_kg_per_job", "carbon per job (kg CO2e)")],
+    "serving": [("ttft_p99_ms", "TTFT p99 (ms)"), ("tpot_ms", "TPOT (ms)"), ("e2e_p99_ms", "end-to-end p99 (ms)"),
+                ("tokens_per_s", "output tokens/s"), ("utilization", "utilisation per replica"),
+                ("memory_gib_per_device", "memory per device (GiB)"), ("power_kw", "IT power (kW)"),
+                ("usd_per_hour", "cost (USD/h)"), ("usd_per_million_tokens", "cost per 1M tokens (USD)"),
+                ("energy_kwh_per_hour", "energy (kWh/h)"), ("carbon_kg_per_hour", "carbon (kg CO2e/h)")],
+    "vision": [("latency_ms", "frame latency (ms)"), ("fps_capacity", "capacity (frames/s)"),
+               ("utilization", "utilisation per device"), ("power_kw", "IT power (kW)"),
+               ("usd_per_hour", "cost (USD/h)"), ("energy_kwh_per_hour", "energy (kWh/h)")],
+}
+
+
+def _where(c) -> str:
+    if c.offering is None:
+        return f"owned {c.system}"
+    o = c.offering
+    return f"{o.provider} {o.region} {o.pricing} ({o.instance})"
+
+
+def _layout(c, kind: str) -> str:
+    p = c.parallel
+    parts = [f"tp{p.tp}", f"pp{p.pp}"]
+    parts.append(f"dp{p.dp}" if kind == "training" else f"{p.dp} replicas")
+    if p.ep > 1:
+        parts.append(f"ep{p.ep}")
+    if kind == "training":
+        parts += [f"zero{p.zero_stage}", f"recompute={p.recompute}"] + ([f"vp{p.virtual_stages}"] if p.virtual_stages > 1 else [])
+    return " ".join(parts)
+
+
+def render_result(result, checks, work) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    kind = work.kind
+    status_style = {"optimal": "green", "feasible": "yellow"}.get(result.status, "red")
+    console.print(f"[bold]{work.spec.name}[/bold]: [{status_style}]{result.status}[/{status_style}]"
+                  + (f", {result.objective_name} = {_fmt(result.objective_value)} {result.objective_unit}"
+                     if result.objective_value is not None else "")
+                  + (f" (gap {100 * result.gap:.2f}%)" if result.gap else ""))
+    if result.plan is None:
+        console.print("No plan meets every limit.")
+        return
+    for part in result.plan.parts:
+        c = part.evaluation.candidate
+        m = part.evaluation.metrics
+        share = f", {100 * part.load_share:.0f}% of the load" if len(result.plan.parts) > 1 else ""
+        console.print(f"[bold]{c.devices} x {c.device}[/bold] on {_where(c)}{share}")
+        console.print(f"  {_layout(c, kind)}, {c.precision}, batch {c.parallel.micro_batch}, {m.get('nodes')} node(s)")
+        t = Table(show_header=False, box=None, padding=(0, 2))
+        t.add_column()
+        t.add_column(justify="right")
+        for key, label in PLAN_FIELDS[kind]:
+            if m.get(key) is not None:
+                t.add_row(label, _fmt(m[key]))
+        console.print(t)
+    if len(result.plans) > 1:
+        top = Table(title=f"Top {len(result.plans)} distinct plans")
+        for col in ("#", "devices", "where", "layout", result.objective_unit):
+            top.add_column(col)
+        for i, (plan, value) in enumerate(zip(result.plans, result.stats.get("top_values", [])), 1):
+            for part in plan.parts:
+                c = part.evaluation.candidate
+                top.add_row(str(i), f"{c.devices} x {c.device} {c.precision}", _where(c), _layout(c, kind), _fmt(value))
+        console.print(top)
+    limits = Table(title="Limits at the chosen plan")
+    for col in ("constraint", "value", "limit", "slack", "ok"):
+        limits.add_column(col, justify="left" if col == "constraint" else "right")
+    for ch in checks:
+        limits.add_row(ch.id, _fmt(ch.value), _fmt(ch.limit), _fmt(ch.slack),
+                       "[green]yes[/green]" if ch.satisfied else "[red]NO[/red]")
+    console.print(limits)
+    s = result.stats
+    console.print(f"[dim]{s.get('candidates')} candidates ({s.get('evaluated')} configurations evaluated), "
+                  f"{s.get('variables')} CP-SAT variables; enumerate {s.get('enumerate_s', 0):.2f}s, "
+                  f"solve {s.get('solve_s', 0):.2f}s[/dim]")
+
+
+def render_markdown(result, checks, work) -> str:
+    lines = [f"# {work.spec.name}", ""]
+    if work.spec.description:
+        lines += [work.spec.description, ""]
+    value = "" if result.objective_value is None else f": {_fmt(result.objective_value)} {result.objective_unit}"
+    lines += [f"**Status:** {result.status}. **Objective:** {result.objective_name}{value}.", ""]
+    if result.plan is None:
+        lines.append("No plan meets every limit.")
+        return "\n".join(lines)
+    lines += ["## Plan", "", "| # | device | where | devices | replicas | tp | pp | dp | precision | batch | "
+              "USD/h | key metric |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    key = {"training": ("time_to_train_days", "days to train"), "serving": ("ttft_p99_ms", "ms TTFT p99"),
+           "vision": ("latency_ms", "ms frame latency")}[work.kind]
+    for i, plan in enumerate(result.plans, 1):
+        for part in plan.parts:
+            c = part.evaluation.candidate
+            m = part.evaluation.metrics
+            p = c.parallel
+            where = f"{c.offering.provider} {c.offering.region} {c.offering.pricing}" if c.offering else "owned"
+            lines.append(f"| {i} | {c.device} | {where} | {c.devices} | {part.replicas or 1} | {p.tp} | {p.pp} | "
+                         f"{p.dp} | {c.precision} | {p.micro_batch} | {_fmt(m.get('usd_per_hour'))} | "
+                         f"{_fmt(m.get(key[0]))} {key[1]} |")
+    lines += ["", "## Limits", "", "| constraint | spec field | value | limit | slack | satisfied |",
+              "|---|---|---|---|---|---|"]
+    for ch in checks:
+        lines.append(f"| `{ch.id}` | `{ch.spec_path or '-'}` | {_fmt(ch.value)} | {_fmt(ch.limit)} | {_fmt(ch.slack)} | "
+                     f"{'yes' if ch.satisfied else 'NO'} |")
+    return "\n".join(lines)

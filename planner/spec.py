@@ -114,11 +114,22 @@ class Search(Strict):
 
 class Limits(Strict):
     max_devices: PositiveInt | None = None
+    max_utilization: float = Field(
+        default=0.9, gt=0, le=1,
+        description="serving and vision: highest planned utilisation per replica; the rest is headroom for bursts")
     power_kw: PositiveFloat | None = None
     budget_usd_per_hour: PositiveFloat | None = None
     budget_usd: PositiveFloat | None = Field(default=None, description="whole-job budget (training)")
     deadline_days: PositiveFloat | None = None
     inventory: dict[str, PositiveInt] = Field(default_factory=dict, description="devices available per device id")
+
+
+class OnPremSite(Strict):
+    """Owned hardware: the devices in `limits.inventory` become candidates, priced by their electricity."""
+
+    pue: float = Field(ge=1.0, le=3.0)
+    electricity_usd_per_kwh: PositiveFloat | None = None
+    grid_gco2_per_kwh: float | None = Field(default=None, ge=0)
 
 
 class WorkloadSpec(Strict):
@@ -128,6 +139,7 @@ class WorkloadSpec(Strict):
     workload: Workload
     search: Search = Search()
     limits: Limits = Limits()
+    onprem: OnPremSite | None = None
     objective: Objective = "cost"
 
 
@@ -201,7 +213,7 @@ def load_spec(path: Path | str, constraints_dir: Path | None = None) -> Workload
     except SpecError as exc:
         raise SpecError([Problem(p.message, file=p.file or str(path), path=p.path, fix=p.fix, line=p.line)
                          for p in exc.problems]) from None
-    merged = YamlDocument(file=doc.file, data=_deep_merge(base, doc.data), lines=doc.lines)
+    merged = YamlDocument(file=doc.file, data=_deep_merge(base, doc.data), text=doc.text)
     return parse_document(merged, WorkloadSpec, SpecError)
 
 

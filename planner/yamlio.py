@@ -18,11 +18,25 @@ from planner.errors import PlannerError, Problem
 PathKey = tuple[str | int, ...]
 
 
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @dataclass
 class YamlDocument:
     file: str
     data: Any
-    lines: dict[PathKey, int] = field(default_factory=dict)
+    text: str = ""
+    _lines: dict[PathKey, int] | None = field(default=None, repr=False)
+
+    @property
+    def lines(self) -> dict[PathKey, int]:
+        # Line numbers are only needed to report a problem, so the (slow) composition is done on demand.
+        if self._lines is None:
+            self._lines = {}
+            node = yaml.compose(self.text, Loader=_FAST_LOADER) if self.text else None
+            if node is not None:
+                _index_lines(node, (), self._lines)
+        return self._lines
 
     def line_of(self, path: PathKey) -> int | None:
         # Fall back to the nearest parent that has a line (a missing key is reported at its mapping).
@@ -55,8 +69,7 @@ def load_yaml(path: Path, error: type[PlannerError]) -> YamlDocument:
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise error(Problem(f"cannot read: {exc.__class__.__name__}", file=name)) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_FAST_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -68,10 +81,7 @@ def load_yaml(path: Path, error: type[PlannerError]) -> YamlDocument:
                 fix="check indentation and quoting near that line",
             )
         ) from None
-    lines: dict[PathKey, int] = {}
-    if node is not None:
-        _index_lines(node, (), lines)
-    return YamlDocument(file=name, data=data, lines=lines)
+    return YamlDocument(file=name, data=data, text=text)
 
 
 def dotted(path: PathKey) -> str:

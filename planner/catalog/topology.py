@@ -109,48 +109,55 @@ def _slice_shape(dims: list[int], count: int) -> list[int]:
     return [s for s in shape if s > 1] or [1]
 
 
-def build_cluster_graph(system: System, devices: int) -> nx.DiGraph:
-    """The whole cluster for `devices` accelerators of `system` (domains + scale-out fabric)."""
+def build_cluster_graph(system: System, devices: int, only_domains: list[int] | None = None) -> nx.DiGraph:
+    """The cluster of `devices` accelerators of `system`: scale-up domains joined by the scale-out fabric.
+
+    `only_domains` builds just those domains (and the fabric between them): a group spread over a large
+    cluster only needs the domains it touches, placed on the leaves their node numbers put them on.
+    """
     g = nx.DiGraph(system=system.id)
-    domain = system.scaleup.domain_devices if system.scaleup.topology != "pcie" else system.devices_per_node
-    domain = max(1, min(domain, devices))
+    domain = domain_size(system)
     n_domains = ceil_div(devices, domain)
-    for k in range(n_domains):
+    wanted = sorted(set(only_domains)) if only_domains is not None else list(range(n_domains))
+    for k in wanted:
         count = min(domain, devices - k * domain)
         _build_domain(g, system, k * domain, count, f"dom{k}")
-    if n_domains > 1:
-        _build_fabric(g, system, devices)
+    if len(wanted) > 1:
+        _build_fabric(g, system, devices, wanted)
     return g
 
 
-def _build_fabric(g: nx.DiGraph, system: System, devices: int) -> None:
+def domain_size(system: System) -> int:
+    return system.scaleup.domain_devices if system.scaleup.topology != "pcie" else system.devices_per_node
+
+
+def _build_fabric(g: nx.DiGraph, system: System, devices: int, domains: list[int]) -> None:
     out = system.scaleout
     if out is None:
         raise ValueError(f"system {system.id} has no scale-out network in the catalog: single node only")
     per_node = system.devices_per_node
+    domain = domain_size(system)
     nics = out.nics_per_node
     nic_bw = gbit_to_bytes_per_s(out.nic_gbit_per_s)
-    # Devices share a NIC when a node has fewer NICs than devices (p4d: 4 NICs for 8 GPUs).
     nic_lat = out.nic_latency_us * US
     sw_lat = out.switch_hop_latency_us * US
     n_nodes = ceil_div(devices, per_node)
     rails = nics if out.fabric == "rail-fat-tree" else 1
     leaves_per_rail = ceil_div(n_nodes, out.nodes_per_leaf)
     uplink_bw = nic_bw * out.nodes_per_leaf * (nics // rails)  # non-blocking leaf: uplinks = downlinks
-    for node in range(n_nodes):
-        for local in range(min(per_node, devices - node * per_node)):
-            dev = _dev(node * per_node + local)
+    for k in domains:
+        for dev_id in range(k * domain, min((k + 1) * domain, devices)):
+            node, local = divmod(dev_id, per_node)
+            # Devices share a NIC when a node has fewer NICs than devices (p4d: 4 NICs for 8 GPUs).
             nic_index = local * nics // per_node
             nic = f"n{node}:nic{nic_index}"
-            _add_link(g, dev, nic, nic_bw, nic_lat / 2)
+            _add_link(g, _dev(dev_id), nic, nic_bw, nic_lat / 2)
             rail = nic_index % rails
             leaf = f"leaf{rail}.{node // out.nodes_per_leaf}"
             if not g.has_edge(nic, leaf):
                 _add_link(g, nic, leaf, nic_bw, nic_lat / 2 + sw_lat / 2)
-    if leaves_per_rail > 1 or rails > 1:
-        for rail in range(rails):
-            for leaf_i in range(leaves_per_rail):
-                _add_link(g, f"leaf{rail}.{leaf_i}", "spine", uplink_bw, sw_lat)
+            if (leaves_per_rail > 1 or rails > 1) and not g.has_edge(leaf, "spine"):
+                _add_link(g, leaf, "spine", uplink_bw, sw_lat)
 
 
 def _ring_orders(members: list[int], domain: int) -> list[list[int]]:
@@ -180,10 +187,18 @@ _GROUP_CACHE: dict[tuple, GroupLink] = {}
 _GRAPH_CACHE: dict[tuple, nx.DiGraph] = {}
 
 
+_KEYS: dict[int, tuple[System, tuple]] = {}
+
+
 def _system_key(system: System) -> tuple:
-    # Catalog models hold lists, so they are not hashable; key on what shapes the graph.
-    return (system.id, system.devices_per_node, system.scaleup.model_dump_json(),
-            system.scaleout.model_dump_json() if system.scaleout else None)
+    # Catalog models hold lists, so they are not hashable; key on what shapes the graph. The system object
+    # is kept alive beside its key so its id() cannot be reused by another object.
+    entry = _KEYS.get(id(system))
+    if entry is None or entry[0] is not system:
+        key = (system.id, system.devices_per_node, system.scaleup.model_dump_json(),
+               system.scaleout.model_dump_json() if system.scaleout else None)
+        entry = _KEYS[id(system)] = (system, key)
+    return entry[1]
 
 
 def group_link(system: System, size: int, stride: int = 1) -> GroupLink:
@@ -198,7 +213,7 @@ def group_link(system: System, size: int, stride: int = 1) -> GroupLink:
 def _group_link(system: System, size: int, stride: int) -> GroupLink:
     if size <= 1:
         return GroupLink(size=size, bw_bytes_per_s=float("inf"), latency_s=0.0, crosses_domain=False, hops=0)
-    domain = system.scaleup.domain_devices if system.scaleup.topology != "pcie" else system.devices_per_node
+    domain = domain_size(system)
     per_domain = max(1, domain // stride) if stride < domain else 1
     per_domain = min(per_domain, size)
     domains_spanned = ceil_div(size, per_domain)
@@ -210,7 +225,9 @@ def _group_link(system: System, size: int, stride: int) -> GroupLink:
     graph_size = min(size, per_domain * cap_domains)
     members = [i * stride for i in range(graph_size)]
     total_devices = members[-1] + 1
-    g = _cluster_cached(system, _round_up(total_devices, domain))
+    if domains_spanned > 1:
+        total_devices = _round_up(total_devices, domain)
+    g = _cluster_cached(system, total_devices, tuple(sorted({m // domain for m in members})))
     rings = _ring_orders(members, domain)
     load: dict[tuple[str, str], int] = {}
     worst_lat = 0.0
@@ -239,11 +256,11 @@ def _round_up(n: int, multiple: int) -> int:
     return ceil_div(n, multiple) * multiple
 
 
-def _cluster_cached(system: System, devices: int) -> nx.DiGraph:
-    key = (_system_key(system), devices)
+def _cluster_cached(system: System, devices: int, domains: tuple[int, ...]) -> nx.DiGraph:
+    key = (_system_key(system), devices, domains)
     graph = _GRAPH_CACHE.get(key)
     if graph is None:
-        graph = _GRAPH_CACHE[key] = build_cluster_graph(system, devices)
+        graph = _GRAPH_CACHE[key] = build_cluster_graph(system, devices, list(domains))
     return graph
 
 
@@ -253,6 +270,4 @@ def _path(g: nx.DiGraph, a: int, b: int) -> list[str]:
 
 def scaleup_domain(system: System) -> int:
     """Largest group that stays on the scale-up fabric (bounds TP)."""
-    if system.scaleup.topology == "pcie":
-        return system.devices_per_node
-    return system.scaleup.domain_devices
+    return domain_size(system)

@@ -82,15 +82,15 @@ def _capacity(_spec: WorkloadSpec, ev) -> float | None:
     return ev.metrics["memory_capacity_gib"]
 
 
-def _demand(spec: WorkloadSpec, _ev) -> float | None:
-    return 1.0 if not isinstance(spec.workload, TrainingWorkload) else None
+def _utilization(spec: WorkloadSpec, _ev) -> float | None:
+    return spec.limits.max_utilization if not isinstance(spec.workload, TrainingWorkload) else None
 
 
 UNITS: tuple[ConstraintUnit, ...] = (
     ConstraintUnit("memory.fits_device", "Weights, optimizer state, activations and KV cache fit in device memory",
                    None, "memory_gib_per_device", "GiB", _capacity, user_limit=False),
-    ConstraintUnit("throughput.meets_demand", "The fleet keeps up with the offered load (utilisation below 1)",
-                   "workload.traffic.requests_per_s", "utilization", "ratio", _demand, user_limit=False),
+    ConstraintUnit("throughput.max_utilization", "Replicas keep up with the load with the planned headroom",
+                   "limits.max_utilization", "utilization", "ratio", _utilization),
     ConstraintUnit("latency.ttft_p99", "p99 time to first token within the SLO", "workload.slo.ttft_p99_ms",
                    "ttft_p99_ms", "ms", _slo("ttft_p99_ms")),
     ConstraintUnit("latency.tpot", "Time per output token within the SLO", "workload.slo.tpot_ms",
@@ -124,10 +124,7 @@ def check(spec: WorkloadSpec, evaluation) -> list[ConstraintCheck]:
         if limit is None:
             continue
         value = evaluation.metrics.get(unit.metric)
-        if unit.id == "throughput.meets_demand":
-            satisfied = value is not None and value < limit
-        else:
-            satisfied = value is not None and not math.isnan(value) and value <= limit + 1e-9
+        satisfied = value is not None and not math.isnan(value) and value <= limit + 1e-9
         slack = None if value is None else limit - value
         spec_path = unit.spec_path
         if unit.id == "inventory.per_device":

@@ -45,15 +45,35 @@ class Economics:
                 "carbon_kg": scale(self.carbon_kg_per_hour)}
 
 
-def economics(devices: int, power_w: float | None, offering: Offering | None, region: Region | None) -> Economics:
-    units = ceil_div(devices, offering.devices) if offering else None
-    usd = units * offering.usd_per_hour if offering else None
-    pue = region.pue.value if region and region.pue else None
-    energy = power_w / 1000.0 * pue if power_w is not None and pue is not None else None
-    carbon = None
-    if energy is not None and region and region.grid_gco2_per_kwh:
-        carbon = energy * region.grid_gco2_per_kwh.value / 1000.0
-    return Economics(usd_per_hour=usd, billed_units=units, energy_kwh_per_hour=energy, carbon_kg_per_hour=carbon, pue=pue)
+@dataclass(frozen=True)
+class SiteFacts:
+    """Where the energy is drawn: PUE, grid intensity and (for owned hardware) the electricity price."""
+
+    pue: float | None
+    grid_gco2_per_kwh: float | None
+    electricity_usd_per_kwh: float | None = None
+
+    @classmethod
+    def of_region(cls, region: Region | None) -> "SiteFacts":
+        if region is None:
+            return cls(None, None, None)
+        return cls(region.pue.value if region.pue else None,
+                   region.grid_gco2_per_kwh.value if region.grid_gco2_per_kwh else None,
+                   region.electricity_usd_per_kwh.value if region.electricity_usd_per_kwh else None)
+
+
+def economics(devices: int, power_w: float | None, offering: Offering | None, site: SiteFacts) -> Economics:
+    """Cloud rows pay the offering's price; owned rows (no offering) pay their electricity."""
+    energy = power_w / 1000.0 * site.pue if power_w is not None and site.pue is not None else None
+    carbon = energy * site.grid_gco2_per_kwh / 1000.0 if energy is not None and site.grid_gco2_per_kwh is not None else None
+    if offering is not None:
+        units = ceil_div(devices, offering.devices)
+        usd = units * offering.usd_per_hour
+    else:
+        units = None
+        usd = energy * site.electricity_usd_per_kwh if energy is not None and site.electricity_usd_per_kwh else None
+    return Economics(usd_per_hour=usd, billed_units=units, energy_kwh_per_hour=energy, carbon_kg_per_hour=carbon,
+                     pue=site.pue)
 
 
 def usd_per_million_tokens(usd_per_hour: float | None, tokens_per_s: float | None) -> float | None:

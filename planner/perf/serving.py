@@ -18,6 +18,7 @@ MoE decode reads only the experts the batch routes to: 1 - (1 - k/E)^B of them p
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from planner.catalog.schema import Accelerator, DeviceFamily, System
 from planner.catalog.topology import group_link
@@ -62,15 +63,82 @@ def weight_bytes_per_device(fp: LLMFootprint, precision: str, par: Parallel) -> 
     return fp.total_params * BYTES_PER_ELEMENT[precision] / (par.tp * par.pp)
 
 
-def predict_serving(fp: LLMFootprint, *, requests_per_s: float, input_tokens: int, output_tokens: int,
-                    par: Parallel, precision: str, device: Accelerator, family: DeviceFamily,
-                    system: System) -> Prediction:
+@dataclass(frozen=True)
+class ReplicaProfile:
+    """What one replica does independently of the load: prefill and decode times, memory."""
+
+    prefill_s: float
+    tpot_s: float  # decode step at the full batch, before prefill interruptions
+    batch: int
+    output_tokens: int
+    max_batch_fit: int
+    memory: MemoryBreakdown
+    capacity_bytes: float
+    breakdown: dict[str, float]
+
+    @property
+    def service_s(self) -> float:
+        """Replica time one request consumes: its prefill plus its share of the batched decode steps."""
+        return self.prefill_s + self.output_tokens * self.tpot_s / self.batch
+
+
+@dataclass(frozen=True)
+class Latencies:
+    utilization: float
+    ttft_p99_s: float
+    tpot_s: float
+    e2e_p99_s: float
+    queueing_p99_s: float
+
+
+def latencies_at(profile: ReplicaProfile, lam: float) -> Latencies:
+    """Latencies of one replica offered `lam` requests/s (see the module docstring)."""
+    a, t, b, o = profile.prefill_s, profile.tpot_s, profile.batch, profile.output_tokens
+    decode_share = lam * o * t / b
+    prefill_share = lam * a
+    rho = decode_share + prefill_share
+    if rho >= 1.0:
+        return Latencies(rho, math.inf, math.inf, math.inf, math.inf)
+    tpot_eff = t / (1.0 - prefill_share)
+    prefill_service = a / (1.0 - decode_share)
+    rho_p = lam * prefill_service
+    wait = max(0.0, math.log(100.0 * rho_p) * prefill_service / (1.0 - rho_p)) if rho_p > 0.01 else 0.0
+    ttft = wait + a
+    return Latencies(rho, ttft, tpot_eff, ttft + (o - 1) * tpot_eff, wait)
+
+
+def max_rate(profile: ReplicaProfile, metric: str, limit: float) -> float:
+    """Largest per-replica request rate at which `metric` stays within `limit` (0 when none does).
+
+    Every latency grows with the load, so the answer is a threshold; utilisation and TPOT have closed
+    forms, TTFT and end-to-end are found by bisection on the closed-form latencies.
+    """
+    a, t, b, o = profile.prefill_s, profile.tpot_s, profile.batch, profile.output_tokens
+    saturation = 1.0 / profile.service_s
+    if metric == "utilization":
+        return min(limit, 1.0) * saturation
+    if metric == "tpot_s":
+        return 0.0 if t > limit else min(saturation, (1.0 - t / limit) / a)
+    attr = {"ttft_p99_s": "ttft_p99_s", "e2e_p99_s": "e2e_p99_s"}[metric]
+    if getattr(latencies_at(profile, 0.0), attr) > limit:
+        return 0.0
+    lo, hi = 0.0, saturation
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if getattr(latencies_at(profile, mid), attr) <= limit:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, par: Parallel, precision: str,
+                    device: Accelerator, family: DeviceFamily, system: System) -> ReplicaProfile:
     bw = achievable_bandwidth(device, family)
     compute = achievable_flops(device, family, precision)
     eta_comm = family.collective_bw_efficiency.value
     tp_link = group_link(system, par.tp, 1)
     batch = par.micro_batch
-    replicas = par.dp
 
     weights_dev = weight_bytes_per_device(fp, precision, par)
     kv_tok_dev = kv_bytes_per_token_per_device(fp, precision, par)
@@ -113,23 +181,6 @@ def predict_serving(fp: LLMFootprint, *, requests_per_s: float, input_tokens: in
     prefill_pp = (par.pp - 1) * p2p_s(pp_link, input_tokens * fp.hidden * ACTIVATION_BYTES / par.tp, eta_comm) if pp_link else 0.0
     prefill = max(prefill_compute, prefill_mem) + prefill_tp + prefill_pp
 
-    # ---- queueing per replica
-    lam = requests_per_s / replicas
-    decode_share = lam * output_tokens * tpot / batch
-    prefill_share = lam * prefill
-    rho = decode_share + prefill_share
-    if rho >= 1.0:
-        ttft_p99 = tpot_eff = e2e = math.inf
-        wait_p99 = math.inf
-    else:
-        tpot_eff = tpot / (1.0 - prefill_share)
-        prefill_service = prefill / (1.0 - decode_share)
-        rho_p = lam * prefill_service
-        mu_p = 1.0 / prefill_service
-        wait_p99 = max(0.0, math.log(100.0 * rho_p) / (mu_p * (1.0 - rho_p))) if rho_p > 0.01 else 0.0
-        ttft_p99 = wait_p99 + prefill
-        e2e = ttft_p99 + (output_tokens - 1) * tpot_eff
-
     breakdown = {
         "prefill_compute": prefill_compute,
         "prefill_memory": prefill_mem,
@@ -137,24 +188,41 @@ def predict_serving(fp: LLMFootprint, *, requests_per_s: float, input_tokens: in
         "decode_memory": decode_mem * par.pp,
         "decode_compute": decode_compute * par.pp,
         "decode_comm": (decode_tp + decode_ep + decode_pp) * par.pp,
-        "queueing_p99": wait_p99,
     }
+    return ReplicaProfile(prefill_s=prefill, tpot_s=tpot, batch=batch, output_tokens=output_tokens,
+                          max_batch_fit=max_batch_fit, memory=memory, capacity_bytes=capacity, breakdown=breakdown)
+
+
+def predict_serving(fp: LLMFootprint, *, requests_per_s: float, input_tokens: int, output_tokens: int,
+                    par: Parallel, precision: str, device: Accelerator, family: DeviceFamily,
+                    system: System) -> Prediction:
+    profile = replica_profile(fp, input_tokens=input_tokens, output_tokens=output_tokens, par=par,
+                              precision=precision, device=device, family=family, system=system)
+    return serving_prediction(profile, requests_per_s, par)
+
+
+def serving_prediction(profile: ReplicaProfile, requests_per_s: float, par: Parallel) -> Prediction:
+    replicas = par.dp
+    lat = latencies_at(profile, requests_per_s / replicas)
+    stable = lat.utilization < 1.0
     pred = Prediction(
         kind="serving",
         devices=par.devices,
-        memory=memory,
-        memory_capacity_bytes=capacity,
-        breakdown=breakdown,
-        ttft_p99_s=ttft_p99,
-        tpot_s=tpot_eff,
-        e2e_p99_s=e2e,
-        prefill_s=prefill,
-        utilization=rho,
-        max_batch_fit=max_batch_fit,
-        tokens_per_s=requests_per_s * output_tokens if rho < 1.0 else replicas * batch / tpot,
+        memory=profile.memory,
+        memory_capacity_bytes=profile.capacity_bytes,
+        breakdown={**profile.breakdown, "queueing_p99": lat.queueing_p99_s},
+        ttft_p99_s=lat.ttft_p99_s,
+        tpot_s=lat.tpot_s,
+        e2e_p99_s=lat.e2e_p99_s,
+        prefill_s=profile.prefill_s,
+        utilization=lat.utilization,
+        max_batch_fit=profile.max_batch_fit,
+        tokens_per_s=requests_per_s * profile.output_tokens if stable
+        else replicas * profile.batch / profile.tpot_s,
     )
-    if rho >= 1.0:
-        pred.notes.append(f"overloaded: each replica would need {rho:.2f}x its capacity; add replicas or batch")
-    if batch > max_batch_fit:
-        pred.notes.append(f"batch {batch} does not fit: at most {max_batch_fit} sequences of {max_context} tokens")
+    if not stable:
+        pred.notes.append(f"overloaded: each replica would need {lat.utilization:.2f}x its capacity; "
+                          "add replicas or batch")
+    if profile.batch > profile.max_batch_fit:
+        pred.notes.append(f"batch {profile.batch} does not fit: at most {profile.max_batch_fit} sequences")
     return pred

@@ -1,0 +1,438 @@
+"""Enumerate the structurally valid configurations of a spec and precompute their numbers.
+
+The solver chooses among rows of this table; nothing here knows about CP-SAT. A row is one way to run
+the workload: device, system, offering (or owned hardware), precision and parallel layout.
+
+- Training rows are complete configurations (the device count is part of the layout). Per (system,
+  precision, device count) only the fastest layout whose memory fits is kept: the split into tp/pp/dp/ep,
+  recomputation, ZeRO stage, interleaving depth and micro-batch change neither the device count nor the
+  price per hour nor the power, so the fastest is also the cheapest, the least energy and the earliest
+  (strict dominance).
+- Serving and vision rows are replica configurations: the solver picks how many replicas. Each row carries,
+  per latency limit, the highest request rate one replica sustains within it (`rate_limits`); power is
+  affine in replicas and load. Batch sizes dominated on every limit and on power are dropped.
+
+Nothing that breaks a *user* limit is dropped here: that stays in the model under its named constraint.
+What is dropped for physical reasons (no memory fit, a precision the device lacks, a missing catalog
+figure) is counted in `excluded` with the best example, so the explainer can still say why.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from planner.catalog.loader import Catalog
+from planner.catalog.schema import Accelerator, Offering, System
+from planner.catalog.topology import scaleup_domain
+from planner.evaluate import (
+    Candidate,
+    Evaluation,
+    ResolvedWorkload,
+    evaluate,
+    matching_offerings,
+    owned_hardware_allowed,
+    site_facts,
+    structural_issues,
+    with_offering,
+)
+from planner.perf.power import SiteFacts
+from planner.perf.roofline import achievable_bandwidth, achievable_flops
+from planner.perf.serving import max_rate, replica_profile, serving_structural_problems
+from planner.perf.training import predict_training, training_memory
+from planner.perf.types import COMPUTE_PEAK_KEY, Parallel
+from planner.spec import ServingWorkload, TrainingWorkload, VisionWorkload
+from planner.units import BYTES_PER_ELEMENT
+
+DEFAULT_PRECISIONS = {
+    "training": ("bf16", "fp8"),
+    "serving": ("bf16", "fp8", "int8", "int4"),
+    "vision": ("fp16", "int8"),
+}
+SERVING_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+VISION_BATCHES = (1, 2, 4, 8, 16, 32)
+TRAINING_RECOMPUTE = ("none", "selective", "full")
+TRAINING_VIRTUAL_STAGES = (1, 2, 4)
+MAX_DEVICES_WITHOUT_LIMIT = 16384
+
+
+@dataclass
+class TrainingRow:
+    index: int
+    candidate: Candidate
+    evaluation: Evaluation
+
+
+@dataclass
+class ReplicaRow:
+    """One replica configuration; the solver decides how many replicas."""
+
+    index: int
+    candidate: Candidate  # parallel.dp == 1
+    devices_per_replica: int
+    rate_limits: dict[str, float]  # unit id -> highest per-replica rate within that limit (req/s or frames/s)
+    min_rate: float  # vision: per-replica rate needed to fill a batch within the frame budget (0 otherwise)
+    power_static_w: float | None  # per replica, at zero load (devices at idle + host share)
+    power_per_rate_w: float | None  # extra watts per unit of load (req/s or frames/s) carried by the replica
+    site: SiteFacts
+    unit_devices: int | None  # devices per billed unit (None: owned hardware)
+    usd_per_unit_hour: float | None
+    latency_s: float  # at light load, for tie-breaks and reports
+
+
+@dataclass
+class Exclusion:
+    count: int = 0
+    example: str = ""
+
+
+@dataclass
+class CandidateTable:
+    kind: str
+    demand: float  # serving: requests/s; vision: frames/s; training: 1
+    training_rows: list[TrainingRow] = field(default_factory=list)
+    replica_rows: list[ReplicaRow] = field(default_factory=list)
+    excluded: dict[str, Exclusion] = field(default_factory=dict)
+    evaluated: int = 0
+
+    @property
+    def rows(self) -> list:
+        return self.training_rows if self.kind == "training" else self.replica_rows
+
+    def exclude(self, reason: str, example: str) -> None:
+        entry = self.excluded.setdefault(reason, Exclusion())
+        entry.count += 1
+        if not entry.example:
+            entry.example = example
+
+
+def _powers_of_two(limit: int) -> list[int]:
+    out, v = [], 1
+    while v <= limit:
+        out.append(v)
+        v *= 2
+    return out
+
+
+def _offerings(work: ResolvedWorkload, catalog: Catalog, system: System) -> list[Offering | None]:
+    """The cloud offerings of a system the spec admits, plus owned hardware (None) when allowed.
+
+    Within one provider, an offering no cheaper per device-hour, no finer in billing granularity and no
+    better on the objective's site factor than another is dropped (every provider keeps its best, so
+    the explainer can still compare providers).
+    """
+    offers = list(matching_offerings(catalog, system.id, work.spec))
+    keys = {id(o): _offering_key(work, catalog, o) for o in offers}
+    kept: list[Offering | None] = []
+    for i, o in enumerate(offers):
+        dominated = any(p.provider == o.provider and _dominates(keys[id(p)], keys[id(o)], j < i)
+                        for j, p in enumerate(offers) if j != i)
+        if not dominated:
+            kept.append(o)
+    if owned_hardware_allowed(work.spec, system.accelerator):
+        kept.append(None)
+    return kept
+
+
+def _offering_key(work: ResolvedWorkload, catalog: Catalog, o: Offering) -> tuple[float, ...]:
+    site = site_facts(work.spec, catalog, o)
+    objective = work.spec.objective
+    if objective == "cost":
+        factor = 0.0
+    elif site.pue is None or (objective == "carbon" and site.grid_gco2_per_kwh is None):
+        factor = math.inf
+    else:
+        factor = site.pue * (site.grid_gco2_per_kwh if objective == "carbon" else 1.0)
+    return (o.usd_per_device_hour, float(o.devices), factor)
+
+
+def _dominates(a: tuple[float, ...], b: tuple[float, ...], a_first: bool) -> bool:
+    return all(x <= y for x, y in zip(a, b)) and (a != b or a_first)
+
+
+def _devices(work: ResolvedWorkload, catalog: Catalog) -> list[Accelerator]:
+    ids = work.spec.search.devices or [a.id for a in catalog.accelerators.values() if a.kind == "datacenter"]
+    return [catalog.accelerators[i] for i in sorted(ids)]
+
+
+def _precisions(work: ResolvedWorkload, device: Accelerator) -> list[str]:
+    wanted = work.spec.search.precisions or DEFAULT_PRECISIONS[work.kind]
+    return [p for p in wanted if COMPUTE_PEAK_KEY[p] in device.peak_dense_tflops]
+
+
+def enumerate_candidates(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
+    if work.kind == "training":
+        return _training_table(work, catalog)
+    return _replica_table(work, catalog)
+
+
+# ------------------------------------------------------------------------------------------- training
+
+
+def _training_layouts(work: ResolvedWorkload, system: System, max_devices: int):
+    fp = work.footprint
+    deg = work.spec.search.degrees
+    domain = scaleup_domain(system)
+    tps = deg.tp or [t for t in _powers_of_two(domain) if fp.heads % t == 0]
+    if system.scaleup.link_gb_per_s is None:
+        tps = [t for t in tps if t == 1]
+    pps = deg.pp or [p for p in _powers_of_two(min(64, fp.layers))]
+    w = work.spec.workload
+    for tp in tps:
+        for pp in pps:
+            if tp * pp > max_devices:
+                continue
+            dps = deg.dp or _powers_of_two(max_devices // (tp * pp))
+            for dp in dps:
+                if tp * pp * dp > max_devices or dp > w.global_batch_seqs:
+                    continue
+                eps = deg.ep or ([e for e in _powers_of_two(dp) if fp.experts % e == 0] if fp.is_moe else [1])
+                for ep in eps:
+                    yield tp, pp, dp, ep
+
+
+def _training_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
+    spec = work.spec
+    w: TrainingWorkload = spec.workload
+    table = CandidateTable(kind="training", demand=1.0)
+    max_devices = spec.limits.max_devices or MAX_DEVICES_WITHOUT_LIMIT
+    zeros = spec.search.zero_stages or [1, 3]
+    recomputes = spec.search.recompute or list(TRAINING_RECOMPUTE)
+    micro_batches = spec.search.micro_batches or [1]
+    for device in _devices(work, catalog):
+        for system in sorted(catalog.systems_for(device.id), key=lambda s: s.id):
+            offerings = _offerings(work, catalog, system)
+            if not offerings:
+                continue
+            for precision in _precisions(work, device):
+                if precision not in ("bf16", "fp16", "fp8", "fp32"):
+                    continue
+                # Same device count on the same offering costs the same per hour and draws the same power,
+                # so only the fastest layout of each size can be optimal: keep one per size.
+                fastest: dict[int, tuple[float, Candidate]] = {}
+                for tp, pp, dp, ep in _training_layouts(work, system, max_devices):
+                    best = _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep,
+                                            zeros, recomputes, micro_batches, table)
+                    if best is None:
+                        continue
+                    n = best[1].devices
+                    if n not in fastest or best[0] < fastest[n][0]:
+                        fastest[n] = best
+                for n in sorted(fastest):
+                    chosen = evaluate(work, catalog, fastest[n][1])
+                    for offering in offerings:
+                        ev = with_offering(work, catalog, chosen, offering)
+                        table.training_rows.append(TrainingRow(len(table.training_rows), ev.candidate, ev))
+    return table
+
+
+def _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, zeros, recomputes, micro_batches,
+                     table: CandidateTable) -> tuple[float, Candidate] | None:
+    """The fastest variant (recompute, ZeRO, interleaving, micro-batch) of one layout whose memory fits.
+
+    Cheaper recomputation and lower ZeRO stages are never slower, so variants are tried from the fastest
+    down and the search stops at the first memory fit; only the interleaving depth is compared by time.
+    """
+    w = work.spec.workload
+    family = catalog.family_of(device)
+    capacity = device.memory_gb * 1e9
+    depths = TRAINING_VIRTUAL_STAGES if pp > 1 else (1,)
+    last_reason = None
+    for mb in sorted(micro_batches):
+        for zero in sorted(zeros):
+            for recompute in sorted(recomputes, key=TRAINING_RECOMPUTE.index):
+                par = Parallel(tp=tp, pp=pp, dp=dp, ep=ep, micro_batch=mb, zero_stage=zero, recompute=recompute)
+                cand = Candidate(device.id, system.id, precision, par)
+                issues = structural_issues(work, catalog, cand)
+                if issues:
+                    table.exclude("structural", f"{cand.label()}: {issues[0]}")
+                    return None
+                batch = w.batch_for(dp * mb)
+                micro_batches_per_step = batch // (dp * mb)
+                memory = training_memory(work.footprint, w.seq_len, par, precision, micro_batches_per_step, family)
+                if memory.total > capacity:
+                    last_reason = (cand, memory.total)
+                    continue
+                best_par, best_time = par, math.inf
+                for vp in depths:
+                    trial = replace(par, virtual_stages=vp)
+                    if vp > 1 and trial.pp * vp > work.footprint.layers:
+                        continue
+                    pred = predict_training(work.footprint, tokens=w.tokens, seq_len=w.seq_len,
+                                            global_batch_seqs=batch, par=trial, precision=precision,
+                                            device=device, family=family, system=system)
+                    table.evaluated += 1
+                    if pred.step_time_s < best_time:
+                        best_par, best_time = trial, pred.step_time_s
+                    if pred.breakdown["bubble"] < 0.01 * pred.step_time_s:
+                        break  # deeper interleaving only trades a negligible bubble for more sends
+                return best_time, replace(cand, parallel=best_par)
+    if last_reason is not None:
+        cand, need = last_reason
+        table.exclude("memory.fits_device", f"{cand.label()}: {need / 2**30:.0f} GiB needed of "
+                                            f"{capacity / 2**30:.0f}")
+    return None
+
+
+# ------------------------------------------------------------------------------------------- replicas
+
+
+def _replica_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
+    spec = work.spec
+    w = spec.workload
+    demand = w.traffic.requests_per_s if isinstance(w, ServingWorkload) else w.streams * w.fps_per_stream
+    table = CandidateTable(kind=work.kind, demand=demand)
+    cache: dict[tuple, list[ReplicaRow]] = {}
+    for device in _devices(work, catalog):
+        family = catalog.family_of(device)
+        if device.memory_bw_gb_per_s is None:
+            table.exclude("catalog", f"{device.id}: memory bandwidth not in the catalog")
+            continue
+        for system in sorted(catalog.systems_for(device.id), key=lambda s: s.id):
+            offerings = _offerings(work, catalog, system)
+            if not offerings:
+                continue
+            for par in _replica_layouts(work, system, device):
+                shape_key = (device.id, system.scaleup.model_dump_json(), system.host_power_w, system.devices_per_node,
+                             par.tp, par.pp, par.ep)
+                variants = cache.get(shape_key)
+                if variants is None:
+                    variants = []
+                    for precision in _precisions(work, device):
+                        cand = Candidate(device.id, system.id, precision, par)
+                        problems = _replica_structural(work, cand, system)
+                        if problems:
+                            table.exclude("structural", f"{cand.label()}: {problems[0]}")
+                            continue
+                        variants += _replica_variants(work, catalog, device, family, system, precision, par, table)
+                    # Precision and batch change neither devices per replica nor price: keep the Pareto set.
+                    variants = cache[shape_key] = _pareto(variants)
+                for base in variants:
+                    for offering in offerings:
+                        site = site_facts(spec, catalog, offering)
+                        row = replace(base, index=len(table.replica_rows),
+                                      candidate=replace(base.candidate, system=system.id, offering=offering),
+                                      site=site, unit_devices=offering.devices if offering else None,
+                                      usd_per_unit_hour=offering.usd_per_hour if offering else None)
+                        table.replica_rows.append(row)
+    return table
+
+
+def _replica_layouts(work: ResolvedWorkload, system: System, device: Accelerator):
+    """Replica shapes (tp, pp, ep) with batch placeholders; batches are expanded per shape.
+
+    Pipeline stages are only tried when the weights do not fit one scale-up domain: in decode every
+    token passes every stage, so stages add latency without adding bandwidth a wider TP would not give.
+    """
+    deg = work.spec.search.degrees
+    if work.kind == "vision":
+        yield Parallel(tp=1, pp=1, dp=1, micro_batch=1)
+        return
+    fp = work.footprint
+    domain = scaleup_domain(system)
+    tps = deg.tp or [t for t in _powers_of_two(domain) if fp.heads % t == 0]
+    smallest_weights = fp.total_params * min(BYTES_PER_ELEMENT[p] for p in _precisions(work, device) or ["bf16"])
+    fits_one_domain = smallest_weights < 0.9 * device.memory_gb * 1e9 * max(tps or [1])
+    pps = deg.pp or ([1] if fits_one_domain else [1, 2, 4, 8])
+    if system.scaleup.link_gb_per_s is None:
+        tps, pps = [1], [1]
+    for tp in tps:
+        for pp in pps:
+            if pp > 1 and (system.scaleout is None and tp * pp > domain):
+                continue
+            eps = deg.ep or ([1, tp] if fp.is_moe and tp > 1 and fp.experts % tp == 0 else [1])
+            for ep in sorted(set(eps)):
+                yield Parallel(tp=tp, pp=pp, dp=1, ep=ep, micro_batch=1)
+
+
+def _replica_structural(work: ResolvedWorkload, cand: Candidate, system: System) -> list[str]:
+    if work.kind == "vision":
+        return []
+    par = cand.parallel
+    problems = serving_structural_problems(work.footprint, replace(par, micro_batch=max(par.pp, 1)), system,
+                                           scaleup_domain(system))
+    # A replica that already fits in fewer pipeline stages gains nothing from more (decode passes every stage).
+    return problems
+
+
+def _replica_variants(work, catalog, device, family, system, precision, par, table) -> list[ReplicaRow]:
+    spec = work.spec
+    w = spec.workload
+    batches = spec.search.micro_batches or (VISION_BATCHES if work.kind == "vision" else SERVING_BATCHES)
+    rows: list[ReplicaRow] = []
+    dpr = par.tp * par.pp
+    host_share = (system.host_power_w or 0.0) * dpr / system.devices_per_node
+    idle = family.power_at_idle.value
+    full = family.power_at_full_load.value
+    for batch in batches:
+        p = replace(par, micro_batch=batch)
+        cand = Candidate(device.id, system.id, precision, p)
+        table.evaluated += 1
+        if work.kind == "serving":
+            if batch < p.pp:
+                continue
+            prof = replica_profile(work.footprint, input_tokens=w.traffic.input_tokens,
+                                   output_tokens=w.traffic.output_tokens, par=p, precision=precision,
+                                   device=device, family=family, system=system)
+            if batch > prof.max_batch_fit:
+                table.exclude("memory.fits_device", f"{cand.label()}: batch {batch} > {prof.max_batch_fit} that fit")
+                continue
+            limits = {"throughput.max_utilization": max_rate(prof, "utilization", spec.limits.max_utilization)}
+            slo = w.slo
+            if slo.ttft_p99_ms is not None:
+                limits["latency.ttft_p99"] = max_rate(prof, "ttft_p99_s", slo.ttft_p99_ms / 1000)
+            if slo.tpot_ms is not None:
+                limits["latency.tpot"] = max_rate(prof, "tpot_s", slo.tpot_ms / 1000)
+            if slo.e2e_p99_ms is not None:
+                limits["latency.e2e_p99"] = max_rate(prof, "e2e_p99_s", slo.e2e_p99_ms / 1000)
+            service = prof.service_s
+            latency = prof.prefill_s + (w.traffic.output_tokens - 1) * prof.tpot_s
+            min_rate = 0.0
+        else:
+            compute = achievable_flops(device, family, precision)
+            flops = work.shape.gflops_per_inference * 1e9
+            weights = work.shape.params_m * 1e6 * BYTES_PER_ELEMENT[precision]
+            acts = (work.shape.activation_mb or 0.0) * 1e6 * batch
+            latency = max(batch * flops / compute, (weights + acts) / achievable_bandwidth(device, family))
+            if weights + acts + family.framework_overhead_gib * 2**30 > device.memory_gb * 1e9:
+                table.exclude("memory.fits_device", f"{cand.label()}: model does not fit")
+                continue
+            service = latency / batch
+            limits = {"throughput.max_utilization": spec.limits.max_utilization / service}
+            min_rate = 0.0
+            if w.latency_budget_ms is not None:
+                slack = w.latency_budget_ms / 1000 - latency
+                if slack <= 0:
+                    limits["latency.frame_budget"] = 0.0
+                else:
+                    limits["latency.frame_budget"] = math.inf
+                    min_rate = (batch - 1) / slack
+        tdp = device.tdp_w
+        static = None if tdp is None else dpr * tdp * idle + host_share
+        per_rate = None if tdp is None else dpr * tdp * (full - idle) * service
+        rows.append(ReplicaRow(index=-1, candidate=cand, devices_per_replica=dpr, rate_limits=limits,
+                               min_rate=min_rate, power_static_w=static, power_per_rate_w=per_rate,
+                               site=SiteFacts(None, None), unit_devices=None, usd_per_unit_hour=None,
+                               latency_s=latency))
+    return _pareto(rows)
+
+
+def _pareto(rows: list[ReplicaRow]) -> list[ReplicaRow]:
+    """Drop batch sizes no better on any limit's rate nor on power than another batch of the same shape."""
+    def better_or_equal(a: ReplicaRow, b: ReplicaRow) -> bool:
+        for k, v in b.rate_limits.items():
+            if a.rate_limits.get(k, 0.0) < v:
+                return False
+        if a.min_rate > b.min_rate:
+            return False
+        if (a.power_per_rate_w or 0.0) > (b.power_per_rate_w or 0.0):
+            return False
+        return a.latency_s <= b.latency_s
+
+    kept = []
+    for i, r in enumerate(rows):
+        dominated = any(better_or_equal(o, r) and (not better_or_equal(r, o) or j < i)
+                        for j, o in enumerate(rows) if j != i)
+        if not dominated:
+            kept.append(r)
+    return kept

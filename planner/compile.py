@@ -1,0 +1,339 @@
+"""Compile a candidate table and the spec's limits into a CP-SAT model.
+
+Formulation
+-----------
+Training (rows r are complete configurations):
+    x_r in {0,1},  sum_r x_r = 1
+    for each limit unit u with bound L_u:   sum_r x_r * v_ur <= L_u          (enforced by literal e_u)
+Serving and vision (rows c are replica configurations; D is the demand, scaled to DEMAND_UNITS):
+    x_c in {0,1}, replicas n_c in [0, N_c], load share l_c in [0, D]
+    x_c <= n_c <= N_c * x_c,  l_c <= D * x_c,  sum_c l_c = D,  sum_c x_c = 1 unless mixing is allowed
+    for each rate limit u (utilisation, TTFT, TPOT, end-to-end, frame budget):
+        l_c <= r_uc * n_c                                                      (enforced by e_u)
+        (r_uc: the load one replica carries within limit u, precomputed by the performance model)
+    vision batching: l_c >= m_c * n_c (each replica must receive frames fast enough to fill its batch)
+    billed units b_c * unit_devices_c >= n_c * devices_per_replica_c
+    devices, inventory, power (affine in n_c and l_c) and hourly budget are linear sums   (each e_u)
+Objective: cost (USD/h serving, USD/job training), energy (kWh) or carbon (kg CO2e), in fixed point.
+Ties are broken in a second solve that fixes the optimum and minimises devices, then latency rank,
+then row order, so the answer never depends on which optimal solution the solver met first.
+
+Every user limit is one named constraint gated by one enforcement literal owned by `limit_literals`;
+the solve fixes them to true, the explainer toggles them on clones. Rows whose numbers a limit or the
+objective cannot read (no TDP for a power cap, no PUE for energy) are forced out under that limit's
+literal and recorded, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ortools.sat.python import cp_model
+
+from planner.candidates import CandidateTable, ReplicaRow, TrainingRow
+from planner.constraints import BY_ID
+from planner.errors import Problem, SolveError
+from planner.spec import WorkloadSpec
+
+DEMAND_UNITS = 1_000_000  # the demand is split in millionths
+MAX_REPLICAS = 100_000
+OBJECTIVE_UNITS = {"cost": 100, "energy": 1000, "carbon": 1000}  # training per job: cents, Wh, g
+
+
+@dataclass
+class CompiledModel:
+    model: cp_model.CpModel
+    table: CandidateTable
+    spec: WorkloadSpec
+    x: list[cp_model.IntVar]
+    n: list[cp_model.IntVar] = field(default_factory=list)
+    load: list[cp_model.IntVar] = field(default_factory=list)
+    limit_literals: dict[str, cp_model.IntVar] = field(default_factory=dict)
+    objective: cp_model.LinearExpr | None = None
+    objective_scale: float = 1.0
+    secondary: cp_model.LinearExpr | None = None
+    forced_out: dict[str, int] = field(default_factory=dict)  # unit id -> rows it cannot evaluate
+    cost_terms: tuple[list, list[int]] | None = None
+    replica_caps: list[int] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return self.table.kind
+
+
+def _fixed(value: float, scale: float) -> int:
+    """Round a row's value up: a limit check in integers never admits what the float check would reject."""
+    return int(math.ceil(value * scale - 1e-9))
+
+
+def _bound(limit: float, scale: float) -> int:
+    return int(math.floor(limit * scale + 1e-9))
+
+
+def active_limits(spec: WorkloadSpec, kind: str) -> dict[str, float]:
+    """The user limits that apply to this spec (unit id -> bound), in registry order."""
+    out: dict[str, float] = {}
+    for unit in BY_ID.values():
+        if not unit.user_limit:
+            continue
+        if unit.id == "inventory.per_device":
+            if spec.limits.inventory:
+                out[unit.id] = 0.0  # per-device bounds are read from the spec when building
+            continue
+        limit = unit.limit_of(spec, None)
+        if limit is not None:
+            out[unit.id] = float(limit)
+    if kind != "training":
+        out.setdefault("throughput.max_utilization", spec.limits.max_utilization)
+    return out
+
+
+def compile_model(table: CandidateTable, spec: WorkloadSpec, limits: dict[str, float] | None = None) -> CompiledModel:
+    """Build the model; `limits` overrides bounds (the explainer's relaxations) and defaults to the spec's."""
+    limits = active_limits(spec, table.kind) if limits is None else limits
+    model = cp_model.CpModel()
+    if table.kind == "training":
+        compiled = _compile_training(model, table, spec, limits)
+    else:
+        compiled = _compile_replicas(model, table, spec, limits)
+    for lit in compiled.limit_literals.values():
+        model.add(lit == 1)  # the solve enforces every limit; explainers work on clones with these freed
+    return compiled
+
+
+def _literal(compiled: CompiledModel, unit_id: str) -> cp_model.IntVar:
+    lit = compiled.limit_literals.get(unit_id)
+    if lit is None:
+        lit = compiled.limit_literals[unit_id] = compiled.model.new_bool_var(f"enforce[{unit_id}]")
+    return lit
+
+
+# ------------------------------------------------------------------------------------------- training
+
+TRAINING_METRIC_SCALE = {
+    "devices.max_count": 1,
+    "power.site_cap": 1000,  # W
+    "budget.hourly": 1000,  # milli-USD
+    "budget.job": 100,  # cents
+    "time.deadline": 10_000,  # 1e-4 days
+}
+
+
+def _training_objective_value(row: TrainingRow, objective: str) -> float | None:
+    m = row.evaluation.metrics
+    return {"cost": m.get("usd_per_job"), "energy": m.get("energy_kwh_per_job"),
+            "carbon": m.get("carbon_kg_per_job")}[objective]
+
+
+def _compile_training(model, table: CandidateTable, spec: WorkloadSpec, limits: dict[str, float]) -> CompiledModel:
+    rows: list[TrainingRow] = table.training_rows
+    x = [model.new_bool_var(f"x[{r.index}]") for r in rows]
+    compiled = CompiledModel(model=model, table=table, spec=spec, x=x)
+    model.add_exactly_one(x) if x else model.add_bool_or([])  # no row: infeasible by construction
+
+    for unit_id, bound in limits.items():
+        unit = BY_ID[unit_id]
+        lit = _literal(compiled, unit_id)
+        if unit_id == "inventory.per_device":
+            for device, count in sorted(spec.limits.inventory.items()):
+                terms = [(x[r.index], r.candidate.devices) for r in rows if r.candidate.device == device]
+                if terms:
+                    model.add(sum(v * c for v, c in terms) <= count).with_name(
+                        f"{unit_id}[{device}]").only_enforce_if(lit)
+            continue
+        scale = TRAINING_METRIC_SCALE[unit_id]
+        terms, unknown = [], []
+        for r in rows:
+            value = r.evaluation.metrics.get(unit.metric)
+            if value is None or math.isinf(value):
+                unknown.append(r.index)
+            else:
+                terms.append((x[r.index], _fixed(value, scale)))
+        model.add(sum(v * c for v, c in terms) <= _bound(bound, scale)).with_name(unit_id).only_enforce_if(lit)
+        _force_out(compiled, unknown, unit_id, lit)
+
+    scale = OBJECTIVE_UNITS[spec.objective]
+    obj_terms = []
+    for r in rows:
+        value = _training_objective_value(r, spec.objective)
+        if value is None:
+            _force_out(compiled, [r.index], f"objective.{spec.objective}")
+        else:
+            obj_terms.append((x[r.index], _fixed(value, scale)))
+    compiled.objective = sum(v * c for v, c in obj_terms)
+    compiled.objective_scale = scale
+    ranked = sorted(rows, key=lambda r: r.evaluation.prediction.step_time_s)
+    rank = {r.index: i for i, r in enumerate(ranked)}
+    big = len(rows) + 1
+    compiled.secondary = sum(x[r.index] * (r.candidate.devices * big * big + rank[r.index] * big + r.index)
+                             for r in rows)
+    return compiled
+
+
+# ------------------------------------------------------------------------------------------- replicas
+
+
+def _rate_units(rate: float, demand: float) -> int:
+    """Load one replica can carry, in demand units, rounded down (conservative)."""
+    if math.isinf(rate):
+        return DEMAND_UNITS
+    return min(DEMAND_UNITS, int(math.floor(rate / demand * DEMAND_UNITS + 1e-9)))
+
+
+def _max_replicas(row: ReplicaRow, demand: float, spec: WorkloadSpec) -> int:
+    cap = MAX_REPLICAS
+    if spec.limits.max_devices:
+        cap = min(cap, spec.limits.max_devices // row.devices_per_replica)
+    # More replicas than needed at the utilisation cap alone only add cost; a latency limit can need more,
+    # so the bound uses the slowest finite rate of any of the row's limits.
+    finite = [r for r in row.rate_limits.values() if 0 < r < math.inf]
+    if finite:
+        cap = min(cap, int(math.ceil(demand / min(finite))) + 1)
+    if row.min_rate > 0:
+        cap = min(cap, int(demand // row.min_rate))
+    return max(cap, 0)
+
+
+def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: dict[str, float]) -> CompiledModel:
+    rows: list[ReplicaRow] = table.replica_rows
+    demand = table.demand
+    per_unit_rate = demand / DEMAND_UNITS  # requests/s (or frames/s) per demand unit
+    x, n, load = [], [], []
+    caps = [_max_replicas(r, demand, spec) for r in rows]
+    mixing = spec.search.allow_mix
+    for r in rows:
+        x.append(model.new_bool_var(f"x[{r.index}]"))
+        n.append(model.new_int_var(0, caps[r.index], f"replicas[{r.index}]"))
+        # One configuration carries the whole demand unless mixing is allowed: then the load it carries
+        # is a decision too. Keeping it an expression of x otherwise leaves a much smaller model.
+        load.append(model.new_int_var(0, DEMAND_UNITS, f"load[{r.index}]") if mixing else DEMAND_UNITS * x[-1])
+    compiled = CompiledModel(model=model, table=table, spec=spec, x=x, n=n,
+                             load=load if mixing else [], replica_caps=caps)
+    for r in rows:
+        i = r.index
+        model.add(n[i] >= x[i])
+        model.add(n[i] <= caps[i] * x[i])
+        if mixing:
+            model.add(load[i] <= DEMAND_UNITS * x[i])
+    if not x:
+        model.add_bool_or([])
+    elif mixing:
+        model.add(sum(load) == DEMAND_UNITS).with_name("demand.served")
+    else:
+        model.add_exactly_one(x)
+
+    for unit_id, bound in limits.items():
+        lit = _literal(compiled, unit_id)
+        if unit_id in ("throughput.max_utilization", "latency.ttft_p99", "latency.tpot", "latency.e2e_p99",
+                       "latency.frame_budget"):
+            for r in rows:
+                rate = r.rate_limits.get(unit_id)
+                if rate is None:
+                    continue
+                model.add(load[r.index] <= _rate_units(rate, demand) * n[r.index]).with_name(
+                    f"{unit_id}[{r.index}]").only_enforce_if(lit)
+                if unit_id == "latency.frame_budget" and r.min_rate > 0:
+                    needed = int(math.ceil(r.min_rate / demand * DEMAND_UNITS))
+                    model.add(load[r.index] >= needed * n[r.index]).with_name(
+                        f"{unit_id}.fill_batch[{r.index}]").only_enforce_if(lit)
+        elif unit_id == "devices.max_count":
+            model.add(sum(n[r.index] * r.devices_per_replica for r in rows) <= int(bound)).with_name(
+                unit_id).only_enforce_if(lit)
+        elif unit_id == "inventory.per_device":
+            for device, count in sorted(spec.limits.inventory.items()):
+                terms = [n[r.index] * r.devices_per_replica for r in rows if r.candidate.device == device]
+                if terms:
+                    model.add(sum(terms) <= count).with_name(f"{unit_id}[{device}]").only_enforce_if(lit)
+        elif unit_id == "power.site_cap":
+            terms = []
+            for r in rows:
+                coeffs = _power_mw(r, per_unit_rate, 1.0)
+                if coeffs is None:
+                    _force_out(compiled, [r.index], unit_id, lit)
+                    continue
+                terms += [n[r.index] * coeffs[0], load[r.index] * coeffs[1]]
+            model.add(sum(terms) <= _bound(bound, 1e6)).with_name(unit_id).only_enforce_if(lit)
+        elif unit_id == "budget.hourly":
+            cost, unknown = _cost_terms(model, rows, n, load, per_unit_rate, compiled)
+            model.add(sum(cost) <= _bound(bound, 1000)).with_name(unit_id).only_enforce_if(lit)
+            _force_out(compiled, unknown, unit_id, lit)
+        elif unit_id == "budget.job":
+            continue  # training only
+        else:
+            raise SolveError(Problem(f"constraint `{unit_id}` has no replica formulation"))
+
+    _replica_objective(model, compiled, rows, n, load, per_unit_rate, spec)
+    ranked = sorted(rows, key=lambda r: r.latency_s)
+    rank = {r.index: i for i, r in enumerate(ranked)}
+    big = len(rows) + 1
+    compiled.secondary = (sum(n[r.index] * r.devices_per_replica for r in rows) * big * big
+                          + sum(x[r.index] * (rank[r.index] * big + r.index) for r in rows))
+    return compiled
+
+
+def _power_mw(row: ReplicaRow, per_unit_rate: float, factor: float) -> tuple[int, int] | None:
+    """(milliwatts per replica at idle, milliwatts per demand unit carried), both times `factor`."""
+    if row.power_static_w is None:
+        return None
+    return (_fixed(row.power_static_w * factor, 1000), _fixed(row.power_per_rate_w * per_unit_rate * factor, 1000))
+
+
+def _cost_terms(model, rows, n, load, per_unit_rate, compiled: CompiledModel) -> tuple[list, list[int]]:
+    """Milli-USD per hour: billed units for cloud rows, electricity at the meter for owned rows.
+
+    Returns the terms and the rows whose cost is unknown (owned hardware without an electricity price).
+    """
+    if compiled.cost_terms is not None:
+        return compiled.cost_terms
+    terms, unknown = [], []
+    for r in rows:
+        if r.usd_per_unit_hour is not None:
+            cap = compiled.replica_caps[r.index] * r.devices_per_replica // r.unit_devices + 1
+            b = model.new_int_var(0, cap, f"billed_units[{r.index}]")
+            model.add(b * r.unit_devices >= n[r.index] * r.devices_per_replica)
+            terms.append(b * _fixed(r.usd_per_unit_hour, 1000))
+            continue
+        site = r.site
+        coeffs = None
+        if site.electricity_usd_per_kwh is not None and site.pue is not None:
+            # mW x USD/kWh = 1e-6 USD/h: scale to milli-USD with a factor of 1e-3
+            coeffs = _power_mw(r, per_unit_rate, site.pue * site.electricity_usd_per_kwh * 1e-3)
+        if coeffs is None:
+            unknown.append(r.index)
+            continue
+        terms += [n[r.index] * coeffs[0], load[r.index] * coeffs[1]]
+    compiled.cost_terms = (terms, unknown)
+    return compiled.cost_terms
+
+
+def _force_out(compiled: CompiledModel, rows: list[int], key: str, lit=None) -> None:
+    for i in rows:
+        c = compiled.model.add(compiled.x[i] == 0)
+        if lit is not None:
+            c.only_enforce_if(lit)
+    if rows:
+        compiled.forced_out[key] = compiled.forced_out.get(key, 0) + len(rows)
+
+
+def _replica_objective(model, compiled: CompiledModel, rows, n, load, per_unit_rate, spec: WorkloadSpec) -> None:
+    if spec.objective == "cost":
+        terms, unknown = _cost_terms(model, rows, n, load, per_unit_rate, compiled)
+        _force_out(compiled, unknown, "objective.cost")
+        compiled.objective = sum(terms)
+        compiled.objective_scale = 1000.0  # milli-USD per hour
+        return
+    terms = []
+    for r in rows:
+        pue, intensity = r.site.pue, r.site.grid_gco2_per_kwh
+        coeffs = None
+        if pue is not None and (spec.objective == "energy" or intensity is not None):
+            # energy: mW x PUE = mWh per hour; carbon: mW x PUE x g/kWh = 1e-6 g/h -> mg/h with 1e-3
+            factor = pue if spec.objective == "energy" else pue * intensity * 1e-3
+            coeffs = _power_mw(r, per_unit_rate, factor)
+        if coeffs is None:
+            _force_out(compiled, [r.index], f"objective.{spec.objective}")
+            continue
+        terms += [n[r.index] * coeffs[0], load[r.index] * coeffs[1]]
+    compiled.objective = sum(terms)
+    compiled.objective_scale = 1e6  # mWh/h -> kWh/h, mg/h -> kg/h

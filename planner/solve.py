@@ -1,0 +1,203 @@
+"""Run CP-SAT on a compiled model and turn its answer into plans.
+
+Status is reported as the solver proved it: `optimal` (proven), `feasible` (a plan, optimality not
+proven within the time limit: objective, bound and gap say how far it may be), `infeasible` (proven: no
+plan meets the limits), `timeout` (no plan found within the time limit). Ties are broken by a second,
+lexicographic solve (devices, then latency rank, then row order), so the same input always yields the
+same plan whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ortools.sat.python import cp_model
+
+from planner.candidates import CandidateTable, enumerate_candidates
+from planner.catalog.loader import Catalog
+from planner.check import demand_of, rebuild
+from planner.compile import DEMAND_UNITS, CompiledModel, compile_model
+from planner.evaluate import ResolvedWorkload
+from planner.perf.types import Parallel
+from planner.plan import Plan
+
+# Measured on 2 cores (benchmarks/solve_bench.py): the portfolio of 8 workers proves these one-hot
+# models optimal fastest; see the closing note of the solve issue for the figures.
+DEFAULT_WORKERS = 8
+DEFAULT_TIME_LIMIT_S = 30.0
+
+STATUS = {
+    cp_model.OPTIMAL: "optimal",
+    cp_model.FEASIBLE: "feasible",
+    cp_model.INFEASIBLE: "infeasible",
+    cp_model.MODEL_INVALID: "invalid",
+    cp_model.UNKNOWN: "timeout",
+}
+
+OBJECTIVE_UNITS = {
+    ("cost", True): "usd_per_job", ("cost", False): "usd_per_hour",
+    ("energy", True): "kwh_per_job", ("energy", False): "kwh_per_hour",
+    ("carbon", True): "kg_co2e_per_job", ("carbon", False): "kg_co2e_per_hour",
+}
+OBJECTIVE_METRIC = {
+    ("cost", True): "usd_per_job", ("cost", False): "usd_per_hour",
+    ("energy", True): "energy_kwh_per_job", ("energy", False): "energy_kwh_per_hour",
+    ("carbon", True): "carbon_kg_per_job", ("carbon", False): "carbon_kg_per_hour",
+}
+
+
+@dataclass
+class SolverSettings:
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S
+    workers: int = DEFAULT_WORKERS
+    seed: int = 0
+
+
+@dataclass
+class SolveResult:
+    status: str
+    objective_name: str
+    objective_unit: str
+    objective_value: float | None
+    bound: float | None
+    gap: float | None
+    plans: list[Plan]
+    table: CandidateTable
+    compiled: CompiledModel
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def plan(self) -> Plan | None:
+        return self.plans[0] if self.plans else None
+
+
+def make_solver(settings: SolverSettings) -> cp_model.CpSolver:
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = settings.time_limit_s
+    solver.parameters.num_workers = settings.workers
+    solver.parameters.random_seed = settings.seed
+    solver.parameters.log_search_progress = False
+    return solver
+
+
+def objective_metric(work: ResolvedWorkload) -> str:
+    return OBJECTIVE_METRIC[(work.spec.objective, work.kind == "training")]
+
+
+def plan_value(plan: Plan, work: ResolvedWorkload) -> float | None:
+    return plan.totals.get(objective_metric(work))
+
+
+def solve(work: ResolvedWorkload, catalog: Catalog, settings: SolverSettings | None = None, top: int = 1,
+          table: CandidateTable | None = None) -> SolveResult:
+    settings = settings or SolverSettings()
+    started = time.perf_counter()
+    table = table or enumerate_candidates(work, catalog)
+    enumerated = time.perf_counter()
+    compiled = compile_model(table, work.spec)
+    compiled_at = time.perf_counter()
+    result = solve_compiled(work, catalog, compiled, settings, top)
+    result.stats.update({
+        "candidates": len(table.rows),
+        "evaluated": table.evaluated,
+        "variables": len(compiled.model.proto.variables),
+        "constraints": len(compiled.model.proto.constraints),
+        "enumerate_s": enumerated - started,
+        "compile_s": compiled_at - enumerated,
+        "solve_s": time.perf_counter() - compiled_at,
+        "workers": settings.workers,
+    })
+    return result
+
+
+def solve_compiled(work: ResolvedWorkload, catalog: Catalog, compiled: CompiledModel, settings: SolverSettings,
+                   top: int = 1) -> SolveResult:
+    model = compiled.model
+    objective_name = work.spec.objective
+    unit = OBJECTIVE_UNITS[(objective_name, work.kind == "training")]
+    plans: list[Plan] = []
+    status, value, bound, gap = "infeasible", None, None, None
+    for k in range(max(1, top)):
+        solver = make_solver(settings)
+        model.minimize(compiled.objective)
+        code = solver.solve(model)
+        name = STATUS.get(code, "timeout")
+        if name not in ("optimal", "feasible"):
+            if k == 0:
+                status = name
+            break
+        best = round(solver.objective_value)
+        if k == 0:
+            status = name
+            scale = compiled.objective_scale
+            bound = solver.best_objective_bound / scale
+        # Tie-break on a clone: keep the optimum, prefer fewer devices, lower latency, then the earlier row.
+        tie_model = model.clone()
+        _hint(tie_model, compiled, solver)
+        tie_model.add(compiled.objective <= best)
+        tie_model.minimize(compiled.secondary)
+        tie_solver = make_solver(settings)
+        tie_code = tie_solver.solve(tie_model)
+        chosen = tie_solver if tie_code in (cp_model.OPTIMAL, cp_model.FEASIBLE) else solver
+        if k == 0 and tie_code == cp_model.FEASIBLE and name == "optimal":
+            status = "feasible"  # the tie-break itself was not proven within the time limit
+        plans.append(_extract(work, catalog, compiled, chosen))
+        _exclude(model, compiled, chosen)
+    if plans:
+        values = [plan_value(p, work) for p in plans]
+        value = values[0]
+        if value is not None and bound is not None:
+            gap = 0.0 if status == "optimal" else max(0.0, (value - bound) / value) if value else 0.0
+            if status == "optimal":
+                bound = value
+    return SolveResult(status=status, objective_name=objective_name, objective_unit=unit, objective_value=value,
+                       bound=bound, gap=gap, plans=plans, table=compiled.table, compiled=compiled,
+                       stats={"top_values": [plan_value(p, work) for p in plans]})
+
+
+def _hint(model: cp_model.CpModel, compiled: CompiledModel, solver: cp_model.CpSolver) -> None:
+    model.clear_hints()
+    for v in compiled.x + compiled.n + compiled.load:
+        model.add_hint(v, solver.value(v))
+
+
+def _shape(row) -> tuple:
+    """What makes two plans distinct for a reader: device, where, precision and layout (not the batch)."""
+    c = row.candidate
+    p = c.parallel
+    o = c.offering
+    where = (o.provider, o.region, o.pricing, o.instance) if o else ("owned", c.system)
+    return (c.device, c.system, where, c.precision, p.tp, p.pp, p.ep, p.cp,
+            p.dp if row.__class__.__name__ == "TrainingRow" else 0)
+
+
+def _exclude(model: cp_model.CpModel, compiled: CompiledModel, solver: cp_model.CpSolver) -> None:
+    """Forbid the chosen configurations (in every batch size), so the next solve finds a distinct plan."""
+    rows = compiled.table.rows
+    chosen = {_shape(r) for r in rows if solver.boolean_value(compiled.x[r.index])}
+    same = [compiled.x[r.index] for r in rows if _shape(r) in chosen]
+    groups = len(chosen)
+    # A plan with several parts is excluded as a whole: at least one of its configurations must go.
+    model.add(sum(same) <= len(same) - 1 if groups > 1 else sum(same) == 0)
+
+
+def _extract(work: ResolvedWorkload, catalog: Catalog, compiled: CompiledModel, solver: cp_model.CpSolver) -> Plan:
+    table = compiled.table
+    if table.kind == "training":
+        row = next(r for r in table.training_rows if solver.boolean_value(compiled.x[r.index]))
+        return rebuild(work, catalog, [(row.candidate, 1.0)])
+    parts = []
+    for r in table.replica_rows:
+        if not solver.boolean_value(compiled.x[r.index]):
+            continue
+        replicas = solver.value(compiled.n[r.index])
+        share = solver.value(compiled.load[r.index]) / DEMAND_UNITS if compiled.load else 1.0
+        par: Parallel = r.candidate.parallel
+        cand = type(r.candidate)(r.candidate.device, r.candidate.system, r.candidate.precision,
+                                 Parallel(**{**par.__dict__, "dp": replicas}), r.candidate.offering)
+        parts.append((cand, share))
+    return rebuild(work, catalog, parts)
+
+
+__all__ = ["solve", "solve_compiled", "SolveResult", "SolverSettings", "demand_of", "plan_value"]

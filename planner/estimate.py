@@ -5,7 +5,14 @@ from __future__ import annotations
 from planner.catalog.loader import Catalog
 from planner.constraints import ConstraintCheck, check
 from planner.errors import EstimateError, Problem
-from planner.evaluate import Candidate, Evaluation, choose_system_and_offering, evaluate, resolve_workload
+from planner.evaluate import (
+    Candidate,
+    Evaluation,
+    choose_system_and_offering,
+    evaluate,
+    resolve_workload,
+    structural_issues,
+)
 from planner.perf.types import Parallel
 from planner.spec import WorkloadSpec
 
@@ -29,8 +36,11 @@ def estimate_configuration(spec: WorkloadSpec, catalog: Catalog, *, spec_file: s
     def candidate(replicas: int) -> Candidate:
         par = Parallel(tp=tp, pp=pp, dp=replicas, ep=ep, micro_batch=micro_batch, zero_stage=zero_stage,
                        recompute=recompute, virtual_stages=virtual_stages)
+        def can_run(system) -> bool:
+            return not structural_issues(work, catalog, Candidate(device, system.id, precision, par))
+
         system, offering = choose_system_and_offering(catalog, spec, device, par.devices, tp, system_id,
-                                                      provider, region, pricing)
+                                                      provider, region, pricing, can_run)
         return Candidate(device=device, system=system.id, precision=precision, parallel=par, offering=offering)
 
     if dp is not None or kind == "training":

@@ -296,14 +296,19 @@ def with_offering(work: ResolvedWorkload, catalog: Catalog, ev: Evaluation, offe
 
 def choose_system_and_offering(catalog: Catalog, spec: WorkloadSpec, device_id: str, devices: int, tp: int,
                                system_id: str | None = None, provider: str | None = None, region: str | None = None,
-                               pricing: str | None = None) -> tuple[System, Offering | None]:
-    """The cheapest way to rent `devices` of `device_id` whose scale-up domain holds `tp`; else on-prem."""
+                               pricing: str | None = None, can_run=None) -> tuple[System, Offering | None]:
+    """The cheapest way to rent `devices` of `device_id` on a system that can run the layout; else owned.
+
+    `can_run(system)` says whether the layout is valid there (scale-up domain, scale-out network).
+    """
     catalog.accelerator(device_id)
-    systems = [catalog.systems[system_id]] if system_id else catalog.systems_for(device_id)
     if system_id and system_id not in catalog.systems:
         raise EstimateError(Problem(f"unknown system `{system_id}`.{did_you_mean(system_id, catalog.systems)}",
                                     fix="see `planner catalog list systems`"))
+    systems = [catalog.systems[system_id]] if system_id else catalog.systems_for(device_id)
     systems = [s for s in systems if scaleup_domain(s) >= tp] or systems
+    if can_run is not None and not system_id:
+        systems = [s for s in systems if can_run(s)] or systems
     if not systems:
         raise EstimateError(Problem(f"no system in the catalog carries {device_id}", fix="add one to systems.yaml"))
     best: tuple[float, System, Offering] | None = None

@@ -36,7 +36,8 @@ from planner.constraints import BY_ID
 from planner.errors import Problem, SolveError
 from planner.spec import WorkloadSpec
 
-DEMAND_UNITS = 1_000_000  # the demand is split in millionths
+DEMAND_UNITS = 10_000  # the demand is split in units of 0.01%
+MICRO = 1_000_000  # replica-model money, power, energy and carbon are integers in millionths
 MAX_REPLICAS = 100_000
 OBJECTIVE_UNITS = {"cost": 100, "energy": 1000, "carbon": 1000}  # training per job: cents, Wh, g
 
@@ -190,8 +191,6 @@ def _max_replicas(row: ReplicaRow, demand: float, spec: WorkloadSpec) -> int:
     finite = [r for r in row.rate_limits.values() if 0 < r < math.inf]
     if finite:
         cap = min(cap, int(math.ceil(demand / min(finite))) + 1)
-    if row.min_rate > 0:
-        cap = min(cap, int(demand // row.min_rate))
     return max(cap, 0)
 
 
@@ -248,15 +247,15 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
         elif unit_id == "power.site_cap":
             terms = []
             for r in rows:
-                coeffs = _power_mw(r, per_unit_rate, 1.0)
+                coeffs = _power_uw(r, per_unit_rate, 1.0)
                 if coeffs is None:
                     _force_out(compiled, [r.index], unit_id, lit)
                     continue
                 terms += [n[r.index] * coeffs[0], load[r.index] * coeffs[1]]
-            model.add(sum(terms) <= _bound(bound, 1e6)).with_name(unit_id).only_enforce_if(lit)
+            model.add(sum(terms) <= _bound(bound * 1000, MICRO)).with_name(unit_id).only_enforce_if(lit)
         elif unit_id == "budget.hourly":
             cost, unknown = _cost_terms(model, rows, n, load, per_unit_rate, compiled)
-            model.add(sum(cost) <= _bound(bound, 1000)).with_name(unit_id).only_enforce_if(lit)
+            model.add(sum(cost) <= _bound(bound, MICRO)).with_name(unit_id).only_enforce_if(lit)
             _force_out(compiled, unknown, unit_id, lit)
         elif unit_id == "budget.job":
             continue  # training only
@@ -272,15 +271,15 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
     return compiled
 
 
-def _power_mw(row: ReplicaRow, per_unit_rate: float, factor: float) -> tuple[int, int] | None:
-    """(milliwatts per replica at idle, milliwatts per demand unit carried), both times `factor`."""
+def _power_uw(row: ReplicaRow, per_unit_rate: float, factor: float) -> tuple[int, int] | None:
+    """(microwatts per replica at idle, microwatts per demand unit carried), both times `factor`."""
     if row.power_static_w is None:
         return None
-    return (_fixed(row.power_static_w * factor, 1000), _fixed(row.power_per_rate_w * per_unit_rate * factor, 1000))
+    return (_fixed(row.power_static_w * factor, MICRO), _fixed(row.power_per_rate_w * per_unit_rate * factor, MICRO))
 
 
 def _cost_terms(model, rows, n, load, per_unit_rate, compiled: CompiledModel) -> tuple[list, list[int]]:
-    """Milli-USD per hour: billed units for cloud rows, electricity at the meter for owned rows.
+    """Micro-USD per hour: billed units for cloud rows, electricity at the meter for owned rows.
 
     Returns the terms and the rows whose cost is unknown (owned hardware without an electricity price).
     """
@@ -292,13 +291,13 @@ def _cost_terms(model, rows, n, load, per_unit_rate, compiled: CompiledModel) ->
             cap = compiled.replica_caps[r.index] * r.devices_per_replica // r.unit_devices + 1
             b = model.new_int_var(0, cap, f"billed_units[{r.index}]")
             model.add(b * r.unit_devices >= n[r.index] * r.devices_per_replica)
-            terms.append(b * _fixed(r.usd_per_unit_hour, 1000))
+            terms.append(b * _fixed(r.usd_per_unit_hour, MICRO))
             continue
         site = r.site
         coeffs = None
         if site.electricity_usd_per_kwh is not None and site.pue is not None:
-            # mW x USD/kWh = 1e-6 USD/h: scale to milli-USD with a factor of 1e-3
-            coeffs = _power_mw(r, per_unit_rate, site.pue * site.electricity_usd_per_kwh * 1e-3)
+            # W x PUE x USD/kWh / 1000 = USD/h
+            coeffs = _power_uw(r, per_unit_rate, site.pue * site.electricity_usd_per_kwh * 1e-3)
         if coeffs is None:
             unknown.append(r.index)
             continue
@@ -321,19 +320,19 @@ def _replica_objective(model, compiled: CompiledModel, rows, n, load, per_unit_r
         terms, unknown = _cost_terms(model, rows, n, load, per_unit_rate, compiled)
         _force_out(compiled, unknown, "objective.cost")
         compiled.objective = sum(terms)
-        compiled.objective_scale = 1000.0  # milli-USD per hour
+        compiled.objective_scale = MICRO  # micro-USD per hour
         return
     terms = []
     for r in rows:
         pue, intensity = r.site.pue, r.site.grid_gco2_per_kwh
         coeffs = None
         if pue is not None and (spec.objective == "energy" or intensity is not None):
-            # energy: mW x PUE = mWh per hour; carbon: mW x PUE x g/kWh = 1e-6 g/h -> mg/h with 1e-3
-            factor = pue if spec.objective == "energy" else pue * intensity * 1e-3
-            coeffs = _power_mw(r, per_unit_rate, factor)
+            # energy: W x PUE / 1000 = kWh per hour; carbon: kWh/h x g/kWh / 1000 = kg per hour
+            factor = pue * 1e-3 if spec.objective == "energy" else pue * intensity * 1e-6
+            coeffs = _power_uw(r, per_unit_rate, factor)
         if coeffs is None:
             _force_out(compiled, [r.index], f"objective.{spec.objective}")
             continue
         terms += [n[r.index] * coeffs[0], load[r.index] * coeffs[1]]
     compiled.objective = sum(terms)
-    compiled.objective_scale = 1e6  # mWh/h -> kWh/h, mg/h -> kg/h
+    compiled.objective_scale = MICRO  # micro-kWh/h or micro-kg/h

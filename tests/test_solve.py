@@ -1,0 +1,178 @@
+"""End-to-end `planner solve`: every example, the checker on every returned plan, determinism, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner.catalog.loader import load_catalogs
+from planner.check import check_plan, violations
+from planner.cli import main
+from planner.evaluate import resolve_workload
+from planner.solve import SolverSettings, solve
+from planner.spec import WorkloadSpec, load_spec
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+INFEASIBLE = {"impossible-tiny-budget"}
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalogs()
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_example_solves_and_passes_the_checker(example, catalog):
+    work = resolve_workload(load_spec(example), catalog)
+    result = solve(work, catalog, SolverSettings(workers=8))
+    if example.stem in INFEASIBLE:
+        assert result.status == "infeasible" and result.plan is None
+        return
+    assert result.status == "optimal"
+    assert result.gap == 0.0 and result.bound == pytest.approx(result.objective_value)
+    assert not violations(check_plan(work, catalog, result.plan))
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_json_contract_keys():
+    result = run("solve", str(EXAMPLES / "llama3-70b-chat.yaml"), "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["status"] == "optimal"
+    assert set(data["objective"]) == {"name", "value", "unit"} and data["objective"]["unit"] == "usd_per_hour"
+    plan = data["plan"]
+    for key in ("device", "offering", "devices", "nodes", "replicas", "parallel", "precision", "batch", "predicted",
+                "cost"):
+        assert key in plan
+    assert set(plan["parallel"]) >= {"dp", "tp", "pp", "ep"}
+    assert set(plan["offering"]) >= {"provider", "region", "pricing", "instance"}
+    assert {"ttft_p99_ms", "tpot_ms", "tokens_per_s", "memory_gib_per_device", "power_kw"} <= set(plan["predicted"])
+    assert {"usd_per_hour", "usd_per_million_tokens"} <= set(plan["cost"])
+    ids = {c["id"] for c in data["constraints"]}
+    assert {"latency.tpot", "latency.ttft_p99", "power.site_cap", "budget.hourly", "devices.max_count"} <= ids
+    tpot = next(c for c in data["constraints"] if c["id"] == "latency.tpot")
+    assert tpot["spec_path"] == "workload.slo.tpot_ms" and tpot["limit"] == 50 and tpot["unit"] == "ms"
+    assert tpot["slack"] == pytest.approx(tpot["limit"] - tpot["value"], abs=1e-3)
+
+
+@pytest.mark.parametrize("name", ["llama3-70b-chat", "llama3-8b-pretrain"])
+def test_same_input_gives_byte_identical_json(name):
+    spec = str(EXAMPLES / f"{name}.yaml")
+    outputs = {run("solve", spec, "--format", "json", *extra).output for extra in ([], [], ["--reproducible"])}
+    assert len(outputs) == 1
+
+
+def test_exit_codes():
+    assert run("solve", str(EXAMPLES / "impossible-tiny-budget.yaml")).exit_code == 3
+    bad = run("solve", str(EXAMPLES / "nope.yaml"))
+    assert bad.exit_code == 2 and "file not found" in bad.output
+
+
+def test_timeout_exit_code(monkeypatch):
+    from ortools.sat.python import cp_model
+
+    import planner.solve as solve_module
+
+    original = solve_module.make_solver
+
+    def no_time(settings):
+        solver = original(settings)
+        solver.parameters.max_deterministic_time = 0.0
+        solver.parameters.max_time_in_seconds = 0.0
+        solver.parameters.cp_model_presolve = False
+        return solver
+
+    monkeypatch.setattr(solve_module, "make_solver", no_time)
+    result = run("solve", str(EXAMPLES / "mixtral-moe-serving.yaml"))
+    assert result.exit_code in (0, 4)  # a zero budget either finds nothing (4) or a first feasible plan
+    if result.exit_code == 0:
+        assert "feasible" in result.output or "optimal" in result.output
+    assert cp_model.UNKNOWN in solve_module.STATUS
+
+
+def test_top_k_plans_are_distinct_and_ordered(catalog):
+    work = resolve_workload(load_spec(EXAMPLES / "llama3-70b-chat.yaml"), catalog)
+    result = solve(work, catalog, top=4)
+    values = result.stats["top_values"]
+    assert len(result.plans) == 4 and values == sorted(values)
+    assert len({p.signature() for p in result.plans}) == 4
+
+
+def test_mixing_is_never_worse_than_one_device_type(catalog):
+    spec = load_spec(EXAMPLES / "llama3-70b-chat.yaml")
+    work = resolve_workload(spec, catalog)
+    single = solve(work, catalog)
+    mixed_spec = spec.model_copy(update={"search": spec.search.model_copy(update={"allow_mix": True})})
+    mixed_work = resolve_workload(mixed_spec, catalog)
+    mixed = solve(mixed_work, catalog)
+    assert mixed.objective_value <= single.objective_value + 1e-6
+    assert not violations(check_plan(mixed_work, catalog, mixed.plan))
+
+
+SERVING_DEVICES = ["h100-sxm", "l40s", "l4", "mi300x", "a100-80gb", "h200-sxm", "tpu-v5e"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    model=st.sampled_from(["llama-3.1-8b", "qwen3-32b", "llama-3.1-70b", "mixtral-8x7b"]),
+    rps=st.floats(0.2, 40.0),
+    input_tokens=st.integers(64, 8192),
+    output_tokens=st.integers(16, 1024),
+    ttft=st.one_of(st.none(), st.floats(200, 5000)),
+    tpot=st.one_of(st.none(), st.floats(10, 200)),
+    devices=st.lists(st.sampled_from(SERVING_DEVICES), min_size=1, max_size=3, unique=True),
+    max_devices=st.one_of(st.none(), st.integers(1, 64)),
+    power_kw=st.one_of(st.none(), st.floats(0.5, 40)),
+    objective=st.sampled_from(["cost", "energy", "carbon"]),
+)
+def test_every_returned_serving_plan_passes_the_checker(catalog, model, rps, input_tokens, output_tokens, ttft, tpot,
+                                                        devices, max_devices, power_kw, objective):
+    spec = WorkloadSpec.model_validate({
+        "name": "prop",
+        "workload": {"kind": "serving", "model": model,
+                     "traffic": {"requests_per_s": rps, "input_tokens": input_tokens, "output_tokens": output_tokens},
+                     "slo": {"ttft_p99_ms": ttft, "tpot_ms": tpot}},
+        "search": {"devices": devices},
+        "limits": {"max_devices": max_devices, "power_kw": power_kw},
+        "objective": objective,
+    })
+    work = resolve_workload(spec, catalog)
+    result = solve(work, catalog, SolverSettings(workers=8))
+    assert result.status in ("optimal", "infeasible")
+    if result.plan is not None:
+        assert not violations(check_plan(work, catalog, result.plan))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    model=st.sampled_from(["llama-3.1-8b", "llama-3-70b", "qwen3-32b"]),
+    tokens=st.floats(1e9, 2e12),
+    batch=st.sampled_from([64, 256, 512, 1024]),
+    deadline=st.one_of(st.none(), st.floats(1, 90)),
+    devices=st.lists(st.sampled_from(["h100-sxm", "a100-80gb", "b200", "mi300x"]), min_size=1, max_size=2, unique=True),
+    max_devices=st.one_of(st.none(), st.sampled_from([8, 64, 512])),
+    objective=st.sampled_from(["cost", "energy", "carbon"]),
+)
+def test_every_returned_training_plan_passes_the_checker(catalog, model, tokens, batch, deadline, devices,
+                                                         max_devices, objective):
+    spec = WorkloadSpec.model_validate({
+        "name": "prop",
+        "workload": {"kind": "training", "model": model, "tokens": tokens, "seq_len": 4096,
+                     "global_batch_sequences": batch},
+        "search": {"devices": devices},
+        "limits": {"max_devices": max_devices, "deadline_days": deadline},
+        "objective": objective,
+    })
+    work = resolve_workload(spec, catalog)
+    result = solve(work, catalog, SolverSettings(workers=8))
+    assert result.status in ("optimal", "infeasible")
+    if result.plan is not None:
+        assert not violations(check_plan(work, catalog, result.plan))

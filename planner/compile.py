@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ortools.sat.python import cp_model
+from planner._ortools import cp_model
 
 from planner.candidates import CandidateTable, ReplicaRow, TrainingRow
 from planner.constraints import BY_ID
@@ -288,10 +288,15 @@ def _cost_terms(model, rows, n, load, per_unit_rate, compiled: CompiledModel) ->
     terms, unknown = [], []
     for r in rows:
         if r.usd_per_unit_hour is not None:
+            price = _fixed(r.usd_per_unit_hour, MICRO)
+            if r.devices_per_replica % r.unit_devices == 0:
+                # Replicas fill whole instances: the bill is linear in replicas, no rounding variable needed.
+                terms.append(n[r.index] * (r.devices_per_replica // r.unit_devices * price))
+                continue
             cap = compiled.replica_caps[r.index] * r.devices_per_replica // r.unit_devices + 1
             b = model.new_int_var(0, cap, f"billed_units[{r.index}]")
             model.add(b * r.unit_devices >= n[r.index] * r.devices_per_replica)
-            terms.append(b * _fixed(r.usd_per_unit_hour, MICRO))
+            terms.append(b * price)
             continue
         site = r.site
         coeffs = None

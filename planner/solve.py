@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ortools.sat.python import cp_model
+from planner._ortools import cp_model
 
 from planner.candidates import CandidateTable, enumerate_candidates
 from planner.catalog.loader import Catalog

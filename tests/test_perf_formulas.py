@@ -137,3 +137,17 @@ def test_queueing_grows_with_load(llama_shape, device, family, system):
     overloaded = predict_serving(fp, requests_per_s=1000.0, input_tokens=1000, output_tokens=100, par=par,
                                  precision="bf16", device=device, family=family, system=system)
     assert overloaded.utilization >= 1 and math.isinf(overloaded.ttft_p99_s)
+
+
+def test_torus_ring_uses_one_port_per_neighbour(system):
+    from planner.catalog.schema import ScaleUp
+
+    torus = system.model_copy(update={"id": "torus-16", "devices_per_node": 4, "scaleout": None,
+                                      "scaleup": ScaleUp(topology="torus-2d", domain_devices=16, link_gb_per_s=100.0,
+                                                         hop_latency_us=1.0, torus_dims=[4, 4])})
+    row = group_link(torus, 4, 1)  # a full row of the 4x4 torus: a ring over wrap-around links
+    assert row.bw_bytes_per_s == pytest.approx(100e9 / 4) and row.hops == 1
+    column = group_link(torus, 4, 4)  # stride 4 walks the second dimension
+    assert column.bw_bytes_per_s == pytest.approx(100e9 / 4) and column.hops == 1
+    half = group_link(torus, 2, 1)  # two neighbours of a row that has no wrap-around of its own
+    assert half.hops == 1

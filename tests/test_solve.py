@@ -176,3 +176,11 @@ def test_every_returned_training_plan_passes_the_checker(catalog, model, tokens,
     assert result.status in ("optimal", "infeasible")
     if result.plan is not None:
         assert not violations(check_plan(work, catalog, result.plan))
+
+
+def test_cp_model_import_leaves_real_pandas_importable():
+    import planner._ortools  # noqa: F401
+
+    import pandas
+
+    assert hasattr(pandas, "DataFrame")

@@ -84,13 +84,24 @@ def _build_domain(g: nx.DiGraph, system: System, first: int, count: int, tag: st
             raise ValueError(f"system {system.id}: torus_dims {dims} do not cover {count} devices")
         # A slice of `count` devices: fill dimensions in order, as TPU slices are cut.
         shape = _slice_shape(dims, count)
-        ports = 2 * len(dims)
-        per_port = bw / ports
-        lattice = nx.grid_graph(dim=list(reversed(shape)), periodic=True)
-        coords = sorted(lattice.nodes())
-        index = {c: i for i, c in enumerate(coords)}
-        for a, b in lattice.edges():
-            _add_link(g, devices[index[a]], devices[index[b]], per_port, 2 * half)
+        per_port = bw / (2 * len(dims))
+        attrs = {"bw": per_port, "lat": 2 * half}
+        edges = []
+        for i in range(count):
+            # index -> coordinates with the first dimension fastest (row-major over reversed dims)
+            rest, coord = i, []
+            for d in shape:
+                coord.append(rest % d)
+                rest //= d
+            stride = 1
+            for axis, d in enumerate(shape):
+                if d > 1:
+                    j = i + (((coord[axis] + 1) % d) - coord[axis]) * stride
+                    if d > 2 or coord[axis] == 0:  # a ring of two is one link, not two
+                        edges.append((devices[i], devices[j]))
+                        edges.append((devices[j], devices[i]))
+                stride *= d
+        g.add_edges_from(edges, **attrs)
     else:  # pragma: no cover - the schema's Literal forbids it
         raise ValueError(up.topology)
 
@@ -185,6 +196,7 @@ def _ring_orders(members: list[int], domain: int) -> list[list[int]]:
 
 _GROUP_CACHE: dict[tuple, GroupLink] = {}
 _GRAPH_CACHE: dict[tuple, nx.DiGraph] = {}
+_ROUTE_CACHE: dict[tuple, dict[tuple[int, int], tuple[list, float]]] = {}
 
 
 _KEYS: dict[int, tuple[System, tuple]] = {}
@@ -214,42 +226,55 @@ def _group_link(system: System, size: int, stride: int) -> GroupLink:
     if size <= 1:
         return GroupLink(size=size, bw_bytes_per_s=float("inf"), latency_s=0.0, crosses_domain=False, hops=0)
     domain = domain_size(system)
-    per_domain = max(1, domain // stride) if stride < domain else 1
-    per_domain = min(per_domain, size)
+    per_domain = min(size, max(1, domain // stride) if stride < domain else 1)
     domains_spanned = ceil_div(size, per_domain)
-    cap_domains = domains_spanned
-    if system.scaleout is not None and domains_spanned > 1:
-        nodes_per_domain = max(1, domain // system.devices_per_node)
-        leaf_domains = max(1, system.scaleout.nodes_per_leaf // nodes_per_domain)
-        cap_domains = min(domains_spanned, leaf_domains + 1)
-    graph_size = min(size, per_domain * cap_domains)
-    members = [i * stride for i in range(graph_size)]
-    total_devices = members[-1] + 1
-    if domains_spanned > 1:
-        total_devices = _round_up(total_devices, domain)
-    g = _cluster_cached(system, total_devices, tuple(sorted({m // domain for m in members})))
-    rings = _ring_orders(members, domain)
+    members = [i * stride for j in _sampled_groups(system, per_domain, domains_spanned, stride)
+               for i in range(j * per_domain, min(size, (j + 1) * per_domain))]
+    # Whole domains: a group smaller than its domain (a TPU sub-slice) has no wrap-around links of its own.
+    devices = _round_up(members[-1] + 1, domain)
+    domains = tuple(sorted({m // domain for m in members}))
+    g = _cluster_cached(system, devices, domains)
+    routes = _ROUTE_CACHE.setdefault((_system_key(system), devices, domains), {})
     load: dict[tuple[str, str], int] = {}
     worst_lat = 0.0
     max_hops = 0
-    paths = []
+    rings = _ring_orders(members, domain)
     for ring in rings:
         for a, b in zip(ring, ring[1:] + ring[:1]):
-            path = _path(g, a, b)
-            paths.append(path)
-            lat = sum(g.edges[u, v]["lat"] for u, v in zip(path, path[1:]))
+            route = routes.get((a, b))
+            if route is None:
+                path = _path(g, a, b)
+                edges = list(zip(path, path[1:]))
+                route = routes[(a, b)] = (edges, sum(g.edges[e]["lat"] for e in edges))
+            edges, lat = route
             worst_lat = max(worst_lat, lat)
-            max_hops = max(max_hops, len(path) - 1)
-            for u, v in zip(path, path[1:]):
-                load[(u, v)] = load.get((u, v), 0) + 1
+            max_hops = max(max_hops, len(edges))
+            for e in edges:
+                load[e] = load.get(e, 0) + 1
     per_ring_bw = min(g.edges[e]["bw"] / n for e, n in load.items())
-    return GroupLink(
-        size=size,
-        bw_bytes_per_s=per_ring_bw * len(rings),
-        latency_s=worst_lat,
-        crosses_domain=domains_spanned > 1,
-        hops=max_hops,
-    )
+    return GroupLink(size=size, bw_bytes_per_s=per_ring_bw * len(rings), latency_s=worst_lat,
+                     crosses_domain=domains_spanned > 1, hops=max_hops)
+
+
+def _sampled_groups(system: System, per_domain: int, domains_spanned: int, stride: int) -> list[int]:
+    """Which of the group's per-domain slices to route: all of them inside one domain; otherwise two
+    neighbours (a leaf-level crossing) plus the first slice on another leaf (a spine crossing), if any.
+
+    Every ring step of a group crosses the same kinds of links, so these slices already hold the group's
+    bottleneck and its longest path; routing thousands of them would only repeat those."""
+    if domains_spanned == 1:
+        return [0]
+    sample = [0, 1]
+    if system.scaleout is not None:
+        per_leaf = system.devices_per_node * system.scaleout.nodes_per_leaf
+
+        def leaf(j: int) -> int:
+            return (j * per_domain * stride) // per_leaf
+
+        far = next((j for j in range(2, domains_spanned) if leaf(j) != leaf(0)), None)
+        if far is not None:
+            sample.append(far)
+    return sample
 
 
 def _round_up(n: int, multiple: int) -> int:

@@ -23,3 +23,15 @@ def test_training_throughput_within_targets():
 def test_validation_covers_several_device_families():
     cases, _ = validate.run(load_catalogs())
     assert {c.device for c in cases} >= {"a100-80gb", "h100-sxm", "b200"}
+
+
+def test_serving_predictions_against_published_runs():
+    import validate_serving
+
+    cases, _ = validate_serving.run(load_catalogs())
+    errors = sorted(abs(c.error) for c in cases)
+    assert len(cases) >= 15
+    assert errors[len(errors) // 2] <= 0.25
+    # Current-software maximum-throughput tables (TensorRT-LLM 1.0) are the reference for the planner.
+    modern = [c for c in cases if c.id.startswith("trtllm10")]
+    assert modern and all(abs(c.error) <= 0.30 for c in modern)

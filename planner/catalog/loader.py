@@ -150,8 +150,9 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
         for fname in ("matmul_efficiency", "memory_bw_efficiency", "collective_bw_efficiency", "comm_overlap",
                       "power_at_full_load", "power_at_idle"):
             problems += _check_sources([getattr(fam, fname)], sources, f_eff, f"families[{i}].{fname}")
-        if fam.fp8_matmul_efficiency is not None:
-            problems += _check_sources([fam.fp8_matmul_efficiency], sources, f_eff, f"families[{i}].fp8_matmul_efficiency")
+        for optional in ("fp8_matmul_efficiency", "kv_read_efficiency"):
+            if getattr(fam, optional) is not None:
+                problems += _check_sources([getattr(fam, optional)], sources, f_eff, f"families[{i}].{optional}")
     for i, region in enumerate(pri.regions):
         for fname in ("electricity_usd_per_kwh", "pue", "grid_gco2_per_kwh"):
             value = getattr(region, fname)

@@ -97,6 +97,9 @@ class DeviceFamily(Strict):
     # FP8 peak reached is lower than the BF16 fraction of the BF16 peak. Absent: the family has no FP8 data.
     fp8_matmul_efficiency: EfficiencyFactor | None = None
     memory_bw_efficiency: EfficiencyFactor
+    # Decode reads the KV cache in pages scattered over HBM (paged attention), slower than streaming weights.
+    # Absent: the family's memory_bw_efficiency is used.
+    kv_read_efficiency: EfficiencyFactor | None = None
     collective_bw_efficiency: EfficiencyFactor
     # Share of the data-parallel gradient sync that overlaps the backward pass (bucketed reduction).
     comm_overlap: Fraction

@@ -160,7 +160,9 @@ def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, 
         weights_read = dense_bytes + expert_bytes * touched
     else:
         weights_read = weights_dev
-    decode_mem = (weights_read + stage_batch * ctx * kv_tok_dev) / bw
+    kv_bw = bw if family.kv_read_efficiency is None else (
+        device.memory_bw_gb_per_s * 1e9 * family.kv_read_efficiency.value)
+    decode_mem = weights_read / bw + stage_batch * ctx * kv_tok_dev / kv_bw
     decode_flops = stage_batch * fp.forward_flops_per_token(ctx) / (par.tp * par.pp)
     decode_compute = decode_flops / compute
     decode_tp = layers_stage * 2 * all_reduce_s(tp_link, stage_batch * fp.hidden * ACTIVATION_BYTES, eta_comm)

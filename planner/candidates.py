@@ -38,7 +38,7 @@ from planner.evaluate import (
 )
 from planner.perf.power import SiteFacts
 from planner.perf.roofline import achievable_bandwidth, achievable_flops
-from planner.perf.serving import max_rate, replica_profile, serving_structural_problems
+from planner.perf.serving import ReplicaProfile, max_rate, replica_profile, serving_structural_problems
 from planner.perf.training import predict_training, training_memory
 from planner.perf.types import COMPUTE_PEAK_KEY, Parallel
 from planner.spec import ServingWorkload, TrainingWorkload, VisionWorkload
@@ -78,6 +78,8 @@ class ReplicaRow:
     unit_devices: int | None  # devices per billed unit (None: owned hardware)
     usd_per_unit_hour: float | None
     latency_s: float  # at light load, for tie-breaks and reports
+    service_s: float = 0.0  # replica time one request (or frame) consumes
+    profile: ReplicaProfile | None = None  # serving: what the rates are recomputed from
 
 
 @dataclass
@@ -195,7 +197,10 @@ def _training_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
     spec = work.spec
     w: TrainingWorkload = spec.workload
     table = CandidateTable(kind="training", demand=1.0)
-    max_devices = spec.limits.max_devices or MAX_DEVICES_WITHOUT_LIMIT
+    # Layouts up to twice the device limit stay in the table (the limit is a named constraint in the model),
+    # so the explainer can price relaxing it.
+    max_devices = min(MAX_DEVICES_WITHOUT_LIMIT, 2 * spec.limits.max_devices) if spec.limits.max_devices \
+        else MAX_DEVICES_WITHOUT_LIMIT
     zeros = spec.search.zero_stages or [1, 3]
     recomputes = spec.search.recompute or list(TRAINING_RECOMPUTE)
     micro_batches = spec.search.micro_batches or [1]
@@ -355,6 +360,56 @@ def _replica_structural(work: ResolvedWorkload, cand: Candidate, system: System)
     return problems
 
 
+def rate_limits(spec, profile: ReplicaProfile | None, latency_s: float, service_s: float,
+                batch: int, only: str | None = None) -> tuple[dict[str, float], float]:
+    """Per limit unit, the highest load one replica carries within it; and the least load (vision: enough
+    frames to fill a batch within the frame budget). Recomputed by the explainer for relaxed limits;
+    `only` restricts the work to one unit."""
+    w = spec.workload
+    if profile is not None:
+        slo = w.slo
+        wanted = (("throughput.max_utilization", "utilization", spec.limits.max_utilization),
+                  ("latency.ttft_p99", "ttft_p99_s", None if slo.ttft_p99_ms is None else slo.ttft_p99_ms / 1000),
+                  ("latency.tpot", "tpot_s", None if slo.tpot_ms is None else slo.tpot_ms / 1000),
+                  ("latency.e2e_p99", "e2e_p99_s", None if slo.e2e_p99_ms is None else slo.e2e_p99_ms / 1000))
+        limits = {unit: max_rate(profile, metric, value) for unit, metric, value in wanted
+                  if value is not None and (only is None or unit == only)}
+        return limits, 0.0
+    limits = {"throughput.max_utilization": spec.limits.max_utilization / service_s}
+    min_rate = 0.0
+    if w.latency_budget_ms is not None:
+        slack = w.latency_budget_ms / 1000 - latency_s
+        limits["latency.frame_budget"] = 0.0 if slack <= 0 else math.inf
+        if slack > 0:
+            min_rate = (batch - 1) / slack
+    return limits, min_rate
+
+
+RATE_UNITS = ("throughput.max_utilization", "latency.ttft_p99", "latency.tpot", "latency.e2e_p99",
+              "latency.frame_budget")
+
+
+def rerate(table: CandidateTable, spec, only: str | None = None) -> CandidateTable:
+    """The same rows with their per-limit rates recomputed for `spec` (the explainer's relaxed limits).
+
+    `only` names the one unit whose bound changed; other rates are kept as they are."""
+    if table.kind == "training" or (only is not None and only not in RATE_UNITS):
+        return table
+    rows = []
+    for r in table.replica_rows:
+        limits, min_rate = rate_limits(spec, r.profile, r.latency_s, r.service_s, r.candidate.parallel.micro_batch,
+                                       only if r.profile is not None else None)
+        if only is not None and only != "latency.frame_budget":
+            merged = dict(r.rate_limits)
+            if only in limits:
+                merged[only] = limits[only]
+            else:
+                merged.pop(only, None)
+            limits, min_rate = merged, r.min_rate
+        rows.append(replace(r, rate_limits=limits, min_rate=min_rate))
+    return replace(table, replica_rows=rows)
+
+
 def _replica_variants(work, catalog, device, family, system, precision, par, table) -> list[ReplicaRow]:
     spec = work.spec
     w = spec.workload
@@ -368,6 +423,7 @@ def _replica_variants(work, catalog, device, family, system, precision, par, tab
         p = replace(par, micro_batch=batch)
         cand = Candidate(device.id, system.id, precision, p)
         table.evaluated += 1
+        prof = None
         if work.kind == "serving":
             if batch < p.pp:
                 continue
@@ -377,17 +433,8 @@ def _replica_variants(work, catalog, device, family, system, precision, par, tab
             if batch > prof.max_batch_fit:
                 table.exclude("memory.fits_device", f"{cand.label()}: batch {batch} > {prof.max_batch_fit} that fit")
                 continue
-            limits = {"throughput.max_utilization": max_rate(prof, "utilization", spec.limits.max_utilization)}
-            slo = w.slo
-            if slo.ttft_p99_ms is not None:
-                limits["latency.ttft_p99"] = max_rate(prof, "ttft_p99_s", slo.ttft_p99_ms / 1000)
-            if slo.tpot_ms is not None:
-                limits["latency.tpot"] = max_rate(prof, "tpot_s", slo.tpot_ms / 1000)
-            if slo.e2e_p99_ms is not None:
-                limits["latency.e2e_p99"] = max_rate(prof, "e2e_p99_s", slo.e2e_p99_ms / 1000)
             service = prof.service_s
             latency = prof.prefill_s + (w.traffic.output_tokens - 1) * prof.tpot_s
-            min_rate = 0.0
         else:
             compute = achievable_flops(device, family, precision)
             flops = work.shape.gflops_per_inference * 1e9
@@ -398,22 +445,14 @@ def _replica_variants(work, catalog, device, family, system, precision, par, tab
                 table.exclude("memory.fits_device", f"{cand.label()}: model does not fit")
                 continue
             service = latency / batch
-            limits = {"throughput.max_utilization": spec.limits.max_utilization / service}
-            min_rate = 0.0
-            if w.latency_budget_ms is not None:
-                slack = w.latency_budget_ms / 1000 - latency
-                if slack <= 0:
-                    limits["latency.frame_budget"] = 0.0
-                else:
-                    limits["latency.frame_budget"] = math.inf
-                    min_rate = (batch - 1) / slack
+        limits, min_rate = rate_limits(spec, prof, latency, service, batch)
         tdp = device.tdp_w
         static = None if tdp is None else dpr * tdp * idle + host_share
         per_rate = None if tdp is None else dpr * tdp * (full - idle) * service
         rows.append(ReplicaRow(index=-1, candidate=cand, devices_per_replica=dpr, rate_limits=limits,
                                min_rate=min_rate, power_static_w=static, power_per_rate_w=per_rate,
                                site=SiteFacts(None, None), unit_devices=None, usd_per_unit_hour=None,
-                               latency_s=latency))
+                               latency_s=latency, service_s=service, profile=prof))
     return _pareto(rows)
 
 

@@ -98,9 +98,14 @@ def compile_model(table: CandidateTable, spec: WorkloadSpec, limits: dict[str, f
         compiled = _compile_training(model, table, spec, limits)
     else:
         compiled = _compile_replicas(model, table, spec, limits)
-    for lit in compiled.limit_literals.values():
-        model.add(lit == 1)  # the solve enforces every limit; explainers work on clones with these freed
+    # The literals stay free here: every solve works on a clone that fixes them (all on for the plan;
+    # the explainer turns some off).
     return compiled
+
+
+def inventory_item(device: str) -> str:
+    """Inventory is one limit per device type, each with its own literal."""
+    return f"inventory.per_device[{device}]"
 
 
 def _literal(compiled: CompiledModel, unit_id: str) -> cp_model.IntVar:
@@ -135,13 +140,14 @@ def _compile_training(model, table: CandidateTable, spec: WorkloadSpec, limits: 
 
     for unit_id, bound in limits.items():
         unit = BY_ID[unit_id]
-        lit = _literal(compiled, unit_id)
+        lit = _literal(compiled, unit_id) if unit_id != "inventory.per_device" else None
         if unit_id == "inventory.per_device":
             for device, count in sorted(spec.limits.inventory.items()):
                 terms = [(x[r.index], r.candidate.devices) for r in rows if r.candidate.device == device]
                 if terms:
-                    model.add(sum(v * c for v, c in terms) <= count).with_name(
-                        f"{unit_id}[{device}]").only_enforce_if(lit)
+                    item = inventory_item(device)
+                    model.add(sum(v * c for v, c in terms) <= count).with_name(item).only_enforce_if(
+                        _literal(compiled, item))
             continue
         scale = TRAINING_METRIC_SCALE[unit_id]
         terms, unknown = [], []
@@ -184,8 +190,6 @@ def _rate_units(rate: float, demand: float) -> int:
 
 def _max_replicas(row: ReplicaRow, demand: float, spec: WorkloadSpec) -> int:
     cap = MAX_REPLICAS
-    if spec.limits.max_devices:
-        cap = min(cap, spec.limits.max_devices // row.devices_per_replica)
     # More replicas than needed at the utilisation cap alone only add cost; a latency limit can need more,
     # so the bound uses the slowest finite rate of any of the row's limits.
     finite = [r for r in row.rate_limits.values() if 0 < r < math.inf]
@@ -223,7 +227,7 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
         model.add_exactly_one(x)
 
     for unit_id, bound in limits.items():
-        lit = _literal(compiled, unit_id)
+        lit = _literal(compiled, unit_id) if unit_id != "inventory.per_device" else None
         if unit_id in ("throughput.max_utilization", "latency.ttft_p99", "latency.tpot", "latency.e2e_p99",
                        "latency.frame_budget"):
             for r in rows:
@@ -243,7 +247,8 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
             for device, count in sorted(spec.limits.inventory.items()):
                 terms = [n[r.index] * r.devices_per_replica for r in rows if r.candidate.device == device]
                 if terms:
-                    model.add(sum(terms) <= count).with_name(f"{unit_id}[{device}]").only_enforce_if(lit)
+                    item = inventory_item(device)
+                    model.add(sum(terms) <= count).with_name(item).only_enforce_if(_literal(compiled, item))
         elif unit_id == "power.site_cap":
             terms = []
             for r in rows:

@@ -98,6 +98,7 @@ def solve(work: ResolvedWorkload, catalog: Catalog, settings: SolverSettings | N
     compiled = compile_model(table, work.spec)
     compiled_at = time.perf_counter()
     result = solve_compiled(work, catalog, compiled, settings, top)
+    result.compiled = compiled
     result.stats.update({
         "candidates": len(table.rows),
         "evaluated": table.evaluated,
@@ -111,9 +112,24 @@ def solve(work: ResolvedWorkload, catalog: Catalog, settings: SolverSettings | N
     return result
 
 
+def scenario_model(compiled: CompiledModel, dropped: frozenset[str] = frozenset(),
+                   allowed_rows: set[int] | None = None) -> cp_model.CpModel:
+    """A clone of the compiled model with every limit literal fixed (off for `dropped`), optionally restricted
+    to some rows. The compiled model itself is never changed, so one compilation serves every question."""
+    model = compiled.model.clone()
+    for unit_id, lit in compiled.limit_literals.items():
+        model.add(model.get_bool_var_from_proto_index(lit.index) == (0 if unit_id in dropped else 1))
+    if allowed_rows is not None:
+        for i, x in enumerate(compiled.x):
+            if i not in allowed_rows:
+                model.add(model.get_bool_var_from_proto_index(x.index) == 0)
+    return model
+
+
 def solve_compiled(work: ResolvedWorkload, catalog: Catalog, compiled: CompiledModel, settings: SolverSettings,
-                   top: int = 1) -> SolveResult:
-    model = compiled.model
+                   top: int = 1, dropped: frozenset[str] = frozenset(), allowed_rows: set[int] | None = None,
+                   hint: CompiledModel | None = None) -> SolveResult:
+    model = scenario_model(compiled, dropped, allowed_rows)
     objective_name = work.spec.objective
     unit = OBJECTIVE_UNITS[(objective_name, work.kind == "training")]
     plans: list[Plan] = []

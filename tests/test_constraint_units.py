@@ -10,16 +10,18 @@ import math
 from ortools.sat.python import cp_model
 
 from planner.compile import compile_model
+from planner.solve import scenario_model
 from planner.constraints import UNITS
 from synthetic import replica_row, replica_table, serving_spec, training_row, training_spec, training_table
 
 
 def chosen(table, spec, limits=None) -> tuple[set[int], dict[int, int]]:
     compiled = compile_model(table, spec, limits)
-    compiled.model.minimize(compiled.objective)
+    model = scenario_model(compiled)
+    model.minimize(compiled.objective)
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
-    status = solver.solve(compiled.model)
+    status = solver.solve(model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return set(), {}
     rows = {i for i, x in enumerate(compiled.x) if solver.boolean_value(x)}

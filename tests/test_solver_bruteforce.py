@@ -13,6 +13,7 @@ import pytest
 from ortools.sat.python import cp_model
 
 from planner.compile import DEMAND_UNITS, MICRO, _bound, _fixed, _rate_units, active_limits, compile_model
+from planner.solve import scenario_model
 from synthetic import replica_row, replica_table, serving_spec, training_row, training_spec, training_table
 
 INSTANCES = 120  # per parametrised family below: 240 in all
@@ -20,11 +21,12 @@ INSTANCES = 120  # per parametrised family below: 240 in all
 
 def solve_value(table, spec) -> int | None:
     compiled = compile_model(table, spec)
-    compiled.model.minimize(compiled.objective)
+    model = scenario_model(compiled)
+    model.minimize(compiled.objective)
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
-    status = solver.solve(compiled.model)
+    status = solver.solve(model)
     if status == cp_model.INFEASIBLE:
         return None
     assert status == cp_model.OPTIMAL

@@ -1,0 +1,136 @@
+"""What-if solves for the explainer: the same question with one limit dropped, relaxed or restricted.
+
+Every user limit is an *item* (a constraint unit, or one device's inventory) with the spec field that sets
+it. Dropping an item turns its literal off on a clone of the compiled model (no recompilation); relaxing
+it rebuilds the model from the same candidate table with the new bound (serving rows recompute only their
+rates for that limit). Solves are hinted with nothing but the compiled structure, and cached by question.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from planner.candidates import CandidateTable, rerate
+from planner.catalog.loader import Catalog
+from planner.compile import CompiledModel, active_limits, compile_model, inventory_item
+from planner.constraints import BY_ID
+from planner.evaluate import ResolvedWorkload
+from planner.plan import Plan
+from planner.solve import SolveResult, SolverSettings, solve_compiled
+from planner.spec import WorkloadSpec
+
+
+@dataclass(frozen=True)
+class LimitItem:
+    id: str  # constraint unit id, or inventory.per_device[<device>]
+    unit_id: str
+    spec_path: str
+    value: float
+    unit: str
+
+
+def limit_items(spec: WorkloadSpec, kind: str) -> list[LimitItem]:
+    items = []
+    for unit_id, bound in active_limits(spec, kind).items():
+        unit = BY_ID[unit_id]
+        if unit_id == "inventory.per_device":
+            for device, count in sorted(spec.limits.inventory.items()):
+                items.append(LimitItem(inventory_item(device), unit_id, f"limits.inventory.{device}", float(count),
+                                       unit.unit))
+        else:
+            items.append(LimitItem(unit_id, unit_id, unit.spec_path, bound, unit.unit))
+    return items
+
+
+def with_value(spec: WorkloadSpec, item: LimitItem, value: float | None) -> WorkloadSpec:
+    """The spec with the item's field set to `value` (None removes the limit)."""
+    data = spec.model_dump(mode="json")
+    parts = item.spec_path.split(".")
+    node = data
+    for key in parts[:-1]:
+        node = node.setdefault(key, {})
+    if value is None:
+        node.pop(parts[-1], None)
+    else:
+        node[parts[-1]] = int(math.ceil(value)) if item.unit_id in ("devices.max_count", "inventory.per_device") \
+            else value
+    if item.unit_id == "throughput.max_utilization" and value is None:
+        node[parts[-1]] = 1.0  # the cap cannot go: a replica past full utilisation never catches up
+    return WorkloadSpec.model_validate(data)
+
+
+def relaxed_value(item: LimitItem) -> float:
+    """One step looser: +10%; counts grow by at least one; utilisation stays at most 1."""
+    if item.unit_id in ("devices.max_count", "inventory.per_device"):
+        return float(max(item.value + 1, math.ceil(item.value * 1.1)))
+    if item.unit_id == "throughput.max_utilization":
+        return min(1.0, item.value * 1.1)
+    return item.value * 1.1
+
+
+@dataclass
+class Outcome:
+    feasible: bool
+    value: float | None
+    plan: Plan | None
+    status: str
+
+
+@dataclass
+class ScenarioRunner:
+    work: ResolvedWorkload
+    catalog: Catalog
+    table: CandidateTable
+    compiled: CompiledModel
+    settings: SolverSettings
+    solves: int = 0
+    _cache: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _run(self, work: ResolvedWorkload, compiled: CompiledModel, dropped: frozenset[str],
+             allowed: frozenset[int] | None, key) -> Outcome:
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+            self.solves += 1
+        result: SolveResult = solve_compiled(work, self.catalog, compiled, self.settings, 1, dropped,
+                                             set(allowed) if allowed is not None else None)
+        outcome = Outcome(result.plan is not None, result.objective_value, result.plan, result.status)
+        with self._lock:
+            self._cache[key] = outcome
+        return outcome
+
+    def many(self, questions: list[tuple]) -> list[Outcome]:
+        """Answer several questions at once, two at a time: CP-SAT releases the GIL while it searches, and
+        the 2-core machines this runs on finish two single-threaded presolves in about the time of one."""
+        def ask(q):
+            kind, *args = q
+            return self.base(*args) if kind == "base" else self.at(*args)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return list(pool.map(ask, questions))
+
+    def base(self, dropped: frozenset[str] = frozenset(), allowed: frozenset[int] | None = None) -> Outcome:
+        """The spec's own question, with some items dropped and/or only some rows allowed."""
+        return self._run(self.work, self.compiled, dropped, allowed, ("base", dropped, allowed))
+
+    def at(self, item: LimitItem, value: float | None, allowed: frozenset[int] | None = None) -> Outcome:
+        """The spec with one item set to another value (None: dropped)."""
+        if value is None:
+            return self.base(frozenset({item.id}), allowed)
+        spec = with_value(self.work.spec, item, value)
+        work = ResolvedWorkload(spec=spec, model_id=self.work.model_id, shape=self.work.shape,
+                                footprint=self.work.footprint)
+        key = ("at", item.id, round(value, 9), allowed)
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        table = rerate(self.table, spec, only=item.unit_id)
+        compiled = compile_model(table, spec)
+        return self._run(work, compiled, frozenset(), allowed, key)
+
+    def rows_of(self, predicate) -> frozenset[int]:
+        return frozenset(r.index for r in self.table.rows if predicate(r))

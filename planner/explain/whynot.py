@@ -1,0 +1,93 @@
+"""Why not each other device type (and provider): its best plan and the difference, or the limits that
+rule it out (a minimal set, found by deletion on clones restricted to that device's rows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from planner.explain.diff import describe
+from planner.explain.scenario import ScenarioRunner, limit_items
+from planner.plan import Plan
+
+
+@dataclass
+class Alternative:
+    kind: str  # "device" or "provider"
+    name: str
+    objective: float | None
+    delta: float | None  # relative to the chosen plan
+    reason: str
+    ruled_out_by: list[str]
+    plan: Plan | None
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "objective": self.objective, "delta": self.delta,
+                "reason": self.reason, "ruled_out_by": self.ruled_out_by,
+                "plan": describe(self.plan) if self.plan else None}
+
+
+def _why_worse(chosen: Plan, other: Plan, objective_name: str) -> str:
+    c, o = chosen.main.evaluation, other.main.evaluation
+    c_dev, o_dev = chosen.totals.get("devices") or 0, other.totals.get("devices") or 0
+    if objective_name == "cost":
+        c_price = (c.metrics.get("usd_per_hour") or 0) / max(c_dev, 1)
+        o_price = (o.metrics.get("usd_per_hour") or 0) / max(o_dev, 1)
+        if o_price > c_price and o_dev <= c_dev:
+            return "higher price per device-hour outweighs needing " + (
+                "fewer devices" if o_dev < c_dev else "as many devices")
+        if o_dev > c_dev and o_price <= c_price:
+            return f"cheaper per device-hour but needs {o_dev} devices against {c_dev}"
+        return f"{o_dev} devices at ${o_price:.2f}/device-h against {c_dev} at ${c_price:.2f}"
+    return f"{o_dev} devices drawing {other.totals.get('power_kw') or 0:.1f} kW against {c_dev} at " \
+           f"{chosen.totals.get('power_kw') or 0:.1f} kW"
+
+
+def ruling_limits(runner: ScenarioRunner, rows: frozenset[int]) -> list[str]:
+    """A minimal set of the user's limits under which these rows cannot make a plan ([] if none can)."""
+    items = [i.id for i in limit_items(runner.work.spec, runner.table.kind)]
+    everything = frozenset(items)
+    if not runner.base(everything, rows).feasible:
+        return []  # infeasible with every user limit gone: physical (memory, missing figures)
+    kept = list(items)
+    for item in items:
+        trial = [k for k in kept if k != item]
+        if not runner.base(frozenset(everything - set(trial)), rows).feasible:
+            kept = trial
+    return kept
+
+
+def alternatives(runner: ScenarioRunner, chosen: Plan, objective: float) -> list[Alternative]:
+    spec = runner.work.spec
+    name = spec.objective
+    chosen_devices = {p.evaluation.candidate.device for p in chosen.parts}
+    devices = sorted({r.candidate.device for r in runner.table.rows} | set(spec.search.devices)) \
+        if spec.search.devices else sorted({r.candidate.device for r in runner.table.rows})
+    def provider_of(r) -> str:
+        return r.candidate.offering.provider if r.candidate.offering else "onprem"
+
+    groups = [("device", d, runner.rows_of(lambda r, d=d: r.candidate.device == d))
+              for d in devices if d not in chosen_devices]
+    chosen_providers = {(p.evaluation.candidate.offering.provider if p.evaluation.candidate.offering else "onprem")
+                        for p in chosen.parts}
+    providers = sorted({provider_of(r) for r in runner.table.rows})
+    groups += [("provider", p, runner.rows_of(lambda r, p=p: provider_of(r) == p))
+               for p in providers if p not in chosen_providers]
+    runner.many([("base", frozenset(), rows) for _, _, rows in groups if rows])
+    return [_alternative(runner, kind, name_, rows, chosen, objective, name) for kind, name_, rows in groups]
+
+
+def _alternative(runner, kind, name, rows, chosen, objective, objective_name) -> Alternative:
+    if not rows:
+        excluded = runner.table.excluded.get("memory.fits_device")
+        why = "memory.fits_device: no configuration fits in memory" if excluded and name in excluded.example \
+            else "no configuration in the search space (catalog figures missing or structurally invalid)"
+        return Alternative(kind, name, None, None, f"impossible: {why}", ["memory.fits_device"] if "memory" in why
+                           else [], None)
+    best = runner.base(frozenset(), rows)
+    if best.feasible:
+        delta = (best.value - objective) / objective if objective else None
+        return Alternative(kind, name, best.value, delta, _why_worse(chosen, best.plan, objective_name), [],
+                           best.plan)
+    limits = ruling_limits(runner, rows)
+    reason = "impossible: " + (", ".join(limits) if limits else "memory.fits_device or the structure")
+    return Alternative(kind, name, None, None, reason, limits, None)

@@ -79,6 +79,7 @@ class ReplicaRow:
     usd_per_unit_hour: float | None
     latency_s: float  # at light load, for tie-breaks and reports
     service_s: float = 0.0  # replica time one request (or frame) consumes
+    power_peak_w: float | None = None  # per replica with every device at full load (site power cap)
     profile: ReplicaProfile | None = None  # serving: what the rates are recomputed from
 
 
@@ -95,17 +96,20 @@ class CandidateTable:
     training_rows: list[TrainingRow] = field(default_factory=list)
     replica_rows: list[ReplicaRow] = field(default_factory=list)
     excluded: dict[str, Exclusion] = field(default_factory=dict)
+    excluded_by_device: dict[str, dict[str, int]] = field(default_factory=dict)
     evaluated: int = 0
 
     @property
     def rows(self) -> list:
         return self.training_rows if self.kind == "training" else self.replica_rows
 
-    def exclude(self, reason: str, example: str) -> None:
+    def exclude(self, reason: str, example: str, device: str) -> None:
         entry = self.excluded.setdefault(reason, Exclusion())
         entry.count += 1
         if not entry.example:
             entry.example = example
+        per_device = self.excluded_by_device.setdefault(device, {})
+        per_device[reason] = per_device.get(reason, 0) + 1
 
 
 def _powers_of_two(limit: int) -> list[int]:
@@ -250,7 +254,7 @@ def _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, z
                 cand = Candidate(device.id, system.id, precision, par)
                 issues = structural_issues(work, catalog, cand)
                 if issues:
-                    table.exclude("structural", f"{cand.label()}: {issues[0]}")
+                    table.exclude("structural", f"{cand.label()}: {issues[0]}", device.id)
                     return None
                 batch = w.batch_for(dp * mb)
                 micro_batches_per_step = batch // (dp * mb)
@@ -275,7 +279,7 @@ def _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, z
     if last_reason is not None:
         cand, need = last_reason
         table.exclude("memory.fits_device", f"{cand.label()}: {need / 2**30:.0f} GiB needed of "
-                                            f"{capacity / 2**30:.0f}")
+                                            f"{capacity / 2**30:.0f}", device.id)
     return None
 
 
@@ -291,7 +295,7 @@ def _replica_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
     for device in _devices(work, catalog):
         family = catalog.family_of(device)
         if device.memory_bw_gb_per_s is None:
-            table.exclude("catalog", f"{device.id}: memory bandwidth not in the catalog")
+            table.exclude("catalog", f"{device.id}: memory bandwidth not in the catalog", device.id)
             continue
         for system in sorted(catalog.systems_for(device.id), key=lambda s: s.id):
             offerings = _offerings(work, catalog, system)
@@ -307,7 +311,7 @@ def _replica_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
                         cand = Candidate(device.id, system.id, precision, par)
                         problems = _replica_structural(work, cand, system)
                         if problems:
-                            table.exclude("structural", f"{cand.label()}: {problems[0]}")
+                            table.exclude("structural", f"{cand.label()}: {problems[0]}", device.id)
                             continue
                         variants += _replica_variants(work, catalog, device, family, system, precision, par, table)
                     # Precision and batch change neither devices per replica nor price: keep the Pareto set.
@@ -431,7 +435,8 @@ def _replica_variants(work, catalog, device, family, system, precision, par, tab
                                    output_tokens=w.traffic.output_tokens, par=p, precision=precision,
                                    device=device, family=family, system=system)
             if batch > prof.max_batch_fit:
-                table.exclude("memory.fits_device", f"{cand.label()}: batch {batch} > {prof.max_batch_fit} that fit")
+                table.exclude("memory.fits_device", f"{cand.label()}: batch {batch} > {prof.max_batch_fit} that fit",
+                              device.id)
                 continue
             service = prof.service_s
             latency = prof.prefill_s + (w.traffic.output_tokens - 1) * prof.tpot_s
@@ -442,15 +447,17 @@ def _replica_variants(work, catalog, device, family, system, precision, par, tab
             acts = (work.shape.activation_mb or 0.0) * 1e6 * batch
             latency = max(batch * flops / compute, (weights + acts) / achievable_bandwidth(device, family))
             if weights + acts + family.framework_overhead_gib * 2**30 > device.memory_gb * 1e9:
-                table.exclude("memory.fits_device", f"{cand.label()}: model does not fit")
+                table.exclude("memory.fits_device", f"{cand.label()}: model does not fit", device.id)
                 continue
             service = latency / batch
         limits, min_rate = rate_limits(spec, prof, latency, service, batch)
         tdp = device.tdp_w
         static = None if tdp is None else dpr * tdp * idle + host_share
         per_rate = None if tdp is None else dpr * tdp * (full - idle) * service
+        peak = None if tdp is None else dpr * tdp * full + host_share
         rows.append(ReplicaRow(index=-1, candidate=cand, devices_per_replica=dpr, rate_limits=limits,
                                min_rate=min_rate, power_static_w=static, power_per_rate_w=per_rate,
+                               power_peak_w=peak,
                                site=SiteFacts(None, None), unit_devices=None, usd_per_unit_hour=None,
                                latency_s=latency, service_s=service, profile=prof))
     return _pareto(rows)

@@ -142,9 +142,10 @@ def estimate(ctx: click.Context, spec_path: Path, device: str, tp: int, pp: int,
 @click.option("--allow-mix", is_flag=True, help="Let a serving fleet mix device types (same as search.allow_mix).")
 @click.option("--reproducible", is_flag=True, help="One solver worker and a fixed seed.")
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=None, help="Solver workers (default 8).")
+@click.option("--no-explain", is_flag=True, help="Skip the explanation (binding limits, why not, conflicts).")
 @click.pass_context
 def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, top: int, time_limit: float,
-          allow_mix: bool, reproducible: bool, workers: int | None) -> None:
+          allow_mix: bool, reproducible: bool, workers: int | None, no_explain: bool) -> None:
     """Find the plan for SPEC that minimises its objective within every limit, proven optimal.
 
     \b
@@ -170,16 +171,32 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
     settings = SolverSettings(time_limit_s=time_limit, workers=1 if reproducible else (workers or DEFAULT_WORKERS))
     result = run_solve(work, catalog_data, settings, top=top)
     checks = check_plan(work, catalog_data, result.plan) if result.plan else []
-    if fmt == "json":
-        click.echo(to_json(result_dict(result, checks)))
-    elif fmt == "yaml":
-        import yaml
+    explanation = None
+    if not no_explain and result.status in ("optimal", "feasible", "infeasible"):
+        from planner.explain import explain
 
-        click.echo(yaml.safe_dump(json.loads(to_json(result_dict(result, checks))), sort_keys=False).rstrip())
+        explanation = explain(work, catalog_data, result, checks, settings)
+    if fmt in ("json", "yaml"):
+        data = result_dict(result, checks, explanation)
+        if fmt == "json":
+            click.echo(to_json(data))
+        else:
+            import yaml
+
+            click.echo(yaml.safe_dump(json.loads(to_json(data)), sort_keys=False).rstrip())
     elif fmt == "markdown":
-        click.echo(render_markdown(result, checks, work))
+        text = render_markdown(result, checks, work)
+        if explanation is not None:
+            from planner.explain.render import markdown
+
+            text += "\n\n" + markdown(explanation, result.objective_unit)
+        click.echo(text)
     else:
         render_result(result, checks, work)
+        if explanation is not None:
+            from planner.explain.render import render
+
+            render(explanation, result.objective_unit)
     if result.status == "infeasible":
         sys.exit(EXIT_INFEASIBLE)
     if result.status == "timeout":

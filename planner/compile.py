@@ -250,14 +250,14 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
                     item = inventory_item(device)
                     model.add(sum(terms) <= count).with_name(item).only_enforce_if(_literal(compiled, item))
         elif unit_id == "power.site_cap":
+            # The cap must hold the fleet at full load: peak watts per replica, whatever the load.
             terms = []
             for r in rows:
-                coeffs = _power_uw(r, per_unit_rate, 1.0)
-                if coeffs is None:
+                if r.power_peak_w is None:
                     _force_out(compiled, [r.index], unit_id, lit)
                     continue
-                terms += [n[r.index] * coeffs[0], load[r.index] * coeffs[1]]
-            model.add(sum(terms) <= _bound(bound * 1000, MICRO)).with_name(unit_id).only_enforce_if(lit)
+                terms.append(n[r.index] * _fixed(r.power_peak_w, 1))
+            model.add(sum(terms) <= _bound(bound * 1000, 1)).with_name(unit_id).only_enforce_if(lit)
         elif unit_id == "budget.hourly":
             cost, unknown = _cost_terms(model, rows, n, load, per_unit_rate, compiled)
             model.add(sum(cost) <= _bound(bound, MICRO)).with_name(unit_id).only_enforce_if(lit)

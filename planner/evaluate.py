@@ -193,6 +193,7 @@ def evaluate(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> Evalu
                               precision=cand.precision, device=device, family=family)
         utilization = min(1.0, pred.utilization or 0.0)
     pred.power_w = it_power_w(device, family, system, cand.devices, utilization)
+    pred.peak_power_w = it_power_w(device, family, system, cand.devices, 1.0)
     econ = economics(cand.devices, pred.power_w, cand.offering, site_facts(work.spec, catalog, cand.offering))
     return Evaluation(candidate=cand, prediction=pred, economics=econ, metrics=_metrics(work, cand, system, pred, econ))
 
@@ -217,7 +218,10 @@ def _metrics(work: ResolvedWorkload, cand: Candidate, system: System, pred: Pred
         "nodes": ceil_div(cand.devices, system.devices_per_node),
         "memory_gib_per_device": pred.memory.total / GIB,
         "memory_capacity_gib": pred.memory_capacity_bytes / GIB,
-        "power_kw": None if pred.power_w is None else pred.power_w / 1000.0,
+        # A site power cap must hold the fleet at full load, so the limit reads peak power; energy and carbon
+        # use the average power at the predicted utilisation.
+        "power_kw": None if pred.peak_power_w is None else pred.peak_power_w / 1000.0,
+        "power_avg_kw": None if pred.power_w is None else pred.power_w / 1000.0,
         "usd_per_hour": econ.usd_per_hour,
         "energy_kwh_per_hour": econ.energy_kwh_per_hour,
         "carbon_kg_per_hour": econ.carbon_kg_per_hour,

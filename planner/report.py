@@ -247,14 +247,32 @@ def plan_dict(plan) -> dict:
     return main
 
 
-def result_dict(result, checks, extra: dict | None = None) -> dict:
+def result_dict(result, checks, explanation=None) -> dict:
+    constraints = [c.as_dict() for c in checks]
+    if explanation is not None:
+        priced = {p.item.id: p for p in explanation.limits}
+        for c in constraints:
+            p = priced.get(c["id"])
+            c["tight"] = p.tight if p else None
+            c["binding"] = p.binding if p else False
+            if p:
+                c["drop_saving"] = p.drop_saving
+                c["relax"] = {"to": p.relaxed_to, "saving": p.relax_saving, "change": p.relax_change}
+        for p in explanation.limits:
+            if p.item.id.startswith("inventory.per_device["):
+                constraints.append({"id": p.item.id, "spec_path": p.item.spec_path, "limit": p.item.value,
+                                    "value": p.value, "unit": p.item.unit, "slack": p.slack, "satisfied": True,
+                                    "tight": p.tight, "binding": p.binding, "drop_saving": p.drop_saving})
+    else:
+        for c in constraints:
+            c["binding"] = None  # not analysed (--no-explain)
     out = {
         "status": result.status,
         "objective": {"name": result.objective_name, "value": result.objective_value, "unit": result.objective_unit},
         "bound": result.bound,
         "gap": result.gap,
         "plan": plan_dict(result.plan) if result.plan else None,
-        "constraints": [c.as_dict() for c in checks],
+        "constraints": constraints,
     }
     if len(result.plans) > 1:
         out["alternatives_top"] = [plan_dict(p) | {"objective_value": v}
@@ -268,8 +286,12 @@ def result_dict(result, checks, extra: dict | None = None) -> dict:
         "excluded": excluded,
         "unevaluable": dict(result.compiled.forced_out),
     }
-    if extra:
-        out.update(extra)
+    if explanation is not None:
+        data = explanation.as_dict()
+        out["alternatives"] = data["alternatives"]
+        out["conflict"] = data["conflict"]
+        out["break_even"] = data["break_even"]
+        out["explanation"] = {"limits": data["limits"], "solves": data["explain_solves"]}
     return _clean(out)
 
 

@@ -26,6 +26,7 @@ def replica_row(index: int, *, device: str = "gpu-a", dpr: int = 1, rates: dict[
     cand = Candidate(device, "sys", "bf16", Parallel(tp=dpr, dp=1, micro_batch=8), offering(price, unit_devices))
     return ReplicaRow(index=index, candidate=cand, devices_per_replica=dpr, rate_limits=dict(rates),
                       min_rate=min_rate, power_static_w=static_w, power_per_rate_w=per_rate_w,
+                      power_peak_w=None if static_w is None else static_w * 8,
                       site=SiteFacts(pue, gco2), unit_devices=unit_devices, usd_per_unit_hour=price,
                       latency_s=latency_s)
 

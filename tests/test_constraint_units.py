@@ -91,9 +91,10 @@ def test_unit_latency_frame_budget():
 
 
 def test_unit_power_site_cap():
+    # peak power per replica is 8x static in these synthetic rows: 40 kW against 4 kW
     rows = [replica_row(0, rates={"throughput.max_utilization": 100.0}, price=1.0, static_w=5000.0),
             replica_row(1, rates={"throughput.max_utilization": 100.0}, price=2.0, static_w=500.0)]
-    assert chosen(replica_table(rows, 10.0), serving_spec(power_kw=1.0))[0] == {1}
+    assert chosen(replica_table(rows, 10.0), serving_spec(power_kw=5.0))[0] == {1}
     assert chosen(replica_table(rows, 10.0), serving_spec())[0] == {0}
 
 

@@ -62,8 +62,7 @@ def brute_replicas(table, spec) -> int | None:
         if n > high:
             continue
         if "power.site_cap" in limits:
-            power = n * _fixed(r.power_static_w, MICRO) + DEMAND_UNITS * _fixed(r.power_per_rate_w * per_unit, MICRO)
-            if power > _bound(limits["power.site_cap"] * 1000, MICRO):
+            if n * _fixed(r.power_peak_w, 1) > _bound(limits["power.site_cap"] * 1000, 1):
                 continue
         cost = math.ceil(n * r.devices_per_replica / r.unit_devices) * _fixed(r.usd_per_unit_hour, MICRO)
         if "budget.hourly" in limits and cost > _bound(limits["budget.hourly"], MICRO):

@@ -38,5 +38,5 @@ def describe_change(before: Plan, after: Plan) -> str:
 def describe(plan: Plan) -> str:
     f = _facts(plan)
     layout = f"TP{f['TP']}" + (f" PP{f['PP']}" if f["PP"] != "1" else "")
-    count = f"{f['replicas']} replicas" if "replicas" in f else f"DP{f['DP']}"
+    count = (f"{f['replicas']} replica" + ("s" if f["replicas"] != "1" else "")) if "replicas" in f else f"DP{f['DP']}"
     return f"{f['devices']} x {f['device']} ({layout}, {count}, {f['precision']}) on {f['where']}"

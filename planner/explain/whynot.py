@@ -78,11 +78,12 @@ def alternatives(runner: ScenarioRunner, chosen: Plan, objective: float) -> list
 
 def _alternative(runner, kind, name, rows, chosen, objective, objective_name) -> Alternative:
     if not rows:
-        excluded = runner.table.excluded.get("memory.fits_device")
-        why = "memory.fits_device: no configuration fits in memory" if excluded and name in excluded.example \
-            else "no configuration in the search space (catalog figures missing or structurally invalid)"
-        return Alternative(kind, name, None, None, f"impossible: {why}", ["memory.fits_device"] if "memory" in why
-                           else [], None)
+        reasons = sorted(runner.table.excluded_by_device.get(name, {})) if kind == "device" else []
+        if "memory.fits_device" in reasons:
+            return Alternative(kind, name, None, None, "impossible: memory.fits_device (no layout in the search "
+                               "space fits the model in its memory)", ["memory.fits_device"], None)
+        why = ", ".join(reasons) or "no offering or system in the search space"
+        return Alternative(kind, name, None, None, f"impossible: {why}", [], None)
     best = runner.base(frozenset(), rows)
     if best.feasible:
         delta = (best.value - objective) / objective if objective else None

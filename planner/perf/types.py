@@ -89,7 +89,8 @@ class Prediction:
     fps_capacity: float | None = None
     # all
     tokens_per_s: float | None = None
-    power_w: float | None = None
+    power_w: float | None = None  # average IT power at the predicted utilisation (energy, carbon)
+    peak_power_w: float | None = None  # IT power with every device at full load (what a site cap must hold)
     notes: list[str] = field(default_factory=list)
 
     @property

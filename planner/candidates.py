@@ -378,8 +378,11 @@ def rate_limits(spec, profile: ReplicaProfile | None, latency_s: float, service_
                   ("latency.e2e_p99", "e2e_p99_s", None if slo.e2e_p99_ms is None else slo.e2e_p99_ms / 1000))
         limits = {unit: max_rate(profile, metric, value) for unit, metric, value in wanted
                   if value is not None and (only is None or unit == only)}
+        if only is None:
+            # Not a user limit: a replica past full utilisation never catches up, whatever the spec says.
+            limits[STABLE] = max_rate(profile, "utilization", 1.0)
         return limits, 0.0
-    limits = {"throughput.max_utilization": spec.limits.max_utilization / service_s}
+    limits = {"throughput.max_utilization": spec.limits.max_utilization / service_s, STABLE: 1.0 / service_s}
     min_rate = 0.0
     if w.latency_budget_ms is not None:
         slack = w.latency_budget_ms / 1000 - latency_s
@@ -389,6 +392,7 @@ def rate_limits(spec, profile: ReplicaProfile | None, latency_s: float, service_
     return limits, min_rate
 
 
+STABLE = "throughput.stable"
 RATE_UNITS = ("throughput.max_utilization", "latency.ttft_p99", "latency.tpot", "latency.e2e_p99",
               "latency.frame_budget")
 

@@ -225,6 +225,11 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
         model.add(sum(load) == DEMAND_UNITS).with_name("demand.served")
     else:
         model.add_exactly_one(x)
+    for r in rows:
+        # Structural, never dropped: replicas must keep up with their load (utilisation below 1).
+        rate = r.rate_limits.get("throughput.stable")
+        if rate is not None:
+            model.add(load[r.index] <= _rate_units(rate, demand) * n[r.index]).with_name(f"throughput.stable[{r.index}]")
 
     for unit_id, bound in limits.items():
         lit = _literal(compiled, unit_id) if unit_id != "inventory.per_device" else None

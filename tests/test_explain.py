@@ -131,7 +131,8 @@ def _without(spec, catalog, kind, keep: set[str]):
     return spec
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          derandomize=True)
 @given(rps=st.floats(0.5, 30), ttft=st.floats(50, 400), tpot=st.floats(4, 40), power=st.floats(0.5, 4),
        max_devices=st.integers(1, 8), device=st.sampled_from(["h100-sxm", "l40s", "mi300x", "a100-80gb"]))
 def test_every_reported_conflict_is_minimal(catalog, rps, ttft, tpot, power, max_devices, device):

@@ -46,12 +46,28 @@ class Conflict:
                 "physical": self.physical}
 
 
-def _infeasible(runner: ScenarioRunner, kept: set[str], every: frozenset[str]) -> bool:
-    return not runner.base(frozenset(every - kept)).feasible
+def _infeasible(runner: ScenarioRunner, kept: set[str], every: frozenset[str],
+                allowed: frozenset[int] | None = None) -> bool:
+    return not runner.base(frozenset(every - kept), allowed).feasible
 
 
-def _assumption_seed(runner: ScenarioRunner, ids: list[str]) -> list[str]:
-    compiled = runner.compiled
+def minimal_subset(runner: ScenarioRunner, ids: list[str], allowed: frozenset[int] | None = None) -> list[str]:
+    """A minimal set of limit items that, all enforced, leave no plan (among `allowed` rows): an
+    assumption core as the seed, shrunk by deletion. The caller knows the full set is infeasible."""
+    every = frozenset(ids)
+    seed = _assumption_seed(runner, ids, allowed)
+    if not _infeasible(runner, set(seed), every, allowed):
+        seed = list(ids)
+    kept = set(seed)
+    for item in seed:
+        trial = kept - {item}
+        if _infeasible(runner, trial, every, allowed):
+            kept = trial
+    return [i for i in ids if i in kept]
+
+
+def _assumption_seed(runner: ScenarioRunner, ids: list[str], allowed: frozenset[int] | None = None) -> list[str]:
+    compiled = runner.compiled if allowed is None else runner.sub_model(allowed)
     model = compiled.model.clone()  # literals free: assume them on instead of fixing them
     literals = {compiled.limit_literals[i].index: i for i in ids if i in compiled.limit_literals}
     model.add_assumptions([model.get_bool_var_from_proto_index(idx) for idx in literals])
@@ -71,14 +87,7 @@ def minimal_conflict(runner: ScenarioRunner) -> Conflict:
     if not runner.base(every).feasible:
         reasons = "; ".join(f"{k}: {v.count} configurations, e.g. {v.example}" for k, v in runner.table.excluded.items())
         return Conflict([], True, physical=reasons or "no configuration in the search space")
-    seed = _assumption_seed(runner, list(by_id))
-    if not _infeasible(runner, set(seed), every):
-        seed = list(by_id)
-    kept = set(seed)
-    for item in seed:
-        trial = kept - {item}
-        if _infeasible(runner, trial, every):
-            kept = trial
+    kept = set(minimal_subset(runner, list(by_id)))
     verified = _infeasible(runner, kept, every) and all(not _infeasible(runner, kept - {i}, every) for i in kept)
     conflict = Conflict([by_id[i] for i in by_id if i in kept], verified)
     conflict.relaxations = [nearest_relaxation(runner, by_id[i]) for i in by_id if i in kept]

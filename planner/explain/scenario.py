@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from planner.candidates import CandidateTable, rerate
 from planner.catalog.loader import Catalog
@@ -89,6 +89,7 @@ class ScenarioRunner:
     solves: int = 0
     _cache: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _sub_models: dict = field(default_factory=dict)
 
     def _run(self, work: ResolvedWorkload, compiled: CompiledModel, dropped: frozenset[str],
              allowed: frozenset[int] | None, key) -> Outcome:
@@ -115,7 +116,23 @@ class ScenarioRunner:
 
     def base(self, dropped: frozenset[str] = frozenset(), allowed: frozenset[int] | None = None) -> Outcome:
         """The spec's own question, with some items dropped and/or only some rows allowed."""
-        return self._run(self.work, self.compiled, dropped, allowed, ("base", dropped, allowed))
+        key = ("base", dropped, allowed)
+        if allowed is None:
+            return self._run(self.work, self.compiled, dropped, None, key)
+        # A question about a few rows is asked of a model built from those rows alone: much smaller than
+        # the full model with the other rows switched off, and reused for every set of dropped limits.
+        return self._run(self.work, self.sub_model(allowed), dropped, None, key)
+
+    def sub_model(self, allowed: frozenset[int]) -> CompiledModel:
+        with self._lock:
+            compiled = self._sub_models.get(allowed)
+        if compiled is None:
+            rows = [replace(r, index=i) for i, r in enumerate(r for r in self.table.rows if r.index in allowed)]
+            field_name = "training_rows" if self.table.kind == "training" else "replica_rows"
+            compiled = compile_model(replace(self.table, **{field_name: rows}), self.work.spec)
+            with self._lock:
+                self._sub_models[allowed] = compiled
+        return compiled
 
     def at(self, item: LimitItem, value: float | None, allowed: frozenset[int] | None = None) -> Outcome:
         """The spec with one item set to another value (None: dropped)."""

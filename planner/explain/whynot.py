@@ -3,6 +3,7 @@ rule it out (a minimal set, found by deletion on clones restricted to that devic
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from planner.explain.diff import describe
@@ -44,16 +45,12 @@ def _why_worse(chosen: Plan, other: Plan, objective_name: str) -> str:
 
 def ruling_limits(runner: ScenarioRunner, rows: frozenset[int]) -> list[str]:
     """A minimal set of the user's limits under which these rows cannot make a plan ([] if none can)."""
+    from planner.explain.conflict import minimal_subset
+
     items = [i.id for i in limit_items(runner.work.spec, runner.table.kind)]
-    everything = frozenset(items)
-    if not runner.base(everything, rows).feasible:
+    if not runner.base(frozenset(items), rows).feasible:
         return []  # infeasible with every user limit gone: physical (memory, missing figures)
-    kept = list(items)
-    for item in items:
-        trial = [k for k in kept if k != item]
-        if not runner.base(frozenset(everything - set(trial)), rows).feasible:
-            kept = trial
-    return kept
+    return minimal_subset(runner, items, rows)
 
 
 def alternatives(runner: ScenarioRunner, chosen: Plan, objective: float) -> list[Alternative]:
@@ -73,7 +70,8 @@ def alternatives(runner: ScenarioRunner, chosen: Plan, objective: float) -> list
     groups += [("provider", p, runner.rows_of(lambda r, p=p: provider_of(r) == p))
                for p in providers if p not in chosen_providers]
     runner.many([("base", frozenset(), rows) for _, _, rows in groups if rows])
-    return [_alternative(runner, kind, name_, rows, chosen, objective, name) for kind, name_, rows in groups]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # see ScenarioRunner.many: two solves at a time
+        return list(pool.map(lambda g: _alternative(runner, g[0], g[1], g[2], chosen, objective, name), groups))
 
 
 def _alternative(runner, kind, name, rows, chosen, objective, objective_name) -> Alternative:

@@ -30,6 +30,19 @@ class Alternative:
 def _why_worse(chosen: Plan, other: Plan, objective_name: str) -> str:
     c, o = chosen.main.evaluation, other.main.evaluation
     c_dev, o_dev = chosen.totals.get("devices") or 0, other.totals.get("devices") or 0
+    if c.prediction.kind == "training":
+        # A job's cost is price per device-hour x device-hours: compare the two factors.
+        c_rate = (c.metrics.get("tokens_per_s") or 0) / max(c_dev, 1)
+        o_rate = (o.metrics.get("tokens_per_s") or 0) / max(o_dev, 1)
+        speed = c_rate / o_rate if o_rate else float("inf")
+        if objective_name == "cost":
+            c_price = (c.metrics.get("usd_per_hour") or 0) / max(c_dev, 1)
+            o_price = (o.metrics.get("usd_per_hour") or 0) / max(o_dev, 1)
+            cheaper = "cheaper" if o_price < c_price else "dearer"
+            return (f"${o_price:.2f} per device-hour ({cheaper} than ${c_price:.2f}) but "
+                    f"{speed:.1f}x slower per device ({o_dev} devices against {c_dev})") if speed > 1 else (
+                    f"${o_price:.2f} per device-hour against ${c_price:.2f}, {o_dev} devices against {c_dev}")
+        return f"{speed:.1f}x slower per device, {o_dev} devices against {c_dev}"
     if objective_name == "cost":
         c_price = (c.metrics.get("usd_per_hour") or 0) / max(c_dev, 1)
         o_price = (o.metrics.get("usd_per_hour") or 0) / max(o_dev, 1)

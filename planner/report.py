@@ -23,16 +23,21 @@ def _clean(x: Any) -> Any:
     return x
 
 
+def offering_dict(c) -> dict:
+    """Where a candidate runs: the cloud offering with its price and snapshot date, or owned hardware."""
+    if c.offering is None:
+        return {"provider": "onprem", "region": None, "pricing": "owned", "instance": c.system}
+    o = c.offering
+    return {"provider": o.provider, "region": o.region, "pricing": o.pricing, "instance": o.instance,
+            "usd_per_hour_per_instance": o.usd_per_hour, "devices_per_instance": o.devices,
+            "source": list(o.source), "as_of": o.as_of.isoformat()}
+
+
 def evaluation_dict(ev: Evaluation, checks: list[ConstraintCheck]) -> dict:
     c = ev.candidate
     p = c.parallel
     pred = ev.prediction
-    offering = None
-    if c.offering:
-        o = c.offering
-        offering = {"provider": o.provider, "region": o.region, "pricing": o.pricing, "instance": o.instance,
-                    "usd_per_hour": o.usd_per_hour, "devices_per_unit": o.devices, "source": list(o.source),
-                    "as_of": o.as_of.isoformat()}
+    offering = offering_dict(c) if c.offering else None
     out = {
         "device": c.device,
         "system": c.system,
@@ -209,14 +214,7 @@ def part_dict(part) -> dict:
     c = ev.candidate
     p = c.parallel
     m = ev.metrics
-    offering = None
-    if c.offering:
-        o = c.offering
-        offering = {"provider": o.provider, "region": o.region, "pricing": o.pricing, "instance": o.instance,
-                    "usd_per_hour_per_instance": o.usd_per_hour, "devices_per_instance": o.devices,
-                    "as_of": o.as_of.isoformat()}
-    else:
-        offering = {"provider": "onprem", "region": None, "pricing": "owned", "instance": c.system}
+    offering = offering_dict(c)
     out = {
         "device": c.device,
         "system": c.system,

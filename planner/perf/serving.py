@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from planner.catalog.schema import Accelerator, DeviceFamily, System
 from planner.catalog.topology import group_link
 from planner.perf.comm import all_reduce_s, all_to_all_s, p2p_s
-from planner.perf.shapes import LLMFootprint
+from planner.perf.shapes import LLMFootprint, model_split_problems
 from planner.perf.roofline import achievable_bandwidth, achievable_flops
 from planner.perf.types import MemoryBreakdown, Parallel, Prediction
 from planner.units import BYTES_PER_ELEMENT, GIB
@@ -44,13 +44,7 @@ def kv_bytes_per_token_per_device(fp: LLMFootprint, precision: str, par: Paralle
 
 
 def serving_structural_problems(fp: LLMFootprint, par: Parallel, system: System, domain: int) -> list[str]:
-    problems = []
-    if par.tp > domain:
-        problems.append(f"tp={par.tp} exceeds the scale-up domain of {system.id} ({domain} devices)")
-    if fp.heads % par.tp:
-        problems.append(f"tp={par.tp} does not divide the {fp.heads} attention heads")
-    if par.pp > fp.layers:
-        problems.append(f"pp={par.pp} exceeds the {fp.layers} layers")
+    problems = model_split_problems(fp, par.tp, par.pp, domain, system.id)
     if par.ep > 1 and (not fp.is_moe or par.ep != par.tp or fp.experts % par.ep):
         problems.append(f"ep={par.ep}: expert parallelism replaces TP on the expert layers, so ep must equal tp "
                         f"and divide the experts (dense models take ep=1)")

@@ -131,3 +131,15 @@ def llm_footprint(shape: LLMShape) -> LLMFootprint:
         gated=shape.gated_mlp,
         kv_shardable_by_tp=shape.kv_cache_elems_per_token_per_layer is None,
     )
+
+
+def model_split_problems(fp: LLMFootprint, tp: int, pp: int, domain: int, system_id: str) -> list[str]:
+    """Why a model cannot be cut into tp x pp pieces on this system (shared by training and serving)."""
+    problems = []
+    if tp > domain:
+        problems.append(f"tp={tp} exceeds the scale-up domain of {system_id} ({domain} devices)")
+    if fp.heads % tp:
+        problems.append(f"tp={tp} does not divide the {fp.heads} attention heads")
+    if pp > fp.layers:
+        problems.append(f"pp={pp} exceeds the {fp.layers} layers")
+    return problems

@@ -17,7 +17,7 @@ from __future__ import annotations
 from planner.catalog.schema import Accelerator, DeviceFamily, System
 from planner.catalog.topology import group_link
 from planner.perf.comm import all_gather_s, all_reduce_s, all_to_all_s, p2p_s
-from planner.perf.shapes import LLMFootprint
+from planner.perf.shapes import LLMFootprint, model_split_problems
 from planner.perf.roofline import achievable_flops, peak_flops
 from planner.perf.types import MemoryBreakdown, Parallel, Prediction
 from planner.units import GIB
@@ -36,13 +36,7 @@ MLP_ACT_COEFF_PER_4H = 24.0
 def structural_problems(fp: LLMFootprint, global_batch_seqs: int, par: Parallel, system: System,
                         domain: int) -> list[str]:
     """Why a layout cannot run at all (independent of any user limit)."""
-    problems = []
-    if par.tp > domain:
-        problems.append(f"tp={par.tp} exceeds the scale-up domain of {system.id} ({domain} devices)")
-    if fp.heads % par.tp:
-        problems.append(f"tp={par.tp} does not divide the {fp.heads} attention heads")
-    if par.pp > fp.layers:
-        problems.append(f"pp={par.pp} exceeds the {fp.layers} layers")
+    problems = model_split_problems(fp, par.tp, par.pp, domain, system.id)
     if par.ep > 1 and (not fp.is_moe or fp.experts % par.ep or (par.dp * par.cp) % par.ep):
         problems.append(f"ep={par.ep} must divide both the experts and dp x cp (dense models take ep=1)")
     if par.virtual_stages > 1 and (par.pp == 1 or par.pp * par.virtual_stages > fp.layers):

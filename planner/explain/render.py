@@ -8,6 +8,8 @@ from planner.explain import Explanation
 def _num(x: float | None, unit: str = "") -> str:
     if x is None:
         return "—"
+    if unit == "ratio":
+        unit = ""
     text = f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.3g}"
     return f"{text} {unit}".rstrip()
 

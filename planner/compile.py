@@ -8,18 +8,22 @@ Training (rows r are complete configurations):
 Serving and vision (rows c are replica configurations; D is the demand, scaled to DEMAND_UNITS):
     x_c in {0,1}, replicas n_c in [0, N_c], load share l_c in [0, D]
     x_c <= n_c <= N_c * x_c,  l_c <= D * x_c,  sum_c l_c = D,  sum_c x_c = 1 unless mixing is allowed
-    for each rate limit u (utilisation, TTFT, TPOT, end-to-end, frame budget):
+    stability (structural, never dropped): l_c <= r_stable_c * n_c   (utilisation below 1)
+    for each rate limit u (utilisation cap, TTFT, TPOT, end-to-end, frame budget):
         l_c <= r_uc * n_c                                                      (enforced by e_u)
         (r_uc: the load one replica carries within limit u, precomputed by the performance model)
     vision batching: l_c >= m_c * n_c (each replica must receive frames fast enough to fill its batch)
-    billed units b_c * unit_devices_c >= n_c * devices_per_replica_c
-    devices, inventory, power (affine in n_c and l_c) and hourly budget are linear sums   (each e_u)
+    billed units b_c * unit_devices_c >= n_c * devices_per_replica_c (a variable only when replicas
+        do not fill whole instances)
+    devices, inventory (one literal per device type), peak power and hourly budget are linear sums
+    Without mixing, l_c is the expression D * x_c rather than a variable.
 Objective: cost (USD/h serving, USD/job training), energy (kWh) or carbon (kg CO2e), in fixed point.
 Ties are broken in a second solve that fixes the optimum and minimises devices, then latency rank,
 then row order, so the answer never depends on which optimal solution the solver met first.
 
-Every user limit is one named constraint gated by one enforcement literal owned by `limit_literals`;
-the solve fixes them to true, the explainer toggles them on clones. Rows whose numbers a limit or the
+Every user limit is one named constraint gated by one enforcement literal owned by `limit_literals`.
+The compiled model leaves them free: the solve fixes them all on in a clone, the explainer turns some
+off in its clones (`solve.scenario_model`). Rows whose numbers a limit or the
 objective cannot read (no TDP for a power cap, no PUE for energy) are forced out under that limit's
 literal and recorded, never silently dropped.
 """

@@ -9,6 +9,7 @@ the result is verified: the set is infeasible and every subset missing one eleme
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from planner._ortools import cp_model
@@ -90,7 +91,9 @@ def minimal_conflict(runner: ScenarioRunner) -> Conflict:
     kept = set(minimal_subset(runner, list(by_id)))
     verified = _infeasible(runner, kept, every) and all(not _infeasible(runner, kept - {i}, every) for i in kept)
     conflict = Conflict([by_id[i] for i in by_id if i in kept], verified)
-    conflict.relaxations = [nearest_relaxation(runner, by_id[i]) for i in by_id if i in kept]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # independent searches, two solves at a time
+        conflict.relaxations = list(pool.map(lambda i: nearest_relaxation(runner, by_id[i]),
+                                             [i for i in by_id if i in kept]))
     return conflict
 
 

@@ -229,11 +229,6 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
         model.add(sum(load) == DEMAND_UNITS).with_name("demand.served")
     else:
         model.add_exactly_one(x)
-    for r in rows:
-        # Structural, never dropped: replicas must keep up with their load (utilisation below 1).
-        rate = r.rate_limits.get("throughput.stable")
-        if rate is not None:
-            model.add(load[r.index] <= _rate_units(rate, demand) * n[r.index]).with_name(f"throughput.stable[{r.index}]")
 
     for unit_id, bound in limits.items():
         lit = _literal(compiled, unit_id) if unit_id != "inventory.per_device" else None
@@ -245,6 +240,11 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
                     continue
                 model.add(load[r.index] <= _rate_units(rate, demand) * n[r.index]).with_name(
                     f"{unit_id}[{r.index}]").only_enforce_if(lit)
+                if unit_id == "throughput.max_utilization" and r.rate_limits.get("throughput.stable") is not None:
+                    # With the cap dropped, replicas must still keep up (utilisation below 1): structural.
+                    stable = _rate_units(r.rate_limits["throughput.stable"], demand)
+                    model.add(load[r.index] <= stable * n[r.index]).with_name(
+                        f"throughput.stable[{r.index}]").only_enforce_if(~lit)
                 if unit_id == "latency.frame_budget" and r.min_rate > 0:
                     needed = int(math.ceil(r.min_rate / demand * DEMAND_UNITS))
                     model.add(load[r.index] >= needed * n[r.index]).with_name(

@@ -117,7 +117,7 @@ def max_rate(profile: ReplicaProfile, metric: str, limit: float) -> float:
     if getattr(latencies_at(profile, 0.0), attr) > limit:
         return 0.0
     lo, hi = 0.0, saturation
-    for _ in range(40):  # 2^-40 of the saturation rate: far below the solver's demand granularity
+    for _ in range(28):  # 2^-28 of the saturation rate: far below the solver's 1e-4 demand granularity
         mid = (lo + hi) / 2
         if getattr(latencies_at(profile, mid), attr) <= limit:
             lo = mid

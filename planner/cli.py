@@ -54,10 +54,30 @@ def main(ctx: click.Context, debug: bool, catalog_dir: Path | None) -> None:
     ctx.obj["catalog_dir"] = catalog_dir
 
 
-def _catalog(ctx: click.Context):
+def _catalog(ctx: click.Context, prices: tuple[Path, ...] = (), scenario: Path | None = None):
+    """The shipped catalogs, with fresher prices from SkyPilot-style CSVs and a price scenario on top."""
     from planner.catalog.loader import load_catalogs
 
-    return load_catalogs(ctx.obj.get("catalog_dir"))
+    catalog = load_catalogs(ctx.obj.get("catalog_dir"))
+    if prices or scenario:
+        from planner.catalog.prices_io import apply_scenario, read_skypilot_csv, with_prices
+
+        for path in prices:
+            offerings, skipped = read_skypilot_csv(path, catalog)
+            catalog = with_prices(catalog, offerings, path.name)
+            click.echo(f"prices: {len(offerings)} offerings from {path}"
+                       + (f"; {len(skipped)} rows skipped (first: {skipped[0]})" if skipped else ""), err=True)
+        if scenario:
+            catalog, applied = apply_scenario(catalog, scenario)
+            click.echo(f"price scenario: {applied.name}", err=True)
+    return catalog
+
+
+def price_options(f):
+    f = click.option("--price-scenario", "price_scenario", type=click.Path(path_type=Path), default=None,
+                     help="YAML rules that scale or replace prices (spot -60%, a discount, a new region).")(f)
+    return click.option("--prices", "prices", type=click.Path(path_type=Path), multiple=True,
+                        help="SkyPilot-style catalog CSV with fresher prices (repeatable).")(f)
 
 
 @main.command()
@@ -108,10 +128,12 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), d
 @click.option("--pricing", type=click.Choice(["on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block"]),
               default=None)
 @FORMAT
+@price_options
 @click.pass_context
 def estimate(ctx: click.Context, spec_path: Path, device: str, tp: int, pp: int, dp: int | None, ep: int,
              precision: str | None, micro_batch: int | None, zero_stage: int, recompute: str, virtual_stages: int,
-             system_id: str | None, provider: str | None, region: str | None, pricing: str | None, fmt: str) -> None:
+             system_id: str | None, provider: str | None, region: str | None, pricing: str | None, fmt: str,
+             prices: tuple[Path, ...], price_scenario: Path | None) -> None:
     """Predict one fixed configuration of SPEC: speed, memory, power and cost, with the breakdown."""
     from planner.estimate import estimate_configuration
     from planner.report import evaluation_dict, render_evaluation, to_json
@@ -119,7 +141,7 @@ def estimate(ctx: click.Context, spec_path: Path, device: str, tp: int, pp: int,
 
     spec = load_spec(spec_path)
     ev, checks = estimate_configuration(
-        spec, _catalog(ctx), spec_file=str(spec_path), device=device, tp=tp, pp=pp, dp=dp, ep=ep,
+        spec, _catalog(ctx, prices, price_scenario), spec_file=str(spec_path), device=device, tp=tp, pp=pp, dp=dp, ep=ep,
         precision=precision, micro_batch=micro_batch, zero_stage=zero_stage, recompute=recompute,
         virtual_stages=virtual_stages, system_id=system_id, provider=provider, region=region, pricing=pricing,
     )
@@ -143,9 +165,11 @@ def estimate(ctx: click.Context, spec_path: Path, device: str, tp: int, pp: int,
 @click.option("--reproducible", is_flag=True, help="One solver worker and a fixed seed.")
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=None, help="Solver workers (default 8).")
 @click.option("--no-explain", is_flag=True, help="Skip the explanation (binding limits, why not, conflicts).")
+@price_options
 @click.pass_context
 def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, top: int, time_limit: float,
-          allow_mix: bool, reproducible: bool, workers: int | None, no_explain: bool) -> None:
+          allow_mix: bool, reproducible: bool, workers: int | None, no_explain: bool, prices: tuple[Path, ...],
+          price_scenario: Path | None) -> None:
     """Find the plan for SPEC that minimises its objective within every limit, proven optimal.
 
     \b
@@ -166,7 +190,7 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
         updates["search"] = spec.search.model_copy(update={"allow_mix": True})
     if updates:
         spec = spec.model_copy(update=updates)
-    catalog_data = _catalog(ctx)
+    catalog_data = _catalog(ctx, prices, price_scenario)
     work = resolve_workload(spec, catalog_data, str(spec_path))
     settings = SolverSettings(time_limit_s=time_limit, workers=1 if reproducible else (workers or DEFAULT_WORKERS))
     result = run_solve(work, catalog_data, settings, top=top)
@@ -201,6 +225,41 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
         sys.exit(EXIT_INFEASIBLE)
     if result.status == "timeout":
         sys.exit(EXIT_TIMEOUT)
+
+
+@main.command()
+@click.argument("spec_paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "markdown", "json"]), default="table",
+              show_default=True)
+@click.option("--pareto", default=None, help="cost,latency | cost,tpot (serving) or cost,time (training).")
+@click.option("--plot", type=click.Path(path_type=Path), default=None, help="Draw the Pareto front to a PNG.")
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=30.0, show_default=True)
+@price_options
+@click.pass_context
+def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, pareto: str | None, plot: Path | None,
+            time_limit: float, prices: tuple[Path, ...], price_scenario: Path | None) -> None:
+    """Price each SPEC on every device type and provider side by side, or trace its Pareto front."""
+    from planner.evaluate import resolve_workload
+    from planner.solve import SolverSettings
+    from planner.spec import load_spec
+
+    catalog_data = _catalog(ctx, prices, price_scenario)
+    settings = SolverSettings(time_limit_s=time_limit)
+    works = [resolve_workload(load_spec(p), catalog_data, str(p)) for p in spec_paths]
+    if plot and not pareto:
+        raise click.UsageError("--plot draws a Pareto front: give --pareto too")
+    if pareto:
+        from planner.report import render_pareto
+
+        if len(works) != 1:
+            raise click.UsageError("--pareto takes one spec")
+        render_pareto(works[0], catalog_data, pareto, settings, fmt, plot)
+        return
+    from planner.compare import compare as run_compare
+    from planner.report import render_compare
+
+    rows = [row for work in works for row in run_compare(work, catalog_data, settings)]
+    render_compare(rows, fmt)
 
 
 @main.group()

@@ -404,3 +404,67 @@ def render_markdown(result, checks, work) -> str:
         lines.append(f"| `{ch.id}` | `{ch.spec_path or '-'}` | {_fmt(ch.value)} | {_fmt(ch.limit)} | {_fmt(ch.slack)} | "
                      f"{'yes' if ch.satisfied else 'NO'} |")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- compare
+
+
+def render_compare(rows, fmt: str) -> None:
+    import click
+
+    from planner.compare import CompareRow
+
+    cols = list(CompareRow.COLUMNS)
+    if fmt == "csv":
+        import csv
+        import io
+
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(cols)
+        for r in rows:
+            writer.writerow(["" if v is None else (round(v, 6) if isinstance(v, float) else v) for v in r.values()])
+        click.echo(buf.getvalue().rstrip())
+    elif fmt == "json":
+        click.echo(to_json([dict(zip(cols, r.values())) for r in rows]))
+    elif fmt == "markdown":
+        click.echo("| " + " | ".join(cols) + " |")
+        click.echo("|" + "---|" * len(cols))
+        for r in rows:
+            click.echo("| " + " | ".join(_fmt(v) if not isinstance(v, str) else v for v in r.values()) + " |")
+    else:
+        for workload in dict.fromkeys(r.workload for r in rows):
+            mine = [r for r in rows if r.workload == workload]
+            training = any(r.usd_per_job is not None for r in mine)
+            money = ("USD/job", "usd_per_job") if training else ("USD/1M tok", "usd_per_million_tokens")
+            render_rows(f"{workload}: each option at its own optimum",
+                        ["option", "devices", "USD/h", money[0], "kWh" + ("" if training else "/h"), "decided by"],
+                        [[f"{r.kind} {r.name}", r.devices if r.status == "ok" else "impossible", r.usd_per_hour,
+                          getattr(r, money[1]), r.energy_kwh, ", ".join(r.deciding)] for r in mine])
+
+
+def render_pareto(work, catalog, axes: str, settings, fmt: str, plot_path) -> None:
+    import click
+
+    from planner.explain.diff import describe
+    from planner.pareto import pareto_front, parse_axes, plot
+
+    axis = parse_axes(axes, work.kind)
+    points = pareto_front(work, catalog, axis, settings)
+    unit = "usd_per_job" if work.kind == "training" else "usd_per_hour"
+    metric_name = {"latency": "ttft_p99_ms", "ttft": "ttft_p99_ms", "tpot": "tpot_ms", "time": "time_to_train_days"}[axis]
+    data = [{"objective_usd": p.objective, metric_name: p.metric, "epsilon": p.epsilon, "plan": describe(p.plan)}
+            for p in points]
+    if fmt == "json":
+        click.echo(to_json({"axes": ["cost", axis], "unit": unit, "points": data}))
+    elif fmt == "csv":
+        click.echo(f"objective_{unit},{metric_name},epsilon,plan")
+        for d in data:
+            click.echo(f"{d['objective_usd']:.6f},{d[metric_name]:.6f},{'' if d['epsilon'] is None else d['epsilon']},"
+                       f"\"{d['plan']}\"")
+    else:
+        render_rows(f"Pareto front: cost against {axis} ({len(points)} points, each optimal for its limit)",
+                    [unit, metric_name, "plan"], [[d["objective_usd"], d[metric_name], d["plan"]] for d in data])
+    if plot_path and points:
+        plot(points, axis, points[0], str(plot_path), f"{work.spec.name}: cost against {axis}", unit)
+        click.echo(f"plot written to {plot_path}", err=True)

@@ -1,0 +1,81 @@
+"""Side by side: the same workload priced on every device type and provider of its search space, each at
+its own optimum, with the cost per job (training) or per million tokens (serving), energy, carbon and the
+limit that decides it. For procurement spreadsheets (`--format csv`) and documents (`--format markdown`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from planner.catalog.loader import Catalog
+from planner.check import check_plan
+from planner.evaluate import ResolvedWorkload
+from planner.explain.scenario import ScenarioRunner
+from planner.explain.whynot import ruling_limits
+from planner.solve import SolverSettings, solve
+
+TIGHT = 0.05  # a limit within 5% of its bound at a device's best plan is named as what decides it
+
+
+@dataclass
+class CompareRow:
+    workload: str
+    kind: str  # device or provider
+    name: str
+    status: str
+    devices: int | None
+    plan: str | None
+    usd_per_hour: float | None
+    usd_per_job: float | None
+    usd_per_million_tokens: float | None
+    energy_kwh: float | None  # per job (training) or per hour (serving, vision)
+    carbon_kg: float | None
+    deciding: list[str]
+
+    COLUMNS = ("workload", "kind", "name", "status", "devices", "plan", "usd_per_hour", "usd_per_job",
+               "usd_per_million_tokens", "energy_kwh", "carbon_kg", "deciding")
+
+    def values(self) -> list:
+        return [getattr(self, c) if c != "deciding" else "; ".join(self.deciding) for c in self.COLUMNS]
+
+
+def compare(work: ResolvedWorkload, catalog: Catalog, settings: SolverSettings | None = None) -> list[CompareRow]:
+    from planner.explain.diff import describe
+
+    settings = settings or SolverSettings()
+    result = solve(work, catalog, settings)
+    runner = ScenarioRunner(work, catalog, result.table, result.compiled, settings)
+    training = work.kind == "training"
+
+    def provider_of(r) -> str:
+        return r.candidate.offering.provider if r.candidate.offering else "onprem"
+
+    groups = [("device", d, runner.rows_of(lambda r, d=d: r.candidate.device == d))
+              for d in sorted(set(work.spec.search.devices) | {r.candidate.device for r in result.table.rows})]
+    groups += [("provider", p, runner.rows_of(lambda r, p=p: provider_of(r) == p))
+               for p in sorted({provider_of(r) for r in result.table.rows})]
+    runner.many([("base", frozenset(), rows) for _, _, rows in groups if rows])
+    out = []
+    for kind, name, rows in groups:
+        outcome = runner.base(frozenset(), rows) if rows else None
+        if outcome is None or not outcome.feasible:
+            deciding = ruling_limits(runner, rows) if rows else []
+            if not deciding:
+                deciding = sorted(result.table.excluded_by_device.get(name, {})) or ["no configuration"]
+            out.append(CompareRow(work.spec.name, kind, name, "impossible", None, None, None, None, None, None, None,
+                                  deciding))
+            continue
+        plan = outcome.plan
+        totals = plan.totals
+        checks = check_plan(work, catalog, plan)
+        deciding = [c.id for c in checks if c.spec_path and c.slack is not None and c.limit
+                    and abs(c.slack) <= TIGHT * abs(c.limit)]
+        out.append(CompareRow(
+            workload=work.spec.name, kind=kind, name=name, status="ok", devices=totals.get("devices"),
+            plan=describe(plan), usd_per_hour=totals.get("usd_per_hour"), usd_per_job=totals.get("usd_per_job"),
+            usd_per_million_tokens=plan.main.evaluation.metrics.get("usd_per_million_tokens"),
+            energy_kwh=totals.get("energy_kwh_per_job" if training else "energy_kwh_per_hour"),
+            carbon_kg=totals.get("carbon_kg_per_job" if training else "carbon_kg_per_hour"),
+            deciding=deciding or ["price"]))
+    key = "usd_per_job" if training else "usd_per_hour"
+    return sorted(out, key=lambda r: (r.kind, r.status != "ok", getattr(r, key) or 0.0, r.name))

@@ -1,0 +1,106 @@
+"""Pareto fronts by the epsilon-constraint method over CP-SAT.
+
+Cost against latency (serving: TTFT p99 or TPOT) or against time to train (training). Starting from the
+spec's own optimum, the second metric's limit is set just below the last plan's value and the cost
+re-minimised; every point is optimal for its epsilon, and points another point beats on both axes are
+dropped, so the front is mutually non-dominated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from planner.catalog.loader import Catalog
+from planner.constraints import BY_ID
+from planner.errors import Problem, SpecError
+from planner.evaluate import ResolvedWorkload
+from planner.explain.scenario import LimitItem, ScenarioRunner
+from planner.plan import Plan
+from planner.solve import SolverSettings, plan_value, solve
+
+# second axis -> (constraint unit, the plan metric it bounds, kinds it applies to)
+AXES = {
+    "latency": ("latency.ttft_p99", "ttft_p99_ms", ("serving",)),
+    "ttft": ("latency.ttft_p99", "ttft_p99_ms", ("serving",)),
+    "tpot": ("latency.tpot", "tpot_ms", ("serving",)),
+    "time": ("time.deadline", "time_to_train_days", ("training",)),
+}
+STEP = 1e-4  # each new epsilon sits this fraction below the last plan's value
+MAX_POINTS = 25
+
+
+@dataclass
+class ParetoPoint:
+    objective: float
+    metric: float
+    epsilon: float | None
+    plan: Plan
+
+
+def parse_axes(text: str, kind: str) -> str:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or parts[0] != "cost" or parts[1] not in AXES or kind not in AXES[parts[1]][2]:
+        usable = ", ".join(f"cost,{a}" for a, (_, _, kinds) in AXES.items() if kind in kinds)
+        raise SpecError(Problem(f"--pareto {text!r} is not available for a {kind} workload",
+                                fix=f"use one of: {usable}"))
+    return parts[1]
+
+
+def pareto_front(work: ResolvedWorkload, catalog: Catalog, axis: str,
+                 settings: SolverSettings | None = None) -> list[ParetoPoint]:
+    settings = settings or SolverSettings()
+    unit_id, metric, _ = AXES[axis]
+    spec = work.spec.model_copy(update={"objective": "cost"})
+    work = ResolvedWorkload(spec=spec, model_id=work.model_id, shape=work.shape, footprint=work.footprint)
+    result = solve(work, catalog, settings)
+    if result.plan is None:
+        return []
+    runner = ScenarioRunner(work, catalog, result.table, result.compiled, settings)
+    unit = BY_ID[unit_id]
+    item = LimitItem(unit_id, unit_id, unit.spec_path, 0.0, unit.unit)
+    points = [ParetoPoint(result.objective_value, result.plan.metric(metric), unit.limit_of(spec, None), result.plan)]
+    while len(points) < MAX_POINTS:
+        epsilon = points[-1].metric * (1 - STEP)
+        outcome = runner.at(item, epsilon)
+        if not outcome.feasible:
+            break
+        value = outcome.plan.metric(metric)
+        if value is None or value >= points[-1].metric:
+            break  # the model cannot go faster
+        points.append(ParetoPoint(plan_value(outcome.plan, work), value, epsilon, outcome.plan))
+    return [p for p in points if not any(dominates(q, p) for q in points)]
+
+
+def dominates(a: ParetoPoint, b: ParetoPoint) -> bool:
+    return (a.objective <= b.objective and a.metric <= b.metric) and (a.objective < b.objective or a.metric < b.metric)
+
+
+def plot(points: list[ParetoPoint], axis: str, chosen: ParetoPoint, path: str, title: str, unit: str) -> None:
+    try:
+        import matplotlib
+    except ImportError:
+        raise SpecError(Problem("--plot needs matplotlib", fix="pip install 'planner[plot]'")) from None
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = [p.metric for p in points]
+    ys = [p.objective for p in points]
+    ax.step(xs, ys, where="post", color="0.6", linewidth=1)
+    ax.scatter(xs, ys, color="tab:blue", zorder=3, label="optimal for its limit")
+    ax.scatter([chosen.metric], [chosen.objective], color="tab:red", s=90, zorder=4, marker="*",
+               label="the spec's own plan")
+    for p in points:
+        main = p.plan.main.evaluation.candidate
+        ax.annotate(f"{p.plan.totals.get('devices')}x {main.device}", (p.metric, p.objective), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel({"latency": "TTFT p99 (ms)", "ttft": "TTFT p99 (ms)", "tpot": "TPOT (ms)",
+                   "time": "time to train (days)"}[axis])
+    ax.set_ylabel(unit.replace("_", " "))
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

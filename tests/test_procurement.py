@@ -1,0 +1,142 @@
+"""Procurement tools: fresher prices, price scenarios, side-by-side comparison, Pareto fronts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from planner.catalog.loader import load_catalogs
+from planner.catalog.prices_io import apply_scenario, read_skypilot_csv, with_prices
+from planner.cli import main
+from planner.compare import compare
+from planner.errors import CatalogError
+from planner.evaluate import resolve_workload
+from planner.explain.scenario import LimitItem, with_value
+from planner.pareto import dominates, pareto_front
+from planner.solve import solve
+from planner.spec import load_spec
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+HEADER = "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region\n"
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalogs()
+
+
+def write(tmp_path: Path, text: str, name: str = "aws.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_price_file_replaces_and_adds_offerings(tmp_path, catalog):
+    path = write(tmp_path, HEADER + "p5.48xlarge,H100,8,192,2048,40.0,12.5,us-east-1\n"
+                                    "p5.48xlarge,H100,8,192,2048,44.0,,us-west-2\n"
+                                    "m7i.large,,,2,8,0.1,,us-east-1\n"
+                                    "x9.huge,Z9000,8,1,1,9.0,,us-east-1\n")
+    offerings, skipped = read_skypilot_csv(path, catalog)
+    assert {(o.region, o.pricing, o.usd_per_hour) for o in offerings} == {
+        ("us-east-1", "on-demand", 40.0), ("us-east-1", "spot", 12.5), ("us-west-2", "on-demand", 44.0)}
+    assert all(o.provider == "aws" and o.system == "hgx-h100-8-efa2" for o in offerings)
+    assert len(skipped) == 1 and "Z9000" in skipped[0]
+    fresh = with_prices(catalog, offerings, path.name)
+    p5 = [o for o in fresh.offerings if o.instance == "p5.48xlarge" and o.region == "us-east-1"
+          and o.pricing == "on-demand"]
+    assert [o.usd_per_hour for o in p5] == [40.0]
+    assert all(sid in fresh.sources for o in fresh.offerings for sid in o.source)
+
+
+@pytest.mark.parametrize("text,expected", [
+    (HEADER + "p5.48xlarge,H100,8,192,2048,abc,,us-east-1\n", "aws.csv:2: column Price: 'abc' is not a number"),
+    (HEADER + "p5.48xlarge,H100,8,192,2048,40,-3,us-east-1\n", "aws.csv:2: column SpotPrice: -3.0 must be positive"),
+    (HEADER + "p5.48xlarge,H100,8.5,192,2048,40,,us-east-1\n", "aws.csv:2: column AcceleratorCount"),
+    (HEADER + "p5.48xlarge,H100,8,192,2048,40,,\n", "aws.csv:2: column Region is empty"),
+    ("InstanceType,Price\np5,1\n", "aws.csv:1: missing column(s) AcceleratorName, AcceleratorCount, Region"),
+])
+def test_bad_price_file_names_row_and_column(tmp_path, catalog, text, expected):
+    with pytest.raises(CatalogError) as info:
+        read_skypilot_csv(write(tmp_path, text), catalog)
+    assert expected in info.value.problems[0].render()
+
+
+def test_price_scenario_flips_the_answer(tmp_path, catalog):
+    spec = load_spec(EXAMPLES / "llama3-70b-chat.yaml")
+    before = solve(resolve_workload(spec, catalog), catalog)
+    device = before.plan.main.evaluation.candidate.device
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"name: dearer-{device}\nrules:\n  - match: {{device: {device}}}\n    scale: 4.0\n")
+    dearer, applied = apply_scenario(catalog, scenario)
+    after = solve(resolve_workload(spec, dearer), dearer)
+    assert applied.name == f"dearer-{device}"
+    assert after.plan.main.evaluation.candidate.device != device
+    assert after.objective_value > before.objective_value
+
+
+def test_bad_price_scenario(tmp_path, catalog):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("name: x\nrules:\n  - match: {device: h100sxm}\n    scale: 0.5\n    usd_per_device_hour: 2\n")
+    with pytest.raises(CatalogError) as info:
+        apply_scenario(catalog, scenario)
+    text = "\n".join(p.render() for p in info.value.problems)
+    assert "rules[0]: give exactly one of scale or usd_per_device_hour" in text
+    assert "Did you mean `h100-sxm`?" in text
+
+
+def test_side_by_side_matches_restricted_solves(catalog):
+    spec = load_spec(EXAMPLES / "llama3-70b-chat.yaml")
+    rows = compare(resolve_workload(spec, catalog), catalog)
+    devices = [r for r in rows if r.kind == "device"]
+    assert {r.name for r in devices} == set(spec.search.devices)
+    for r in devices:
+        restricted = spec.model_copy(update={"search": spec.search.model_copy(update={"devices": [r.name]})})
+        again = solve(resolve_workload(restricted, catalog), catalog)
+        if r.status == "ok":
+            assert again.objective_value == pytest.approx(r.usd_per_hour, rel=1e-9)
+        else:
+            assert again.plan is None and r.deciding
+
+
+@pytest.mark.parametrize("name,axis,limit_unit,metric", [
+    ("llama3-70b-chat", "latency", "latency.ttft_p99", "ttft_p99_ms"),
+    ("llama3-8b-pretrain", "time", "time.deadline", "time_to_train_days"),
+])
+def test_pareto_points_are_non_dominated_and_optimal_for_their_epsilon(catalog, name, axis, limit_unit, metric):
+    spec = load_spec(EXAMPLES / f"{name}.yaml")
+    work = resolve_workload(spec, catalog)
+    points = pareto_front(work, catalog, axis)
+    assert len(points) >= 3
+    for a in points:
+        assert not any(dominates(b, a) for b in points)
+    item = LimitItem(limit_unit, limit_unit, {"latency.ttft_p99": "workload.slo.ttft_p99_ms",
+                                              "time.deadline": "limits.deadline_days"}[limit_unit], 0.0, "")
+    for p in points[1:4]:
+        again = solve(resolve_workload(with_value(spec, item, p.epsilon), catalog), catalog)
+        assert again.objective_value == pytest.approx(p.objective, rel=1e-9)
+        assert again.plan.metric(metric) <= p.epsilon + 1e-9
+
+
+def test_compare_cli_csv_and_plot(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["compare", str(EXAMPLES / "small-model-serving.yaml"), "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert rows and {"name", "usd_per_hour", "deciding"} <= set(rows[0])
+    png = tmp_path / "front.png"
+    result = runner.invoke(main, ["compare", str(EXAMPLES / "llama3-8b-pretrain.yaml"), "--pareto", "cost,time",
+                                  "--plot", str(png), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output[: result.output.rindex("}") + 1])
+    assert data["axes"] == ["cost", "time"] and len(data["points"]) >= 2
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pareto_axis_must_suit_the_workload():
+    result = CliRunner().invoke(main, ["compare", str(EXAMPLES / "llama3-8b-pretrain.yaml"), "--pareto", "cost,tpot"])
+    assert result.exit_code == 2 and "use one of: cost,time" in result.output

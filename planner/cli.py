@@ -238,13 +238,30 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
 @click.pass_context
 def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, pareto: str | None, plot: Path | None,
             time_limit: float, prices: tuple[Path, ...], price_scenario: Path | None) -> None:
-    """Price each SPEC on every device type and provider side by side, or trace its Pareto front."""
+    """Price each SPEC on every device type and provider side by side, or trace its Pareto front.
+
+    A fleet file (with `fleet:`) plans its workloads together over a horizon, renting or buying at the
+    lowest total cost of ownership, and prices the rent-only alternative.
+    """
     from planner.evaluate import resolve_workload
     from planner.solve import SolverSettings
     from planner.spec import load_spec
 
     catalog_data = _catalog(ctx, prices, price_scenario)
     settings = SolverSettings(time_limit_s=time_limit)
+    from planner.fleet import is_fleet_file, rent_or_buy
+
+    fleets = [p for p in spec_paths if is_fleet_file(p)]
+    if fleets:
+        from planner.report import render_fleet
+
+        if len(spec_paths) != 1 or pareto:
+            raise click.UsageError("a fleet file is compared on its own (its workloads are listed inside it)")
+        result = rent_or_buy(fleets[0], catalog_data, settings)
+        render_fleet(result, catalog_data, "json" if fmt == "json" else "markdown")
+        if result.buy.status == "infeasible":
+            sys.exit(EXIT_INFEASIBLE)
+        return
     works = [resolve_workload(load_spec(p), catalog_data, str(p)) for p in spec_paths]
     if plot and not pareto:
         raise click.UsageError("--plot draws a Pareto front: give --pareto too")

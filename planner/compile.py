@@ -94,10 +94,13 @@ def active_limits(spec: WorkloadSpec, kind: str) -> dict[str, float]:
     return out
 
 
-def compile_model(table: CandidateTable, spec: WorkloadSpec, limits: dict[str, float] | None = None) -> CompiledModel:
-    """Build the model; `limits` overrides bounds (the explainer's relaxations) and defaults to the spec's."""
+def compile_model(table: CandidateTable, spec: WorkloadSpec, limits: dict[str, float] | None = None,
+                  model: cp_model.CpModel | None = None) -> CompiledModel:
+    """Build the model; `limits` overrides bounds (the explainer's relaxations) and defaults to the spec's.
+
+    `model`: add to an existing model (a fleet compiles every workload into one) instead of a new one."""
     limits = active_limits(spec, table.kind) if limits is None else limits
-    model = cp_model.CpModel()
+    model = model if model is not None else cp_model.CpModel()
     if table.kind == "training":
         compiled = _compile_training(model, table, spec, limits)
     else:

@@ -8,7 +8,7 @@ configurations (`planner estimate`, the candidate table for the solver, the solv
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from planner.catalog.loader import Catalog
 from planner.catalog.schema import LLMShape, Offering, System, VisionShape
@@ -192,6 +192,7 @@ def evaluate(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> Evalu
         pred = predict_vision(work.shape, streams=w.streams, fps_per_stream=w.fps_per_stream, par=par,
                               precision=cand.precision, device=device, family=family)
         utilization = min(1.0, pred.utilization or 0.0)
+    pred = _with_spot_overhead(work, cand, pred)
     pred.power_w = it_power_w(device, family, system, cand.devices, utilization)
     pred.peak_power_w = it_power_w(device, family, system, cand.devices, 1.0)
     econ = economics(cand.devices, pred.power_w, cand.offering, site_facts(work.spec, catalog, cand.offering))
@@ -289,13 +290,27 @@ def owned_hardware_allowed(spec: WorkloadSpec, device_id: str) -> bool:
             and (not providers or "onprem" in providers))
 
 
+def _with_spot_overhead(work: ResolvedWorkload, cand: Candidate, pred: Prediction) -> Prediction:
+    """A training job on spot capacity, stretched by checkpoints and interruptions (search.spot)."""
+    spot = work.spec.search.spot
+    if pred.kind != "training" or spot is None or cand.offering is None or cand.offering.pricing != "spot":
+        return pred
+    factor = spot.slowdown
+    return replace(pred, time_to_train_s=pred.time_to_train_s * factor, tokens_per_s=pred.tokens_per_s / factor,
+                   breakdown={**pred.breakdown, "spot_overhead": pred.step_time_s * (factor - 1.0)},
+                   notes=[*pred.notes, f"spot: {100 * (factor - 1):.1f}% longer for checkpoints and interruptions"])
+
+
 def with_offering(work: ResolvedWorkload, catalog: Catalog, ev: Evaluation, offering: Offering | None) -> Evaluation:
-    """The same prediction priced on another offering (or owned): only economics and metrics change."""
+    """The same prediction priced on another offering (or owned): only economics and metrics change
+    (and a spot training job's length, see `_with_spot_overhead`)."""
     cand = Candidate(ev.candidate.device, ev.candidate.system, ev.candidate.precision, ev.candidate.parallel, offering)
-    econ = economics(cand.devices, ev.prediction.power_w, offering, site_facts(work.spec, catalog, offering))
+    # `ev` is an evaluation without an offering (as the candidate table makes them), so spot overhead is
+    # applied once, here.
+    pred = _with_spot_overhead(work, cand, ev.prediction)
+    econ = economics(cand.devices, pred.power_w, offering, site_facts(work.spec, catalog, offering))
     system = catalog.systems[cand.system]
-    return Evaluation(candidate=cand, prediction=ev.prediction, economics=econ,
-                      metrics=_metrics(work, cand, system, ev.prediction, econ))
+    return Evaluation(candidate=cand, prediction=pred, economics=econ, metrics=_metrics(work, cand, system, pred, econ))
 
 
 def choose_system_and_offering(catalog: Catalog, spec: WorkloadSpec, device_id: str, devices: int, tp: int,

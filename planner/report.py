@@ -468,3 +468,52 @@ def render_pareto(work, catalog, axes: str, settings, fmt: str, plot_path) -> No
     if plot_path and points:
         plot(points, axis, points[0], str(plot_path), f"{work.spec.name}: cost against {axis}", unit)
         click.echo(f"plot written to {plot_path}", err=True)
+
+
+# ---------------------------------------------------------------------------------------------- fleets
+
+
+def fleet_dict(result, catalog) -> dict:
+    from planner.explain.diff import describe
+
+    buy, rent = result.buy, result.rent
+    return _clean({
+        "status": buy.status,
+        "horizon_years": buy.spec.horizon_years,
+        "tco_usd": sum(buy.tco.values()) if buy.tco else None,
+        "tco_breakdown_usd": buy.tco,
+        "usd_per_hour": buy.usd_per_hour,
+        "bought": buy.bought,
+        "plans": {name: (describe(plan) if plan else None) for name, plan in buy.plans.items()},
+        "rent_only": {"status": rent.status, "tco_usd": sum(rent.tco.values()) if rent.tco else None,
+                      "usd_per_hour": rent.usd_per_hour,
+                      "plans": {name: (describe(plan) if plan else None) for name, plan in rent.plans.items()}},
+        "saving_vs_rent_only_usd": None if result.saving is None else result.saving * buy.spec.horizon_years * 8760,
+        "break_even_purchase_usd_per_device": result.break_even_price(catalog),
+        "search": buy.stats,
+    })
+
+
+def render_fleet(result, catalog, fmt: str) -> None:
+    import click
+
+    data = fleet_dict(result, catalog)
+    if fmt == "json":
+        click.echo(to_json(data))
+        return
+    lines = [f"# {result.buy.spec.name}: {data['status']}, TCO over {data['horizon_years']:g} years "
+             f"${_fmt(data['tco_usd'])} (${_fmt(data['usd_per_hour'])}/h)"]
+    for name, plan in data["plans"].items():
+        lines.append(f"- {name}: {plan}")
+    if data["bought"]:
+        lines.append("- buy: " + ", ".join(f"{n} x {d}" for d, n in data["bought"].items() if n) or "- buy: nothing")
+    b = data["tco_breakdown_usd"] or {}
+    lines.append("- TCO: " + ", ".join(f"{k} ${_fmt(v)}" for k, v in b.items()))
+    rent = data["rent_only"]
+    if rent["tco_usd"] is not None:
+        lines.append(f"- renting everything instead: ${_fmt(rent['tco_usd'])} (${_fmt(rent['usd_per_hour'])}/h); "
+                     f"buying saves ${_fmt(data['saving_vs_rent_only_usd'])} over the horizon")
+    for device, price in data["break_even_purchase_usd_per_device"].items():
+        lines.append(f"- buying {device} pays while it costs at most ${_fmt(price)} per device "
+                     f"(catalog: ${_fmt(catalog.purchases[device].usd_per_device)})")
+    click.echo("\n".join(lines))

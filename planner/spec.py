@@ -99,6 +99,22 @@ class Degrees(Strict):
     ep: list[PositiveInt] = []
 
 
+class SpotPolicy(Strict):
+    """How a training job lives with spot interruptions: it checkpoints, loses half an interval of work on
+    average per interruption, and restarts. The time (and so the cost) of spot jobs is stretched by
+    1 + checkpoint_s / (60 x interval_min) + interruptions_per_hour x (interval_min / 2 + restart_min) / 60."""
+
+    interruptions_per_hour: float = Field(ge=0)
+    checkpoint_interval_min: float = Field(gt=0)
+    checkpoint_s: float = Field(ge=0)
+    restart_min: float = Field(ge=0)
+
+    @property
+    def slowdown(self) -> float:
+        return (1.0 + self.checkpoint_s / (60.0 * self.checkpoint_interval_min)
+                + self.interruptions_per_hour * (self.checkpoint_interval_min / 2.0 + self.restart_min) / 60.0)
+
+
 class Search(Strict):
     devices: list[str] = []
     providers: list[str] = []
@@ -110,6 +126,7 @@ class Search(Strict):
     zero_stages: list[Literal[0, 1, 2, 3]] = []
     recompute: list[Recompute] = []
     allow_mix: bool = False
+    spot: SpotPolicy | None = Field(default=None, description="training on spot: interruption and checkpoint costs")
 
 
 class Limits(Strict):

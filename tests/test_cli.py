@@ -26,6 +26,7 @@ ESTIMATE_ARGS = {
     "energy-min-finetune": ["--device", "h100-sxm", "--dp", "32"],
     "impossible-tiny-budget": ["--device", "h100-sxm", "--tp", "8"],
     "yolov8-video": ["--device", "l4", "--precision", "int8", "--micro-batch", "4"],
+    "spot-vs-ondemand-training": ["--device", "h100-sxm", "--dp", "16", "--pricing", "spot"],
     "qwen3-32b-h200-peer": ["--device", "h200-sxm", "--tp", "4", "--precision", "fp8", "--micro-batch", "96"],
 }
 

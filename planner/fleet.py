@@ -1,0 +1,277 @@
+"""Fleets: several workloads planned together over a horizon, renting or buying, at the lowest total cost
+of ownership.
+
+A fleet file lists workload specs (`fleet:`), the site (PUE, electricity, grid carbon, power cap), what
+may be bought (`buy:`, with residual value and yearly operations cost as shares of the purchase price),
+what is already owned (`inventory:`) and the horizon. Every workload keeps its own limits; the fleet adds
+what they share:
+
+    owned_d = sum over workloads of devices of type d on owned rows
+    bought_d >= owned_d - inventory_d (bought_d = 0 for devices that may not be bought)
+    sum of owned rows' peak power <= site power cap                                (fleet.power_kw)
+    TCO per hour <= fleet budget                                                   (fleet.budget)
+    TCO over the horizon = cloud hours x prices (serving) + cloud jobs (training)
+                         + owned electricity (x PUE) + bought_d x price_d x (1 - residual + ops x years)
+
+Everything is expressed in micro-USD per hour averaged over the horizon, so serving (priced per hour) and
+training (priced per job, run once in the horizon) add up; multiplied by the horizon's hours it is the TCO.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from planner._ortools import cp_model
+from planner.candidates import CandidateTable, enumerate_candidates
+from planner.catalog.loader import Catalog
+from planner.check import rebuild
+from planner.compile import MICRO, CompiledModel, active_limits, compile_model
+from planner.errors import Problem, SpecError, did_you_mean
+from planner.evaluate import ResolvedWorkload, resolve_workload
+from planner.perf.types import Parallel
+from planner.plan import Plan
+from planner.solve import STATUS, SolverSettings, make_solver
+from planner.spec import OnPremSite, load_spec
+from planner.yamlio import load_yaml, parse_document
+
+HOURS_PER_YEAR = 8760.0
+OWNED_PLENTY = 100_000  # per-workload inventory in a fleet: the fleet's own limits decide
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BuyOptions(Strict):
+    devices: list[str] = Field(min_length=1)
+    residual_fraction: float = Field(ge=0, lt=1, description="resale value at the end of the horizon")
+    ops_fraction_per_year: float = Field(ge=0, description="operations (support, staff, space) per year")
+
+
+class FleetLimits(Strict):
+    power_kw: float | None = Field(default=None, gt=0, description="site cap on owned hardware at full load")
+    budget_usd_per_hour: float | None = Field(default=None, gt=0, description="TCO averaged over the horizon")
+
+
+class FleetSpec(Strict):
+    name: str
+    description: str | None = None
+    fleet: list[str] = Field(min_length=1, description="workload spec files, relative to this file")
+    horizon_years: float = Field(gt=0)
+    site: OnPremSite
+    buy: BuyOptions | None = None
+    inventory: dict[str, int] = {}
+    limits: FleetLimits = FleetLimits()
+
+
+def is_fleet_file(path: Path) -> bool:
+    doc = load_yaml(path, SpecError)
+    return isinstance(doc.data, dict) and "fleet" in doc.data
+
+
+@dataclass
+class FleetMember:
+    path: Path
+    work: ResolvedWorkload
+    table: CandidateTable
+    compiled: CompiledModel | None = None
+
+
+@dataclass
+class FleetResult:
+    status: str
+    spec: FleetSpec
+    plans: dict[str, Plan | None]
+    bought: dict[str, int]
+    tco: dict[str, float]  # USD over the horizon, by component
+    usd_per_hour: float | None
+    stats: dict = field(default_factory=dict)
+
+
+def load_fleet(path: Path, catalog: Catalog, rent_only: bool = False) -> tuple[FleetSpec, list[FleetMember]]:
+    doc = load_yaml(path, SpecError)
+    spec: FleetSpec = parse_document(doc, FleetSpec, SpecError)
+    if rent_only:
+        spec = spec.model_copy(update={"buy": None, "inventory": {}})
+    problems = []
+    buyable = set(spec.buy.devices) if spec.buy else set()
+    for where, devices in (("buy.devices", buyable), ("inventory", set(spec.inventory))):
+        for d in sorted(devices):
+            if d not in catalog.accelerators:
+                problems.append(Problem(f"unknown device `{d}`.{did_you_mean(d, catalog.accelerators)}", file=str(path),
+                                        path=where, fix="see `planner catalog list devices`"))
+            elif where == "buy.devices" and d not in catalog.purchases:
+                problems.append(Problem(f"no purchase price for `{d}` in the catalog", file=str(path), path=where,
+                                        fix=f"buy one of: {', '.join(sorted(catalog.purchases))}"))
+    if problems:
+        raise SpecError(problems)
+    members = []
+    owned = buyable | set(spec.inventory)
+    for rel in spec.fleet:
+        member_path = (path.parent / rel).resolve()
+        wspec = load_spec(member_path)
+        providers = list(wspec.search.providers)
+        if owned and providers and "onprem" not in providers:
+            providers.append("onprem")
+        inventory = {d: OWNED_PLENTY for d in owned}
+        wspec = wspec.model_copy(update={
+            "onprem": spec.site if owned else None,
+            "search": wspec.search.model_copy(update={"providers": providers}),
+            "limits": wspec.limits.model_copy(update={"inventory": inventory}),
+            "objective": "cost",
+        })
+        work = resolve_workload(wspec, catalog, str(member_path))
+        members.append(FleetMember(member_path, work, enumerate_candidates(work, catalog)))
+    return spec, members
+
+
+def _owned_devices(member: FleetMember, device: str):
+    """Linear expression: devices of this type on owned rows of one workload."""
+    c = member.compiled
+    if member.table.kind == "training":
+        return sum(c.x[r.index] * r.candidate.devices for r in member.table.training_rows
+                   if r.candidate.offering is None and r.candidate.device == device)
+    return sum(c.n[r.index] * r.devices_per_replica for r in member.table.replica_rows
+               if r.candidate.offering is None and r.candidate.device == device)
+
+
+def _owned_peak_w(member: FleetMember):
+    c = member.compiled
+    if member.table.kind == "training":
+        return sum(c.x[r.index] * math.ceil((r.evaluation.metrics.get("power_kw") or 0) * 1000)
+                   for r in member.table.training_rows if r.candidate.offering is None)
+    return sum(c.n[r.index] * math.ceil(r.power_peak_w or 0) for r in member.table.replica_rows
+               if r.candidate.offering is None)
+
+
+def _hourly_cost(member: FleetMember, horizon_hours: float):
+    """Micro-USD per hour averaged over the horizon (a training job runs once in it)."""
+    c = member.compiled
+    if member.table.kind != "training":
+        return c.objective  # compiled with the cost objective: micro-USD per hour
+    terms = []
+    for r in member.table.training_rows:
+        usd = r.evaluation.metrics.get("usd_per_job")
+        if usd is None:
+            c.model.add(c.x[r.index] == 0)
+            continue
+        terms.append(c.x[r.index] * math.ceil(usd * MICRO / horizon_hours))
+    return sum(terms)
+
+
+def solve_fleet(path: Path, catalog: Catalog, settings: SolverSettings | None = None,
+                rent_only: bool = False) -> FleetResult:
+    """The fleet's lowest-TCO plan; `rent_only` forbids buying (and owning) to price the alternative."""
+    settings = settings or SolverSettings()
+    spec, members = load_fleet(path, catalog, rent_only)
+    hours = spec.horizon_years * HOURS_PER_YEAR
+    model = cp_model.CpModel()
+    for m in members:
+        limits = {k: v for k, v in active_limits(m.work.spec, m.table.kind).items() if k != "inventory.per_device"}
+        m.compiled = compile_model(m.table, m.work.spec, limits, model=model)
+        for lit in m.compiled.limit_literals.values():
+            model.add(lit == 1)
+    buyable = set(spec.buy.devices) if spec.buy else set()
+    devices = sorted(buyable | set(spec.inventory))
+    bought, capex_terms = {}, []
+    for d in devices:
+        owned = sum(_owned_devices(m, d) for m in members)
+        have = spec.inventory.get(d, 0)
+        if d in buyable:
+            bought[d] = model.new_int_var(0, 1_000_000, f"bought[{d}]")
+            model.add(bought[d] >= owned - have).with_name(f"fleet.inventory[{d}]")
+            price = catalog.purchases[d].usd_per_device
+            share = (1 - spec.buy.residual_fraction) + spec.buy.ops_fraction_per_year * spec.horizon_years
+            capex_terms.append(bought[d] * math.ceil(price * share * MICRO / hours))
+        else:
+            model.add(owned <= have).with_name(f"fleet.inventory[{d}]")
+    if spec.limits.power_kw is not None:
+        model.add(sum(_owned_peak_w(m) for m in members) <= int(spec.limits.power_kw * 1000)).with_name(
+            "fleet.power_kw")
+    total = sum(_hourly_cost(m, hours) for m in members) + sum(capex_terms)
+    if spec.limits.budget_usd_per_hour is not None:
+        model.add(total <= int(spec.limits.budget_usd_per_hour * MICRO)).with_name("fleet.budget")
+    model.minimize(total)
+    solver = make_solver(settings)
+    code = solver.solve(model)
+    status = STATUS.get(code, "timeout")
+    stats = {"workloads": len(members), "candidates": sum(len(m.table.rows) for m in members),
+             "variables": len(model.proto.variables), "wall_s": solver.wall_time}
+    if status not in ("optimal", "feasible"):
+        return FleetResult(status, spec, {str(m.path.name): None for m in members}, {}, {}, None, stats)
+    plans = {m.path.name: _extract(m, solver, catalog) for m in members}
+    bought_values = {d: solver.value(v) for d, v in bought.items()}
+    tco = _tco(spec, catalog, plans, bought_values, hours)
+    return FleetResult(status, spec, plans, bought_values, tco, sum(tco.values()) / hours, stats)
+
+
+def _extract(member: FleetMember, solver: cp_model.CpSolver, catalog: Catalog) -> Plan:
+    c = member.compiled
+    if member.table.kind == "training":
+        row = next(r for r in member.table.training_rows if solver.boolean_value(c.x[r.index]))
+        return rebuild(member.work, catalog, [(row.candidate, 1.0)])
+    parts = []
+    for r in member.table.replica_rows:
+        if solver.boolean_value(c.x[r.index]):
+            par = Parallel(**{**r.candidate.parallel.__dict__, "dp": solver.value(c.n[r.index])})
+            cand = type(r.candidate)(r.candidate.device, r.candidate.system, r.candidate.precision, par,
+                                     r.candidate.offering)
+            parts.append((cand, 1.0))
+    return rebuild(member.work, catalog, parts)
+
+
+def _tco(spec: FleetSpec, catalog: Catalog, plans: dict[str, Plan], bought: dict[str, int],
+         hours: float) -> dict[str, float]:
+    """USD over the horizon by component, recomputed from the plans (not from the solver's integers)."""
+    cloud = owned_energy = 0.0
+    for plan in plans.values():
+        for part in plan.parts:
+            m = part.evaluation.metrics
+            per_job = m.get("usd_per_job")
+            usd = per_job if per_job is not None else (m.get("usd_per_hour") or 0.0) * hours
+            if part.evaluation.candidate.offering is None:
+                owned_energy += usd
+            else:
+                cloud += usd
+    capex = ops = residual = 0.0
+    for d, count in bought.items():
+        price = catalog.purchases[d].usd_per_device * count
+        capex += price
+        ops += price * spec.buy.ops_fraction_per_year * spec.horizon_years
+        residual -= price * spec.buy.residual_fraction
+    return {"cloud": cloud, "owned_energy": owned_energy, "capex": capex, "operations": ops, "residual": residual}
+
+
+@dataclass
+class RentOrBuy:
+    buy: FleetResult
+    rent: FleetResult
+
+    @property
+    def saving(self) -> float | None:
+        if self.buy.usd_per_hour is None or self.rent.usd_per_hour is None:
+            return None
+        return self.rent.usd_per_hour - self.buy.usd_per_hour
+
+    def break_even_price(self, catalog: Catalog) -> dict[str, float]:
+        """Per bought device type, the purchase price at which buying stops paying, the rest of the plan kept:
+        TCO is linear in the price, so it is where the bought devices' share equals the rent-only saving."""
+        out = {}
+        spec = self.buy.spec
+        if not spec.buy or self.saving is None:
+            return out
+        share = (1 - spec.buy.residual_fraction) + spec.buy.ops_fraction_per_year * spec.horizon_years
+        hours = spec.horizon_years * HOURS_PER_YEAR
+        for device, count in self.buy.bought.items():
+            if count:
+                price = catalog.purchases[device].usd_per_device
+                out[device] = price + self.saving * hours / (count * share)
+        return out
+
+
+def rent_or_buy(path: Path, catalog: Catalog, settings: SolverSettings | None = None) -> RentOrBuy:
+    return RentOrBuy(solve_fleet(path, catalog, settings), solve_fleet(path, catalog, settings, rent_only=True))

@@ -95,16 +95,23 @@ def active_limits(spec: WorkloadSpec, kind: str) -> dict[str, float]:
 
 
 def compile_model(table: CandidateTable, spec: WorkloadSpec, limits: dict[str, float] | None = None,
-                  model: cp_model.CpModel | None = None) -> CompiledModel:
+                  model: cp_model.CpModel | None = None, caps: dict[str, float] | None = None) -> CompiledModel:
     """Build the model; `limits` overrides bounds (the explainer's relaxations) and defaults to the spec's.
 
-    `model`: add to an existing model (a fleet compiles every workload into one) instead of a new one."""
+    `model`: add to an existing model (a fleet compiles every workload into one) instead of a new one.
+    `caps`: {"energy" or "carbon": bound} in kWh or kg CO2e per hour (serving, vision) or per job (training),
+    the epsilon of a Pareto front; not user limits, so no literal."""
     limits = active_limits(spec, table.kind) if limits is None else limits
     model = model if model is not None else cp_model.CpModel()
     if table.kind == "training":
         compiled = _compile_training(model, table, spec, limits)
     else:
         compiled = _compile_replicas(model, table, spec, limits)
+    for which, bound in (caps or {}).items():
+        terms, unknown = _footprint_terms(compiled, which)
+        model.add(sum(terms) <= _bound(bound, MICRO if table.kind != "training" else OBJECTIVE_UNITS[which])
+                  ).with_name(f"pareto.{which}_cap")
+        _force_out(compiled, unknown, f"pareto.{which}_cap")
     # The literals stay free here: every solve works on a clone that fixes them (all on for the plan;
     # the explainer turns some off).
     return compiled
@@ -344,17 +351,37 @@ def _replica_objective(model, compiled: CompiledModel, rows, n, load, per_unit_r
         compiled.objective = sum(terms)
         compiled.objective_scale = MICRO  # micro-USD per hour
         return
-    terms = []
-    for r in rows:
-        pue, intensity = r.site.pue, r.site.grid_gco2_per_kwh
-        coeffs = None
-        if pue is not None and (spec.objective == "energy" or intensity is not None):
-            # energy: W x PUE / 1000 = kWh per hour; carbon: kWh/h x g/kWh / 1000 = kg per hour
-            factor = pue * 1e-3 if spec.objective == "energy" else pue * intensity * 1e-6
-            coeffs = _power_uw(r, per_unit_rate, factor)
-        if coeffs is None:
-            _force_out(compiled, [r.index], f"objective.{spec.objective}")
-            continue
-        terms += [n[r.index] * coeffs[0], load[r.index] * coeffs[1]]
+    terms, unknown = _footprint_terms(compiled, spec.objective)
+    _force_out(compiled, unknown, f"objective.{spec.objective}")
     compiled.objective = sum(terms)
     compiled.objective_scale = MICRO  # micro-kWh/h or micro-kg/h
+
+
+def _footprint_terms(compiled: CompiledModel, which: str) -> tuple[list, list[int]]:
+    """Energy (kWh) or carbon (kg CO2e) as linear terms: per hour for replica rows (micro-units), per job
+    for training rows (OBJECTIVE_UNITS); and the rows that lack the site figures to count it."""
+    table = compiled.table
+    terms, unknown = [], []
+    if table.kind == "training":
+        metric = {"energy": "energy_kwh_per_job", "carbon": "carbon_kg_per_job"}[which]
+        for r in table.training_rows:
+            value = r.evaluation.metrics.get(metric)
+            if value is None:
+                unknown.append(r.index)
+            else:
+                terms.append(compiled.x[r.index] * _fixed(value, OBJECTIVE_UNITS[which]))
+        return terms, unknown
+    per_unit_rate = table.demand / DEMAND_UNITS
+    load = compiled.load or [DEMAND_UNITS * x for x in compiled.x]
+    for r in table.replica_rows:
+        pue, intensity = r.site.pue, r.site.grid_gco2_per_kwh
+        coeffs = None
+        if pue is not None and (which == "energy" or intensity is not None):
+            # energy: W x PUE / 1000 = kWh per hour; carbon: kWh/h x g/kWh / 1000 = kg per hour
+            factor = pue * 1e-3 if which == "energy" else pue * intensity * 1e-6
+            coeffs = _power_uw(r, per_unit_rate, factor)
+        if coeffs is None:
+            unknown.append(r.index)
+            continue
+        terms += [compiled.n[r.index] * coeffs[0], load[r.index] * coeffs[1]]
+    return terms, unknown

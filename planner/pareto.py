@@ -1,9 +1,10 @@
 """Pareto fronts by the epsilon-constraint method over CP-SAT.
 
-Cost against latency (serving: TTFT p99 or TPOT) or against time to train (training). Starting from the
-spec's own optimum, the second metric's limit is set just below the last plan's value and the cost
-re-minimised; every point is optimal for its epsilon, and points another point beats on both axes are
-dropped, so the front is mutually non-dominated.
+Cost against latency (serving: TTFT p99 or TPOT), against time to train (training), or against energy or
+carbon (both). Starting from the spec's own optimum, the second metric's limit is set just below the last
+plan's value and the cost re-minimised; every point is optimal for its epsilon, and points another point
+beats on both axes are dropped, so the front is mutually non-dominated. Latency and time bound the spec's
+own limit fields; energy and carbon add a cap to the model (`compile_model(caps=...)`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from planner.errors import Problem, SpecError
 from planner.evaluate import ResolvedWorkload
 from planner.explain.scenario import LimitItem, ScenarioRunner
 from planner.plan import Plan
-from planner.solve import SolverSettings, plan_value, solve
+from planner.candidates import enumerate_candidates
+from planner.compile import compile_model
+from planner.solve import SolverSettings, plan_value, solve, solve_compiled
 
 # second axis -> (constraint unit, the plan metric it bounds, kinds it applies to)
 AXES = {
@@ -24,8 +27,18 @@ AXES = {
     "ttft": ("latency.ttft_p99", "ttft_p99_ms", ("serving",)),
     "tpot": ("latency.tpot", "tpot_ms", ("serving",)),
     "time": ("time.deadline", "time_to_train_days", ("training",)),
+    "energy": (None, "energy_kwh", ("serving", "training", "vision")),
+    "carbon": (None, "carbon_kg", ("serving", "training", "vision")),
 }
+
+
+def axis_metric(axis: str, kind: str) -> str:
+    metric = AXES[axis][1]
+    if axis in ("energy", "carbon"):
+        return f"{metric}_per_job" if kind == "training" else f"{metric}_per_hour"
+    return metric
 STEP = 1e-4  # each new epsilon sits this fraction below the last plan's value
+UNCAPPED = 1e9  # kWh or kg per hour or job: a cap no plan reaches, to keep only rows with known footprints
 MAX_POINTS = 25
 
 
@@ -49,25 +62,50 @@ def parse_axes(text: str, kind: str) -> str:
 def pareto_front(work: ResolvedWorkload, catalog: Catalog, axis: str,
                  settings: SolverSettings | None = None) -> list[ParetoPoint]:
     settings = settings or SolverSettings()
-    unit_id, metric, _ = AXES[axis]
+    unit_id = AXES[axis][0]
+    metric = axis_metric(axis, work.kind)
     spec = work.spec.model_copy(update={"objective": "cost"})
-    work = ResolvedWorkload(spec=spec, model_id=work.model_id, shape=work.shape, footprint=work.footprint)
-    result = solve(work, catalog, settings)
-    if result.plan is None:
+    cost_work = ResolvedWorkload(spec=spec, model_id=work.model_id, shape=work.shape, footprint=work.footprint)
+    if unit_id is None:
+        # The table is built for the footprint objective (its pruning then keeps cleaner, dearer regions),
+        # and only rows whose footprint is known can sit on this front (an uncapped cap forces the rest out).
+        table = enumerate_candidates(ResolvedWorkload(spec=spec.model_copy(update={"objective": axis}),
+                                                      model_id=work.model_id, shape=work.shape,
+                                                      footprint=work.footprint), catalog)
+        result = solve_compiled(cost_work, catalog, compile_model(table, spec, caps={axis: UNCAPPED}), settings)
+        result.table = table
+    else:
+        result = solve(cost_work, catalog, settings)
+    work = cost_work
+    if result.plan is None or result.plan.metric(metric) is None:
         return []
-    runner = ScenarioRunner(work, catalog, result.table, result.compiled, settings)
-    unit = BY_ID[unit_id]
-    item = LimitItem(unit_id, unit_id, unit.spec_path, 0.0, unit.unit)
-    points = [ParetoPoint(result.objective_value, result.plan.metric(metric), unit.limit_of(spec, None), result.plan)]
+    if unit_id is not None:
+        runner = ScenarioRunner(work, catalog, result.table, result.compiled, settings)
+        unit = BY_ID[unit_id]
+        item = LimitItem(unit_id, unit_id, unit.spec_path, 0.0, unit.unit)
+        first_epsilon = unit.limit_of(spec, None)
+
+        def cheapest_below(epsilon: float):
+            outcome = runner.at(item, epsilon)
+            return outcome.plan if outcome.feasible else None
+    else:
+        first_epsilon = None
+
+        def cheapest_below(epsilon: float):
+            compiled = compile_model(result.table, spec, caps={axis: epsilon})
+            return solve_compiled(work, catalog, compiled, settings).plan
+
+    points = [ParetoPoint(result.objective_value, result.plan.metric(metric), first_epsilon, result.plan)]
     while len(points) < MAX_POINTS:
         epsilon = points[-1].metric * (1 - STEP)
-        outcome = runner.at(item, epsilon)
-        if not outcome.feasible:
+        plan = cheapest_below(epsilon)
+        if plan is None:
             break
-        value = outcome.plan.metric(metric)
+        outcome_plan = plan
+        value = outcome_plan.metric(metric)
         if value is None or value >= points[-1].metric:
-            break  # the model cannot go faster
-        points.append(ParetoPoint(plan_value(outcome.plan, work), value, epsilon, outcome.plan))
+            break  # the model cannot go lower
+        points.append(ParetoPoint(plan_value(outcome_plan, work), value, epsilon, outcome_plan))
     return [p for p in points if not any(dominates(q, p) for q in points)]
 
 
@@ -96,7 +134,8 @@ def plot(points: list[ParetoPoint], axis: str, chosen: ParetoPoint, path: str, t
         ax.annotate(f"{p.plan.totals.get('devices')}x {main.device}", (p.metric, p.objective), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel({"latency": "TTFT p99 (ms)", "ttft": "TTFT p99 (ms)", "tpot": "TPOT (ms)",
-                   "time": "time to train (days)"}[axis])
+                   "time": "time to train (days)", "energy": "energy (kWh" + ("/h)" if "hour" in unit else ")"),
+                   "carbon": "carbon (kg CO2e" + ("/h)" if "hour" in unit else ")")}[axis])
     ax.set_ylabel(unit.replace("_", " "))
     ax.set_title(title)
     ax.grid(True, alpha=0.3)

@@ -447,12 +447,12 @@ def render_pareto(work, catalog, axes: str, settings, fmt: str, plot_path) -> No
     import click
 
     from planner.explain.diff import describe
-    from planner.pareto import pareto_front, parse_axes, plot
+    from planner.pareto import axis_metric, pareto_front, parse_axes, plot
 
     axis = parse_axes(axes, work.kind)
     points = pareto_front(work, catalog, axis, settings)
     unit = "usd_per_job" if work.kind == "training" else "usd_per_hour"
-    metric_name = {"latency": "ttft_p99_ms", "ttft": "ttft_p99_ms", "tpot": "tpot_ms", "time": "time_to_train_days"}[axis]
+    metric_name = axis_metric(axis, work.kind)
     data = [{"objective_usd": p.objective, metric_name: p.metric, "epsilon": p.epsilon, "plan": describe(p.plan)}
             for p in points]
     if fmt == "json":

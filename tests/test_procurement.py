@@ -140,3 +140,23 @@ def test_compare_cli_csv_and_plot(tmp_path):
 def test_pareto_axis_must_suit_the_workload():
     result = CliRunner().invoke(main, ["compare", str(EXAMPLES / "llama3-8b-pretrain.yaml"), "--pareto", "cost,tpot"])
     assert result.exit_code == 2 and "use one of: cost,time" in result.output
+
+
+@pytest.mark.parametrize("name,axis", [("llama3-8b-pretrain", "carbon"), ("llama3-70b-chat", "energy")])
+def test_footprint_pareto_is_non_dominated_and_each_point_optimal(catalog, name, axis):
+    from planner.candidates import enumerate_candidates
+    from planner.compile import compile_model
+    from planner.solve import solve_compiled
+
+    spec = load_spec(EXAMPLES / f"{name}.yaml")
+    work = resolve_workload(spec, catalog)
+    points = pareto_front(work, catalog, axis)
+    assert len(points) >= 2
+    for a in points:
+        assert not any(dominates(b, a) for b in points)
+    cost_spec = spec.model_copy(update={"objective": "cost"})
+    table = enumerate_candidates(resolve_workload(spec.model_copy(update={"objective": axis}), catalog), catalog)
+    cost_work = resolve_workload(cost_spec, catalog)
+    for p in points[1:]:
+        again = solve_compiled(cost_work, catalog, compile_model(table, cost_spec, caps={axis: p.epsilon}))
+        assert again.objective_value == pytest.approx(p.objective, rel=1e-9)

@@ -146,7 +146,7 @@ def test_pareto_axis_must_suit_the_workload():
 def test_footprint_pareto_is_non_dominated_and_each_point_optimal(catalog, name, axis):
     from planner.candidates import enumerate_candidates
     from planner.compile import compile_model
-    from planner.solve import solve_compiled
+    from planner.solve import SolverSettings, solve_compiled
 
     spec = load_spec(EXAMPLES / f"{name}.yaml")
     work = resolve_workload(spec, catalog)
@@ -158,5 +158,6 @@ def test_footprint_pareto_is_non_dominated_and_each_point_optimal(catalog, name,
     table = enumerate_candidates(resolve_workload(spec.model_copy(update={"objective": axis}), catalog), catalog)
     cost_work = resolve_workload(cost_spec, catalog)
     for p in points[1:]:
-        again = solve_compiled(cost_work, catalog, compile_model(table, cost_spec, caps={axis: p.epsilon}))
+        again = solve_compiled(cost_work, catalog, compile_model(table, cost_spec, caps={axis: p.epsilon}),
+                               SolverSettings())
         assert again.objective_value == pytest.approx(p.objective, rel=1e-9)

@@ -41,7 +41,7 @@ from planner.perf.roofline import achievable_bandwidth, achievable_flops
 from planner.perf.serving import ReplicaProfile, max_rate, replica_profile, serving_structural_problems
 from planner.perf.training import predict_training, training_memory
 from planner.perf.types import COMPUTE_PEAK_KEY, Parallel
-from planner.spec import ServingWorkload, TrainingWorkload, VisionWorkload
+from planner.spec import ServingWorkload
 from planner.units import BYTES_PER_ELEMENT
 
 DEFAULT_PRECISIONS = {
@@ -199,7 +199,6 @@ def _training_layouts(work: ResolvedWorkload, system: System, max_devices: int):
 
 def _training_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
     spec = work.spec
-    w: TrainingWorkload = spec.workload
     table = CandidateTable(kind="training", demand=1.0)
     # Layouts up to twice the device limit stay in the table (the limit is a named constraint in the model),
     # so the explainer can price relaxing it.

@@ -106,7 +106,7 @@ def test_training_memory_bytes_per_param_and_zero(gpt_shape, family):
 
 def test_activation_memory_follows_korthikanti(gpt_shape, family):
     fp = llm_footprint(gpt_shape)
-    s, b, h, a, L = 2048, 1, 2048, 16, 24
+    s, b, h, L = 2048, 1, 2048, 24
     logits = 4 * s * b * 50000
     none = training_memory(fp, s, Parallel(recompute="none"), "bf16", 1, family).activations
     assert none - logits == pytest.approx(L * s * b * h * 34)  # FlashAttention: no s x s scores kept

@@ -36,7 +36,6 @@ def solve_value(table, spec) -> int | None:
 def brute_replicas(table, spec) -> int | None:
     limits = active_limits(spec, table.kind)
     demand = table.demand
-    per_unit = demand / DEMAND_UNITS
     best = None
     for r in table.replica_rows:
         low, high = 1, 100_000

@@ -107,7 +107,7 @@ def max_rate(profile: ReplicaProfile, metric: str, limit: float) -> float:
     Every latency grows with the load, so the answer is a threshold; utilisation and TPOT have closed
     forms, TTFT and end-to-end are found by bisection on the closed-form latencies.
     """
-    a, t, b, o = profile.prefill_s, profile.tpot_s, profile.batch, profile.output_tokens
+    a, t = profile.prefill_s, profile.tpot_s
     saturation = 1.0 / profile.service_s
     if metric == "utilization":
         return min(limit, 1.0) * saturation

@@ -182,6 +182,10 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
     from planner.solve import solve as run_solve
     from planner.spec import load_spec
 
+    from planner.fleet import is_fleet_file
+
+    if spec_path.is_file() and is_fleet_file(spec_path):
+        raise click.UsageError(f"{spec_path} is a fleet file: plan it with `planner compare {spec_path}`")
     spec = load_spec(spec_path)
     updates = {}
     if objective:

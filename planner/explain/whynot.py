@@ -66,6 +66,17 @@ def ruling_limits(runner: ScenarioRunner, rows: frozenset[int]) -> list[str]:
     return minimal_subset(runner, items, rows)
 
 
+def next_memory_size(catalog, device_id: str) -> str | None:
+    """The same vendor's next larger-memory device of the same or a newer family (A100 40 -> 80 GB,
+    H100 -> H200, MI300X -> MI325X), which is what "memory to the next device size" means to a buyer."""
+    device = catalog.accelerators[device_id]
+    bigger = [a for a in catalog.accelerators.values()
+              if a.vendor == device.vendor and a.kind == device.kind and a.memory_gb > device.memory_gb
+              and a.form_factor == device.form_factor and a.peak_dense_tflops.get("bf16", 0)
+              >= device.peak_dense_tflops.get("bf16", 0)]
+    return min(bigger, key=lambda a: (a.memory_gb, a.id)).id if bigger else None
+
+
 def alternatives(runner: ScenarioRunner, chosen: Plan, objective: float) -> list[Alternative]:
     spec = runner.work.spec
     name = spec.objective
@@ -91,8 +102,10 @@ def _alternative(runner, kind, name, rows, chosen, objective, objective_name) ->
     if not rows:
         reasons = sorted(runner.table.excluded_by_device.get(name, {})) if kind == "device" else []
         if "memory.fits_device" in reasons:
+            bigger = next_memory_size(runner.catalog, name)
+            hint = f"; the next memory size, {bigger}, is in the catalog" if bigger else ""
             return Alternative(kind, name, None, None, "impossible: memory.fits_device (no layout in the search "
-                               "space fits the model in its memory)", ["memory.fits_device"], None)
+                               f"space fits the model in its memory{hint})", ["memory.fits_device"], None)
         why = ", ".join(reasons) or "no offering or system in the search space"
         return Alternative(kind, name, None, None, f"impossible: {why}", [], None)
     best = runner.base(frozenset(), rows)

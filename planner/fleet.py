@@ -28,13 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from planner._ortools import cp_model
 from planner.candidates import CandidateTable, enumerate_candidates
 from planner.catalog.loader import Catalog
-from planner.check import rebuild
 from planner.compile import MICRO, CompiledModel, active_limits, compile_model
 from planner.errors import Problem, SpecError, did_you_mean
 from planner.evaluate import ResolvedWorkload, resolve_workload
-from planner.perf.types import Parallel
 from planner.plan import Plan
-from planner.solve import STATUS, SolverSettings, make_solver
+from planner.solve import STATUS, SolverSettings, extract_plan, make_solver
 from planner.spec import OnPremSite, load_spec
 from planner.yamlio import load_yaml, parse_document
 
@@ -203,25 +201,10 @@ def solve_fleet(path: Path, catalog: Catalog, settings: SolverSettings | None = 
              "variables": len(model.proto.variables), "wall_s": solver.wall_time}
     if status not in ("optimal", "feasible"):
         return FleetResult(status, spec, {str(m.path.name): None for m in members}, {}, {}, None, stats)
-    plans = {m.path.name: _extract(m, solver, catalog) for m in members}
+    plans = {m.path.name: extract_plan(m.work, catalog, m.compiled, solver) for m in members}
     bought_values = {d: solver.value(v) for d, v in bought.items()}
     tco = _tco(spec, catalog, plans, bought_values, hours)
     return FleetResult(status, spec, plans, bought_values, tco, sum(tco.values()) / hours, stats)
-
-
-def _extract(member: FleetMember, solver: cp_model.CpSolver, catalog: Catalog) -> Plan:
-    c = member.compiled
-    if member.table.kind == "training":
-        row = next(r for r in member.table.training_rows if solver.boolean_value(c.x[r.index]))
-        return rebuild(member.work, catalog, [(row.candidate, 1.0)])
-    parts = []
-    for r in member.table.replica_rows:
-        if solver.boolean_value(c.x[r.index]):
-            par = Parallel(**{**r.candidate.parallel.__dict__, "dp": solver.value(c.n[r.index])})
-            cand = type(r.candidate)(r.candidate.device, r.candidate.system, r.candidate.precision, par,
-                                     r.candidate.offering)
-            parts.append((cand, 1.0))
-    return rebuild(member.work, catalog, parts)
 
 
 def _tco(spec: FleetSpec, catalog: Catalog, plans: dict[str, Plan], bought: dict[str, int],

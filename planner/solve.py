@@ -10,7 +10,7 @@ same plan whatever the number of workers.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from planner._ortools import cp_model
 
@@ -19,7 +19,6 @@ from planner.catalog.loader import Catalog
 from planner.check import demand_of, rebuild
 from planner.compile import DEMAND_UNITS, CompiledModel, compile_model
 from planner.evaluate import ResolvedWorkload
-from planner.perf.types import Parallel
 from planner.plan import Plan
 
 # Measured on 2 cores (benchmarks/solve_bench.py): the portfolio of 8 workers proves these one-hot
@@ -158,7 +157,7 @@ def solve_compiled(work: ResolvedWorkload, catalog: Catalog, compiled: CompiledM
         chosen = tie_solver if tie_code in (cp_model.OPTIMAL, cp_model.FEASIBLE) else solver
         if k == 0 and tie_code == cp_model.FEASIBLE and name == "optimal":
             status = "feasible"  # the tie-break itself was not proven within the time limit
-        plans.append(_extract(work, catalog, compiled, chosen))
+        plans.append(extract_plan(work, catalog, compiled, chosen))
         _exclude(model, compiled, chosen)
     if plans:
         values = [plan_value(p, work) for p in plans]
@@ -198,7 +197,7 @@ def _exclude(model: cp_model.CpModel, compiled: CompiledModel, solver: cp_model.
     model.add(sum(same) <= len(same) - 1 if groups > 1 else sum(same) == 0)
 
 
-def _extract(work: ResolvedWorkload, catalog: Catalog, compiled: CompiledModel, solver: cp_model.CpSolver) -> Plan:
+def extract_plan(work: ResolvedWorkload, catalog: Catalog, compiled: CompiledModel, solver: cp_model.CpSolver) -> Plan:
     table = compiled.table
     if table.kind == "training":
         row = next(r for r in table.training_rows if solver.boolean_value(compiled.x[r.index]))
@@ -209,9 +208,7 @@ def _extract(work: ResolvedWorkload, catalog: Catalog, compiled: CompiledModel, 
             continue
         replicas = solver.value(compiled.n[r.index])
         share = solver.value(compiled.load[r.index]) / DEMAND_UNITS if compiled.load else 1.0
-        par: Parallel = r.candidate.parallel
-        cand = type(r.candidate)(r.candidate.device, r.candidate.system, r.candidate.precision,
-                                 Parallel(**{**par.__dict__, "dp": replicas}), r.candidate.offering)
+        cand = replace(r.candidate, parallel=replace(r.candidate.parallel, dp=replicas))
         parts.append((cand, share))
     return rebuild(work, catalog, parts)
 

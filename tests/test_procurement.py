@@ -161,3 +161,14 @@ def test_footprint_pareto_is_non_dominated_and_each_point_optimal(catalog, name,
         again = solve_compiled(cost_work, catalog, compile_model(table, cost_spec, caps={axis: p.epsilon}),
                                SolverSettings())
         assert again.objective_value == pytest.approx(p.objective, rel=1e-9)
+
+
+@pytest.mark.parametrize("path,expected", [
+    ("fleets/three-workloads.yaml", "renting everything instead"),
+    ("fleets/rent-vs-buy-512.yaml", "buying h100-sxm pays while it costs at most"),
+    ("spot-vs-ondemand-training.yaml", "decided by"),
+])
+def test_compare_runs_every_procurement_example(path, expected):
+    result = CliRunner().invoke(main, ["compare", str(EXAMPLES / path)], terminal_width=160)
+    assert result.exit_code == 0, result.output
+    assert expected in result.output

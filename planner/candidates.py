@@ -356,11 +356,10 @@ def _replica_layouts(work: ResolvedWorkload, system: System, device: Accelerator
 def _replica_structural(work: ResolvedWorkload, cand: Candidate, system: System) -> list[str]:
     if work.kind == "vision":
         return []
+    # Batches are expanded later: check the shape with the smallest batch that feeds every stage.
     par = cand.parallel
-    problems = serving_structural_problems(work.footprint, replace(par, micro_batch=max(par.pp, 1)), system,
-                                           scaleup_domain(system))
-    # A replica that already fits in fewer pipeline stages gains nothing from more (decode passes every stage).
-    return problems
+    return serving_structural_problems(work.footprint, replace(par, micro_batch=max(par.pp, 1)), system,
+                                       scaleup_domain(system))
 
 
 def rate_limits(spec, profile: ReplicaProfile | None, latency_s: float, service_s: float,

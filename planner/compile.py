@@ -202,7 +202,7 @@ def _rate_units(rate: float, demand: float) -> int:
     return min(DEMAND_UNITS, int(math.floor(rate / demand * DEMAND_UNITS + 1e-9)))
 
 
-def _max_replicas(row: ReplicaRow, demand: float, spec: WorkloadSpec) -> int:
+def _max_replicas(row: ReplicaRow, demand: float) -> int:
     cap = MAX_REPLICAS
     # More replicas than needed at the utilisation cap alone only add cost; a latency limit can need more,
     # so the bound uses the slowest finite rate of any of the row's limits.
@@ -217,7 +217,7 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
     demand = table.demand
     per_unit_rate = demand / DEMAND_UNITS  # requests/s (or frames/s) per demand unit
     x, n, load = [], [], []
-    caps = [_max_replicas(r, demand, spec) for r in rows]
+    caps = [_max_replicas(r, demand) for r in rows]
     mixing = spec.search.allow_mix
     for r in rows:
         x.append(model.new_bool_var(f"x[{r.index}]"))

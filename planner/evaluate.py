@@ -133,10 +133,9 @@ def structural_issues(work: ResolvedWorkload, catalog: Catalog, cand: Candidate)
     communicating = cand.devices if work.kind == "training" else cand.parallel.tp * cand.parallel.pp
     if communicating > 1 and system.scaleup.link_gb_per_s is None:
         issues.append(f"{system.id}: scale-up bandwidth is not in the catalog, so its devices cannot work together")
-    if cand.devices > domain and system.scaleout is None and cand.devices > system.devices_per_node:
-        # Replicas of a serving/vision fleet need no fabric; a training job spanning nodes does.
-        if work.kind == "training":
-            issues.append(f"{system.id}: no scale-out network in the catalog, so one node ({system.devices_per_node}) at most")
+    # Replicas of a serving/vision fleet need no fabric; a training job spanning nodes does.
+    if work.kind == "training" and system.scaleout is None and cand.devices > max(domain, system.devices_per_node):
+        issues.append(f"{system.id}: no scale-out network in the catalog, so one node ({system.devices_per_node}) at most")
     if work.kind == "training":
         w = work.spec.workload
         batch = w.batch_for(cand.parallel.dp * cand.parallel.micro_batch)

@@ -16,7 +16,7 @@ from planner._ortools import cp_model
 
 from planner.candidates import CandidateTable, enumerate_candidates
 from planner.catalog.loader import Catalog
-from planner.check import demand_of, rebuild
+from planner.check import rebuild
 from planner.compile import DEMAND_UNITS, CompiledModel, compile_model
 from planner.evaluate import ResolvedWorkload
 from planner.plan import Plan
@@ -213,4 +213,4 @@ def extract_plan(work: ResolvedWorkload, catalog: Catalog, compiled: CompiledMod
     return rebuild(work, catalog, parts)
 
 
-__all__ = ["solve", "solve_compiled", "SolveResult", "SolverSettings", "demand_of", "plan_value"]
+__all__ = ["solve", "solve_compiled", "SolveResult", "SolverSettings", "plan_value", "extract_plan"]

@@ -127,7 +127,7 @@ def build_cluster_graph(system: System, devices: int, only_domains: list[int] | 
     cluster only needs the domains it touches, placed on the leaves their node numbers put them on.
     """
     g = nx.DiGraph(system=system.id)
-    domain = domain_size(system)
+    domain = scaleup_domain(system)
     n_domains = ceil_div(devices, domain)
     wanted = sorted(set(only_domains)) if only_domains is not None else list(range(n_domains))
     for k in wanted:
@@ -138,7 +138,8 @@ def build_cluster_graph(system: System, devices: int, only_domains: list[int] | 
     return g
 
 
-def domain_size(system: System) -> int:
+def scaleup_domain(system: System) -> int:
+    """Largest group that stays on the scale-up fabric (bounds TP): a PCIe box's node, else the domain."""
     return system.scaleup.domain_devices if system.scaleup.topology != "pcie" else system.devices_per_node
 
 
@@ -147,7 +148,7 @@ def _build_fabric(g: nx.DiGraph, system: System, devices: int, domains: list[int
     if out is None:
         raise ValueError(f"system {system.id} has no scale-out network in the catalog: single node only")
     per_node = system.devices_per_node
-    domain = domain_size(system)
+    domain = scaleup_domain(system)
     nics = out.nics_per_node
     nic_bw = gbit_to_bytes_per_s(out.nic_gbit_per_s)
     nic_lat = out.nic_latency_us * US
@@ -225,7 +226,7 @@ def group_link(system: System, size: int, stride: int = 1) -> GroupLink:
 def _group_link(system: System, size: int, stride: int) -> GroupLink:
     if size <= 1:
         return GroupLink(size=size, bw_bytes_per_s=float("inf"), latency_s=0.0, crosses_domain=False, hops=0)
-    domain = domain_size(system)
+    domain = scaleup_domain(system)
     per_domain = min(size, max(1, domain // stride) if stride < domain else 1)
     domains_spanned = ceil_div(size, per_domain)
     members = [i * stride for j in _sampled_groups(system, per_domain, domains_spanned, stride)
@@ -293,6 +294,3 @@ def _path(g: nx.DiGraph, a: int, b: int) -> list[str]:
     return nx.shortest_path(g, _dev(a), _dev(b))
 
 
-def scaleup_domain(system: System) -> int:
-    """Largest group that stays on the scale-up fabric (bounds TP)."""
-    return domain_size(system)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from planner.explain.diff import describe_change
-from planner.explain.scenario import LimitItem, ScenarioRunner, limit_items, relaxed_value
+from planner.explain.scenario import LimitItem, Outcome, ScenarioRunner, limit_items, relaxed_value
 from planner.plan import Plan
 
 TIGHT_SHARE = 0.02
@@ -67,8 +67,9 @@ def price_limits(runner: ScenarioRunner, plan: Plan, objective: float, checks) -
         tight = slack is not None and abs(slack) <= TIGHT_SHARE * max(abs(item.value), 1e-9)
         relaxed_to = relaxed_value(item)
         drop_saving = _saving(objective, dropped.value)
-        relaxed = runner.at(item, relaxed_to) if drop_saving and drop_saving > IMPROVES else dropped.__class__(
-            True, objective, plan, "not re-solved: dropping the limit saves nothing, so relaxing it cannot")
+        # Relaxing a limit can save no more than dropping it: when the drop saves nothing, neither does this.
+        relaxed = runner.at(item, relaxed_to) if drop_saving and drop_saving > IMPROVES else Outcome(
+            True, objective, plan, "not re-solved")
         relax_saving = _saving(objective, relaxed.value)
         out.append(LimitPrice(
             item=item, value=value, slack=slack, tight=tight,

@@ -11,6 +11,11 @@ from planner.catalog.schema import (
     Accelerator,
     AcceleratorsFile,
     DeviceFamily,
+    EdgeDevice,
+    EdgeFamily,
+    EdgeFile,
+    EdgeMeasurement,
+    EdgeMeasurementsFile,
     EfficiencyFile,
     Model,
     ModelsFile,
@@ -33,6 +38,8 @@ CATALOG_FILES = {
     "systems.yaml": SystemsFile,
     "models.yaml": ModelsFile,
     "prices.yaml": PricesFile,
+    "edge.yaml": EdgeFile,
+    "edge_measurements.yaml": EdgeMeasurementsFile,
 }
 
 
@@ -64,6 +71,10 @@ class Catalog:
     offerings: tuple[Offering, ...]
     regions: dict[tuple[str, str], Region]
     purchases: dict[str, Purchase] = field(default_factory=dict)
+    egress_usd_per_gb: dict[str, float] = field(default_factory=dict)
+    edge_families: dict[str, EdgeFamily] = field(default_factory=dict)
+    edge_devices: dict[str, EdgeDevice] = field(default_factory=dict)
+    edge_measurements: tuple[EdgeMeasurement, ...] = ()
 
     def accelerator(self, device_id: str) -> Accelerator:
         try:
@@ -134,7 +145,8 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
     sysf: SystemsFile = parsed["systems.yaml"]
     mod: ModelsFile = parsed["models.yaml"]
     pri: PricesFile = parsed["prices.yaml"]
-    f_acc, f_eff, f_sys, f_mod, f_pri = (str(root / n) for n in list(CATALOG_FILES)[1:])
+    edge: EdgeFile = parsed["edge.yaml"]
+    f_acc, f_eff, f_sys, f_mod, f_pri, f_edge, _ = (str(root / n) for n in list(CATALOG_FILES)[1:])
 
     problems += _check_ids_unique(acc.accelerators, f_acc, "accelerators")
     problems += _check_ids_unique(eff.families, f_eff, "families")
@@ -146,6 +158,7 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
     problems += _check_sources(mod.models, sources, f_mod, "models")
     problems += _check_sources(pri.offerings, sources, f_pri, "offerings")
     problems += _check_sources(pri.purchases, sources, f_pri, "purchases")
+    problems += _check_sources(pri.egress, sources, f_pri, "egress")
     for i, fam in enumerate(eff.families):
         for fname in ("matmul_efficiency", "memory_bw_efficiency", "collective_bw_efficiency", "comm_overlap",
                       "power_at_full_load", "power_at_idle"):
@@ -181,6 +194,7 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
         if p.accelerator not in accelerators:
             problems.append(Problem(f"unknown accelerator `{p.accelerator}`.{did_you_mean(p.accelerator, accelerators)}",
                                     file=f_pri, path=f"purchases[{i}].accelerator", fix="use an id from accelerators.yaml"))
+    problems += _check_edge(edge, sources, f_edge)
     if problems:
         raise CatalogError(problems)
 
@@ -194,7 +208,33 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
         offerings=tuple(pri.offerings),
         regions={(r.provider, r.region): r for r in pri.regions},
         purchases={p.accelerator: p for p in pri.purchases},
+        egress_usd_per_gb={e.provider: e.usd_per_gb for e in pri.egress},
+        edge_families={f.id: f for f in edge.families},
+        edge_devices={d.id: d for d in edge.devices},
+        edge_measurements=tuple(parsed["edge_measurements.yaml"].measurements),
     )
+
+
+def _check_edge(edge: EdgeFile, sources: dict, file: str) -> list[Problem]:
+    problems = _check_ids_unique(edge.families, file, "families") + _check_ids_unique(edge.devices, file, "devices")
+    problems += _check_sources(edge.devices, sources, file, "devices")
+    families = {f.id for f in edge.families}
+    devices = {d.id for d in edge.devices}
+    for i, fam in enumerate(edge.families):
+        for fname in ("compute_efficiency", "memory_bw_efficiency", "framework_overhead_ms", "optimized_overhead_ms",
+                      "power_at_idle"):
+            if getattr(fam, fname) is not None:
+                problems += _check_sources([getattr(fam, fname)], sources, file, f"families[{i}].{fname}")
+    for i, d in enumerate(edge.devices):
+        if d.family not in families:
+            problems.append(Problem(f"unknown edge family `{d.family}`.{did_you_mean(d.family, families)}", file=file,
+                                    path=f"devices[{i}].family", fix="add the family under `families:`"))
+        if d.host is not None and d.host not in devices:
+            problems.append(Problem(f"unknown host `{d.host}`.{did_you_mean(d.host, devices)}", file=file,
+                                    path=f"devices[{i}].host", fix="use the id of another edge device"))
+        if d.unit_price_usd is not None:
+            problems += _check_sources([d.unit_price_usd], sources, file, f"devices[{i}].unit_price_usd")
+    return problems
 
 
 __all__ = ["Catalog", "load_catalogs", "default_catalog_dir", "default_constraints_dir", "dotted"]

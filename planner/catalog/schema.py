@@ -237,6 +237,90 @@ class Purchase(Cited):
     usd_high: float | None = None
 
 
+# ---------------------------------------------------------------------------------------------- edge
+
+
+class EdgeMode(Strict):
+    """One power mode of an edge device: the board power it is held to and the dense peaks it reaches there."""
+
+    name: str
+    power_w: float = Field(gt=0)
+    # Dense peak per precision at this mode, TFLOP/s (TOPS for int8/int4). Sparse figures never go here.
+    peak_dense_tflops: dict[Precision, float]
+    # Some modes also lower the memory clock (Orin Nano before and after JetPack 6.2); absent: the device's.
+    memory_bw_gb_per_s: float | None = Field(default=None, gt=0)
+    notes: str | None = None
+
+
+class EdgeDevice(Cited):
+    """A box, module or card that runs models on site (Jetson, Hailo, Coral, Apple M4, laptop NPU)."""
+
+    id: str
+    name: str
+    vendor: str
+    family: str  # an edge family in edge.yaml: efficiency and per-inference overhead
+    form_factor: str
+    # Memory the model can use; SoCs share it with the operating system (see the family's reserve).
+    memory_gb: float | None = Field(default=None, gt=0)
+    memory_bw_gb_per_s: float | None = Field(default=None, gt=0)
+    # Dataflow accelerators without DRAM keep weights on chip; what does not fit streams over the host link
+    # on every inference.
+    onchip_memory_mb: float | None = Field(default=None, gt=0)
+    host_link_gb_per_s: float | None = Field(default=None, gt=0)
+    # An add-on card needs a host computer: its price and power are added (an id of another edge device).
+    host: str | None = None
+    modes: list[EdgeMode] = Field(min_length=1)
+    unit_price_usd: SourcedValue | None = None
+    runs_llm: bool = False
+    # Names edge_measurements.yaml uses for the same silicon (a Pi 5 whose RAM size the source omits).
+    measured_as: list[str] = Field(default_factory=list)
+
+
+class EdgeFamily(Strict):
+    """How close an edge runtime gets to its datasheet peak, and what every inference pays regardless of size."""
+
+    id: str
+    compute_efficiency: EfficiencyFactor
+    memory_bw_efficiency: EfficiencyFactor
+    # Fixed time every inference pays: a Python framework pipeline (Ultralytics, TFLite, HailoRT bindings)
+    # and, where measured, a tuned C++ harness (MLPerf SingleStream). Absent optimized: same as framework.
+    framework_overhead_ms: SourcedValue
+    optimized_overhead_ms: SourcedValue | None = None
+    # Memory the OS and runtime keep on a shared-memory SoC, GB.
+    memory_reserve_gb: float = Field(default=0.0, ge=0)
+    power_at_idle: Fraction
+
+
+class EdgeFile(Strict):
+    schema_version: Literal[1]
+    families: list[EdgeFamily]
+    devices: list[EdgeDevice]
+
+
+class EdgeMeasurement(Strict):
+    """A published edge result: what the planner uses instead of its model when the same setup was measured."""
+
+    id: str
+    source: str
+    url: str
+    as_of: dt.date
+    device: str
+    power_mode: str | None = None
+    model: str
+    precision: str | None = None
+    batch: int | None = None
+    input_resolution: tuple[int, int] | None = None
+    scenario: str | None = None
+    runtime: str | None = None
+    measured: dict[str, float | None]
+    notes: str | None = None
+
+
+class EdgeMeasurementsFile(Strict):
+    schema_version: Literal[1]
+    measurements: list[EdgeMeasurement]
+
+
 # ---------------------------------------------------------------------------------------------- files
 
 
@@ -265,8 +349,16 @@ class ModelsFile(Strict):
     models: list[Model]
 
 
+class Egress(Cited):
+    """Internet data transfer out of a provider's cloud (what a site pays to receive results)."""
+
+    provider: str
+    usd_per_gb: float = Field(ge=0)
+
+
 class PricesFile(Strict):
     schema_version: Literal[1]
     offerings: list[Offering]
     regions: list[Region]
     purchases: list[Purchase] = Field(default_factory=list)
+    egress: list[Egress] = Field(default_factory=list)

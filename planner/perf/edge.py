@@ -1,0 +1,247 @@
+"""Edge inference: one device in one power mode, at batch 1.
+
+Vision, per frame:
+    latency = overhead(runtime) + max(FLOPs / (peak x eta_c), weights / (bw x eta_m)) + spill
+    spill   = (weights - on-chip memory) / host link     (dataflow chips without DRAM: Coral, Hailo)
+FLOPs scale with the pixel count when the input resolution differs from the model's reference one. A
+device runs frames one after another, so its capacity is 1 / latency frames/s.
+
+Small LLMs reuse the data-centre serving model (`perf.serving.replica_profile`) on a one-device system
+built from the edge device in its mode: prefill is compute-bound, decode streams the weights.
+
+A published measurement of the same device, model, precision and resolution (`edge_measurements.yaml`)
+replaces the model's number: the answer says which basis it used. The analytical model's error against
+those measurements is what `tests/validation/validate_edge.py` reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from planner.catalog.schema import (
+    Accelerator,
+    DeviceFamily,
+    EdgeDevice,
+    EdgeFamily,
+    EdgeMeasurement,
+    EdgeMode,
+    EfficiencyFactor,
+    Fraction,
+    ScaleUp,
+    System,
+    VisionShape,
+)
+from planner.perf.serving import ReplicaProfile, replica_profile
+from planner.perf.shapes import LLMFootprint
+from planner.perf.types import Parallel
+from planner.units import BYTES_PER_ELEMENT, TERA
+
+# Which peak a precision computes at. Weight-only INT4 (MLC q4f16, llama.cpp Q4) computes in 16 bit on
+# GPUs; NPUs without a 16-bit peak compute it in INT8.
+_COMPUTE_KEYS = {"fp32": ("tf32", "fp32"), "fp16": ("fp16",), "bf16": ("bf16", "fp16"), "int8": ("int8",),
+                 "int4": ("fp16", "bf16", "int8")}
+
+
+@dataclass(frozen=True)
+class EdgeTarget:
+    """One edge device in one power mode, with the host computer an add-on card needs."""
+
+    device: EdgeDevice
+    mode: EdgeMode
+    family: EdgeFamily
+    host: EdgeDevice | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.device.id}@{self.mode.name}"
+
+    @property
+    def power_w(self) -> float:
+        """Board power at full load: the mode's budget plus the host's."""
+        return self.mode.power_w + (self.host.modes[0].power_w if self.host else 0.0)
+
+    @property
+    def idle_power_w(self) -> float:
+        return self.power_w * self.family.power_at_idle.value
+
+    @property
+    def unit_price_usd(self) -> float | None:
+        if self.device.unit_price_usd is None:
+            return None
+        host = 0.0
+        if self.host is not None:
+            if self.host.unit_price_usd is None:
+                return None
+            host = self.host.unit_price_usd.value
+        return self.device.unit_price_usd.value + host
+
+    @property
+    def memory_bw_gb_per_s(self) -> float | None:
+        return self.mode.memory_bw_gb_per_s or self.device.memory_bw_gb_per_s
+
+    def peak_flops(self, precision: str) -> float | None:
+        for key in _COMPUTE_KEYS.get(precision, (precision,)):
+            tflops = self.mode.peak_dense_tflops.get(key)
+            if tflops is not None:
+                return tflops * TERA
+        return None
+
+    def supports(self, precision: str) -> bool:
+        """A precision runs where the catalog knows the peak it computes at (FP32 at the TF32 tensor-core peak
+        on GPUs; weight-only INT4 only on devices that run LLMs)."""
+        if precision == "int4":
+            return self.device.runs_llm and self.peak_flops(precision) is not None
+        return self.peak_flops(precision) is not None
+
+
+@dataclass(frozen=True)
+class EdgeVision:
+    latency_s: float
+    fps_capacity: float
+    basis: str  # "model" or the measurement id
+    breakdown: dict[str, float]
+
+
+def vision_flops(shape: VisionShape, resolution: tuple[int, int] | None) -> float:
+    flops = shape.gflops_per_inference * 1e9
+    if resolution is None:
+        return flops
+    ref = shape.input_resolution
+    return flops * (resolution[0] * resolution[1]) / (ref[0] * ref[1])
+
+
+RUNTIMES = ("framework", "optimized")
+
+
+def overhead_s(family: EdgeFamily, runtime: str) -> float:
+    chosen = family.optimized_overhead_ms if runtime == "optimized" else None
+    return (chosen or family.framework_overhead_ms).value / 1000
+
+
+def model_vision(target: EdgeTarget, shape: VisionShape, precision: str,
+                 resolution: tuple[int, int] | None = None, runtime: str = "framework") -> EdgeVision | None:
+    """The analytical latency, or None when the catalog lacks the peak this precision needs."""
+    peak = target.peak_flops(precision)
+    if peak is None:
+        return None
+    fam = target.family
+    weights = shape.params_m * 1e6 * BYTES_PER_ELEMENT[precision]
+    compute = vision_flops(shape, resolution) / (peak * fam.compute_efficiency.value)
+    bw = target.memory_bw_gb_per_s
+    memory = weights / (bw * 1e9 * fam.memory_bw_efficiency.value) if bw else 0.0
+    spill = 0.0
+    onchip, link = target.device.onchip_memory_mb, target.device.host_link_gb_per_s
+    if onchip is not None and link is not None and weights > onchip * 1e6:
+        spill = (weights - onchip * 1e6) / (link * 1e9)
+    overhead = overhead_s(fam, runtime)
+    latency = overhead + max(compute, memory) + spill
+    return EdgeVision(latency, 1.0 / latency, "model",
+                      {"overhead": overhead, "compute": compute, "memory": memory, "weight_streaming": spill})
+
+
+def measured_vision(target: EdgeTarget, measurements: dict[tuple, EdgeMeasurement], model_id: str, precision: str,
+                    resolution: tuple[int, int]) -> EdgeVision | None:
+    """A published batch-1 result for this device, model, precision and resolution (at the device's top mode;
+    lower modes scale it by their share of the top mode's peak)."""
+    m = measurements.get((target.device.id, model_id, precision, tuple(resolution)))
+    if m is None:
+        return None
+    fps, latency_ms = m.measured.get("fps"), m.measured.get("latency_ms")
+    if latency_ms is None and fps is None:
+        return None
+    latency = latency_ms / 1000 if latency_ms is not None else 1.0 / fps
+    scale = mode_scale(target, precision)
+    return EdgeVision(latency / scale, (fps or 1.0 / latency) * scale, m.id, {"measured": latency / scale})
+
+
+def mode_scale(target: EdgeTarget, precision: str) -> float:
+    """This mode's peak as a share of the device's top mode (1 when peaks are unknown)."""
+    top = target.device.modes[0]
+    here = target.peak_flops(precision)
+    ref = EdgeTarget(target.device, top, target.family).peak_flops(precision)
+    return 1.0 if here is None or not ref else here / ref
+
+
+def edge_vision(target: EdgeTarget, shape: VisionShape, model_id: str, precision: str,
+                resolution: tuple[int, int] | None, measurements: dict[tuple, EdgeMeasurement],
+                runtime: str = "framework") -> EdgeVision | None:
+    res = tuple(resolution or shape.input_resolution)
+    return measured_vision(target, measurements, model_id, precision, res) or model_vision(
+        target, shape, precision, res, runtime)
+
+
+# ---------------------------------------------------------------------------------------------- LLM
+
+
+def as_accelerator(target: EdgeTarget) -> tuple[Accelerator, DeviceFamily, System]:
+    """The device in its mode as the data-centre serving model sees one accelerator on its own."""
+    d, fam = target.device, target.family
+    peaks = dict(target.mode.peak_dense_tflops)
+    for precision in ("bf16", "fp16"):
+        flops = target.peak_flops(precision)
+        if flops is not None:
+            peaks[precision] = flops / TERA
+    memory = (d.memory_gb or 0.0) - fam.memory_reserve_gb
+    acc = Accelerator(id=target.label, name=d.name, vendor=d.vendor, family=fam.id, kind="edge",
+                      peak_dense_tflops=peaks, memory_gb=max(memory, 1e-3), memory_bw_gb_per_s=target.memory_bw_gb_per_s,
+                      tdp_w=target.mode.power_w, source=d.source, as_of=d.as_of)
+    family = DeviceFamily(
+        id=fam.id, matmul_efficiency=fam.compute_efficiency, memory_bw_efficiency=fam.memory_bw_efficiency,
+        collective_bw_efficiency=EfficiencyFactor(value=1.0, reason="one device: no collectives"),
+        comm_overlap=Fraction(value=0.0, reason="one device"),
+        power_at_full_load=EfficiencyFactor(value=1.0, reason="the mode's power budget is the board power at load"),
+        power_at_idle=fam.power_at_idle, framework_overhead_gib=0.0,
+        framework_overhead_reason="the OS and runtime share is the family's memory_reserve_gb")
+    system = System(id=f"{target.label}-standalone", name=d.name, accelerator=acc.id, devices_per_node=1,
+                    scaleup=ScaleUp(topology="pcie", domain_devices=1, hop_latency_us=0.0),
+                    source=d.source, as_of=d.as_of)
+    return acc, family, system
+
+
+@dataclass(frozen=True)
+class EdgeLLM:
+    profile: ReplicaProfile
+    basis: str
+
+
+def edge_llm(target: EdgeTarget, fp: LLMFootprint, model_id: str, precision: str, input_tokens: int,
+             output_tokens: int, measurements: dict[tuple, EdgeMeasurement]) -> EdgeLLM | None:
+    """Batch-1 profile of a small LLM on the device, or None when it cannot run it (no memory or peak figure,
+    or the weights and one request's KV cache do not fit)."""
+    d = target.device
+    if not d.runs_llm or d.memory_gb is None or target.memory_bw_gb_per_s is None or target.peak_flops(precision) is None:
+        return None
+    acc, family, system = as_accelerator(target)
+    prof = replica_profile(fp, input_tokens=input_tokens, output_tokens=output_tokens,
+                           par=Parallel(tp=1, pp=1, dp=1, micro_batch=1), precision=precision, device=acc,
+                           family=family, system=system)
+    if prof.max_batch_fit < 1:
+        return None
+    m = measurements.get((d.id, model_id, precision, None))
+    if m is not None and m.measured.get("tokens_per_s"):
+        tpot = 1.0 / (m.measured["tokens_per_s"] * mode_scale(target, precision))
+        return EdgeLLM(replace(prof, tpot_s=tpot), m.id)
+    return EdgeLLM(prof, "model")
+
+
+def measurement_index(measurements: list[EdgeMeasurement],
+                      devices: dict[str, EdgeDevice]) -> dict[tuple, EdgeMeasurement]:
+    """Batch-1 results by (device, model, precision, resolution); LLM rows have no resolution. A result
+    published for the same silicon under another name (`measured_as`) counts for the catalog device."""
+    alias = {name: d.id for d in devices.values() for name in d.measured_as}
+    index: dict[tuple, EdgeMeasurement] = {}
+    for m in measurements:
+        # Offline throughput at an unknown batch says nothing about one frame's latency.
+        if m.batch != 1 or m.precision is None:
+            continue
+        device = alias.get(m.device, m.device)
+        key = (device, m.model, m.precision, tuple(m.input_resolution) if m.input_resolution else None)
+        index.setdefault(key, m)
+    return index
+
+
+def edge_targets(devices: dict[str, EdgeDevice], families: dict[str, EdgeFamily], device_id: str) -> list[EdgeTarget]:
+    """The device in each of its power modes, top mode first."""
+    d = devices[device_id]
+    host = devices.get(d.host) if d.host else None
+    return [EdgeTarget(d, mode, families[d.family], host) for mode in d.modes]

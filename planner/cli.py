@@ -106,6 +106,35 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), d
 
 @main.command()
 @click.argument("spec_path", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table", show_default=True)
+@click.option("--no-explain", is_flag=True, help="Skip the explanation (binding limits, why not, conflicts).")
+@price_options
+@click.pass_context
+def tier(ctx: click.Context, spec_path: Path, fmt: str, no_explain: bool, prices: tuple[Path, ...],
+         price_scenario: Path | None) -> None:
+    """Decide edge, cloud or split for each workload of a tier SPEC, minimising cost per site per month.
+
+    \b
+    Exit codes: 0 plan found, 2 bad input, 3 infeasible.
+    """
+    from planner.tier import plan_tier_file
+    from planner.tier.report import as_dict, lines, markdown
+
+    result = plan_tier_file(spec_path, _catalog(ctx, prices, price_scenario), explain=not no_explain)
+    if fmt == "json":
+        click.echo(json.dumps(as_dict(result), indent=2, default=str))
+    elif fmt == "markdown":
+        click.echo(markdown(result))
+    else:
+        click.echo("\n".join(lines(result)))
+    if result.plan.status == "infeasible":
+        sys.exit(EXIT_INFEASIBLE)
+    if result.plan.status == "unknown":
+        sys.exit(EXIT_TIMEOUT)
+
+
+@main.command()
+@click.argument("spec_path", type=click.Path(path_type=Path))
 @click.option("--device", required=True, help="Accelerator id (see `planner catalog list devices`).")
 @click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True, help="Tensor-parallel degree.")
 @click.option("--pp", type=click.IntRange(min=1), default=1, show_default=True, help="Pipeline-parallel degree.")

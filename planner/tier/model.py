@@ -1,0 +1,127 @@
+"""The tier choice as a CP-SAT model, its solve, and the plan it returns.
+
+Formulation (options o of workload w, see `options.py`):
+    x_o in {0,1};  s_w in {0,1} (split chosen; 0 when the workload has no split)
+    sum_{o edge or cloud} x_o + s_w = 1,  sum_{o split-edge} x_o = s_w,  sum_{o split-cloud} x_o = s_w
+    each limit item i is enforced by a literal e_i:
+        row units (latency, TPOT, locality):  x_o = 0 for every option whose value exceeds the bound
+        sum units (site power, slots, budget, link bandwidth):  sum_o v_io x_o <= bound
+        accuracy:  sum_o a_o x_o >= minimum   (a split contributes both halves' shares)
+Objective: cost (USD per site per month) or energy (kWh per site per month), in fixed point; ties go to
+lower latency, then to the earlier option, in a second solve with the objective fixed.
+
+The literals are free in the compiled model: `solve` fixes them all on, the explainer drops or relaxes
+some (`TierQuestion`), so every answer comes from the same formulation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from planner._ortools import cp_model
+
+from planner.tier.options import TierOption, TierTable
+from planner.tier.spec import TierSpec
+from planner.tier.units import LimitItem, sum_value, violates_row
+
+SCALE = {"cost": 10_000, "energy": 1_000}  # 0.01 cent, Wh
+SUM_SCALE = 1_000
+
+
+@dataclass(frozen=True)
+class TierQuestion:
+    """What to solve: limits dropped or re-bounded, and rows allowed (None: all)."""
+
+    dropped: frozenset[str] = frozenset()
+    bounds: tuple[tuple[str, float], ...] = ()
+    allowed: frozenset[int] | None = None
+
+
+@dataclass
+class TierPlan:
+    status: str  # optimal | feasible | infeasible | unknown
+    objective: str
+    options: list[TierOption] = field(default_factory=list)
+
+    @property
+    def usd_per_site_month(self) -> float:
+        return sum(o.usd_per_month for o in self.options)
+
+    @property
+    def kwh_per_site_month(self) -> float | None:
+        values = [o.energy_kwh_per_month for o in self.options]
+        return None if any(v is None for v in values) else sum(values)
+
+    @property
+    def value(self) -> float | None:
+        if not self.options:
+            return None
+        return self.usd_per_site_month if self.objective == "cost" else self.kwh_per_site_month
+
+    def of(self, workload: str) -> list[TierOption]:
+        return [o for o in self.options if o.workload == workload]
+
+    def tier_of(self, workload: str) -> str:
+        roles = {o.role for o in self.of(workload)}
+        return "split" if "split-edge" in roles else next(iter(roles), "none").split("-")[0]
+
+
+def _fixed(value: float, scale: int) -> int:
+    return int(math.ceil(value * scale - 1e-9))
+
+
+def solve_tier(spec: TierSpec, table: TierTable, items: list[LimitItem], question: TierQuestion = TierQuestion(),
+               time_limit_s: float = 10.0) -> TierPlan:
+    bounds = {i.id: i.bound for i in items} | dict(question.bounds)
+    active = [i for i in items if i.id not in question.dropped]
+    objective = spec.objective
+    rows = [o for o in table.options
+            if (question.allowed is None or o.index in question.allowed)
+            and not (objective == "energy" and o.energy_kwh_per_month is None)]
+    m = cp_model.CpModel()
+    x = {o.index: m.NewBoolVar(f"x{o.index}") for o in rows}
+    for w in spec.workloads:
+        mine = [o for o in rows if o.workload == w.name]
+        if not mine:
+            return TierPlan("infeasible", objective)  # nothing left that can run this workload
+        whole = [x[o.index] for o in mine if o.role in ("edge", "cloud")]
+        if w.split is None:
+            m.AddExactlyOne(whole)
+            continue
+        s = m.NewBoolVar(f"split[{w.name}]")
+        m.Add(sum(whole) + s == 1)
+        m.Add(sum(x[o.index] for o in mine if o.role == "split-edge") == s)
+        m.Add(sum(x[o.index] for o in mine if o.role == "split-cloud") == s)
+    for item in active:
+        bound = bounds[item.id]
+        kind = item.unit.kind
+        if kind == "row":
+            for o in rows:
+                if violates_row(item, o, bound):
+                    m.Add(x[o.index] == 0)
+        elif kind == "sum":
+            m.Add(sum(_fixed(sum_value(item, o), SUM_SCALE) * x[o.index] for o in rows)
+                  <= int(math.floor(bound * SUM_SCALE + 1e-6)))
+        else:  # min-sum: accuracy, rounded down so the integer check never admits what the float one rejects
+            m.Add(sum(int(math.floor(sum_value(item, o) * 1e6)) * x[o.index] for o in rows
+                      if o.workload == item.workload) >= int(math.ceil(bound * 1e6 - 1e-6)))
+    scale = SCALE[objective]
+
+    def cost_of(o: TierOption) -> int:
+        value = o.usd_per_month if objective == "cost" else o.energy_kwh_per_month
+        return _fixed(value, scale)
+
+    m.Minimize(sum(cost_of(o) * x[o.index] for o in rows))
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1  # a few hundred booleans: presolve solves it; one worker is deterministic
+    solver.parameters.max_time_in_seconds = time_limit_s
+    status = solver.Solve(m)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return TierPlan("infeasible" if status == cp_model.INFEASIBLE else "unknown", objective)
+    best = round(solver.ObjectiveValue())
+    m.Add(sum(cost_of(o) * x[o.index] for o in rows) == best)
+    m.Minimize(sum((_fixed(o.latency_ms, 100) * len(table.options) + o.index) * x[o.index] for o in rows))
+    status = solver.Solve(m)
+    chosen = [o for o in rows if solver.Value(x[o.index])]
+    return TierPlan("optimal" if status == cp_model.OPTIMAL else "feasible", objective, chosen)

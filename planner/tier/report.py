@@ -1,0 +1,159 @@
+"""Render a tier result: the plan per workload with its real-time verdict and cost per site per month, the
+checker's verdicts, and the explanation, as text (terminal), Markdown or a JSON-ready dict."""
+
+from __future__ import annotations
+
+from planner.tier import TierResult
+from planner.tier.options import TierOption
+from planner.tier.spec import HOURS_PER_MONTH, VisionTierWorkload
+from planner.tier.units import TIER_UNIT_BY_ID, LimitItem
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "level":
+        return ("on_site", "crops_only", "any")[int(round(value))]
+    if unit == "ratio":
+        return f"{value:.3f}"
+    if unit == "USD/month":
+        return f"${value:,.2f}/month"
+    digits = 0 if abs(value) >= 100 else (1 if abs(value) >= 10 else 2)
+    return f"{value:,.{digits}f} {unit}"
+
+
+def _item_text(item: LimitItem) -> str:
+    unit = TIER_UNIT_BY_ID[item.unit_id].unit
+    return f"{item.id} ({item.spec_path} = {_fmt(item.bound, unit)})"
+
+
+def _option_line(o: TierOption) -> str:
+    parts = " + ".join(f"{k} ${v:,.2f}" for k, v in o.cost_parts.items())
+    basis = "" if o.basis == "model" else f", measured ({o.basis})"
+    tpot = "" if o.tpot_ms is None else f", TPOT {o.tpot_ms:.1f} ms"
+    where = f"{o.role}: {o.label()} [{o.model}]"
+    return (f"  {where}\n    latency {o.latency_ms:.1f} ms{tpot}, site power {o.site_power_w:g} W, uplink "
+            f"{o.uplink_mbps:.2f} Mbps; ${o.usd_per_month:,.2f}/site/month ({parts}){basis}")
+
+
+def lines(result: TierResult) -> list[str]:
+    spec, plan = result.spec, result.plan
+    out = [f"{spec.name}: {plan.status}, {spec.site.count} site(s), objective {spec.objective}"]
+    if plan.value is not None:
+        total = plan.usd_per_site_month
+        energy = plan.kwh_per_site_month
+        out.append(f"cost ${total:,.2f} per site per month (${total * spec.site.count:,.0f} per month for all sites)"
+                   + (f", energy {energy:,.1f} kWh per site per month" if energy is not None else ""))
+        for w in spec.workloads:
+            tier = plan.tier_of(w.name)
+            out.append(f"{w.name} ({w.kind}, {w.model}): {tier.upper()}")
+            for o in plan.of(w.name):
+                out.append(_option_line(o))
+            if isinstance(w, VisionTierWorkload):
+                worst = max(o.latency_ms for o in plan.of(w.name))
+                verdict = "meets" if worst <= w.frame_budget_ms + 1e-9 else "misses"
+                out.append(f"    real time: {worst:.1f} ms per frame against the {w.frame_budget_ms:.1f} ms frame "
+                           f"budget at {w.fps:g} FPS ({verdict} it; {w.streams} streams = "
+                           f"{w.streams * w.fps:g} frames/s per site)")
+        failed = [c for c in result.checks if not c.satisfied] + [None] * len(result.check_problems)
+        out.append("checker: " + ("every limit holds on the rebuilt plan" if not failed else
+                                  f"{len(failed)} problem(s): " + "; ".join(
+                                      [c.id for c in result.checks if not c.satisfied] + result.check_problems)))
+    ex = result.explanation
+    if ex is not None:
+        out += _explanation_lines(result)
+    excluded = [f"{w}: {reason} ({n})" for w, reasons in result.table.excluded.items() for reason, n in reasons.items()]
+    if excluded:
+        out.append("Not considered: " + "; ".join(excluded))
+    out.append(f"({len(result.table.options)} options, {ex.solves if ex else 0} explanation solves, "
+               f"{result.seconds:.2f} s)")
+    return out
+
+
+def _explanation_lines(result: TierResult) -> list[str]:
+    ex, plan = result.explanation, result.plan
+    out = []
+    if ex.conflict is not None:
+        if not ex.conflict.items:
+            out.append("Nothing can run this spec even with every limit dropped (see Not considered).")
+            return out
+        out.append("These limits cannot hold together: " + " and ".join(_item_text(i) for i in ex.conflict.items))
+        for item in ex.conflict.items:
+            value, cost = ex.conflict.nearest[item.id]
+            unit = TIER_UNIT_BY_ID[item.unit_id].unit
+            if value is None:
+                out.append(f"  {item.id}: relaxing it alone is not enough")
+            else:
+                out.append(f"  {item.id} {_fmt(item.bound, unit)} -> {_fmt(value, unit)} makes it feasible "
+                           f"(${cost:,.2f} per site per month)" if plan.objective == "cost" else
+                           f"  {item.id} {_fmt(item.bound, unit)} -> {_fmt(value, unit)} makes it feasible")
+        return out
+    binding = [p for p in ex.limits if p.drop_saving]
+    if binding:
+        out.append("Binding limits (dropping them lowers the objective):")
+        for p in binding:
+            unit = TIER_UNIT_BY_ID[p.item.unit_id].unit
+            relax = ""
+            if p.relax_to is not None:
+                relax = (f"; relaxing to {_fmt(p.relax_to, unit)} saves {p.relax_saving:.0%}" if p.relax_saving
+                         else f"; relaxing to {_fmt(p.relax_to, unit)} alone saves nothing")
+            out.append(f"  {_item_text(p.item)}: at {_fmt(p.value, unit)}; dropping it saves {p.drop_saving:.0%}{relax}")
+    free = [p for p in ex.limits if not p.drop_saving]
+    if free:
+        out.append("Not binding: " + ", ".join(
+            f"{p.item.id} ({_fmt(p.value, TIER_UNIT_BY_ID[p.item.unit_id].unit)} of "
+            f"{_fmt(p.item.bound, TIER_UNIT_BY_ID[p.item.unit_id].unit)}{', tight' if p.tight else ''})" for p in free))
+    if ex.alternatives:
+        out.append("Why not:")
+        for a in ex.alternatives:
+            head = f"  {a.workload}: {a.kind} {a.name}"
+            if a.value is not None:
+                out.append(f"{head}: {a.delta:+.0%} (${a.value:,.2f}/site/month: {a.label})" if plan.objective == "cost"
+                           else f"{head}: {a.delta:+.0%} ({a.label})")
+            elif a.ruled_out_by:
+                reasons = []
+                for rid in a.ruled_out_by:
+                    item = next(i for i in result.items if i.id == rid)
+                    unit = TIER_UNIT_BY_ID[item.unit_id].unit
+                    need = a.needs.get(rid)
+                    reasons.append(f"{rid} (needs {_fmt(need, unit)} against {_fmt(item.bound, unit)})"
+                                   if need is not None else rid)
+                out.append(f"{head}: ruled out by " + ("each of " if len(reasons) > 1 else "") + ", ".join(reasons))
+            else:
+                out.append(f"{head}: cannot run it at all (see Not considered)")
+    return out
+
+
+def markdown(result: TierResult) -> str:
+    body = lines(result)
+    return f"# {body[0]}\n\n" + "\n".join(f"    {line}" if line.startswith(" ") else f"- {line}" for line in body[1:])
+
+
+def as_dict(result: TierResult) -> dict:
+    plan = result.plan
+    return {
+        "name": result.spec.name,
+        "status": plan.status,
+        "objective": plan.objective,
+        "usd_per_site_month": None if plan.value is None else round(plan.usd_per_site_month, 4),
+        "kwh_per_site_month": None if plan.kwh_per_site_month is None or not plan.options
+        else round(plan.kwh_per_site_month, 4),
+        "sites": result.spec.site.count,
+        "hours_per_month": HOURS_PER_MONTH,
+        "workloads": [{"name": w.name, "tier": plan.tier_of(w.name) if plan.options else None,
+                       "options": [_option_dict(o) for o in plan.of(w.name)]} for w in result.spec.workloads],
+        "checks": [c.as_dict() for c in result.checks],
+        "check_problems": result.check_problems,
+        "explanation": result.explanation.as_dict() if result.explanation else None,
+        "excluded": result.table.excluded,
+        "options": len(result.table.options),
+    }
+
+
+def _option_dict(o: TierOption) -> dict:
+    return {"role": o.role, "model": o.model, "device": o.device, "mode": o.mode, "precision": o.precision,
+            "units": o.units, "region": o.region, "usd_per_month": round(o.usd_per_month, 4),
+            "cost_parts": {k: round(v, 4) for k, v in o.cost_parts.items()}, "latency_ms": round(o.latency_ms, 4),
+            "tpot_ms": None if o.tpot_ms is None else round(o.tpot_ms, 4), "site_power_w": o.site_power_w,
+            "uplink_mbps": round(o.uplink_mbps, 4), "accuracy": round(o.accuracy, 6), "basis": o.basis,
+            "detail": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in o.detail.items()}}

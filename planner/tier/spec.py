@@ -1,0 +1,157 @@
+"""The tier spec: the workloads of one kind of site, its limits, and its network to the cloud.
+
+    planner tier spec.yaml
+
+Every site of the spec is identical (`site.count` of them); costs are per site per month. A workload runs
+at the edge (on a device at every site), in the cloud (one fleet shared by every site), or split (a small
+model at the edge on everything, the fallback fraction sent to a larger model in the cloud). Units are in
+field names; unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from planner.catalog.schema import PricingModel
+from planner.errors import Problem, SpecError
+from planner.yamlio import load_yaml, parse_document
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+Retention = Annotated[float, Field(gt=0, le=1)]
+TierPrecision = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
+# What may leave the site: nothing, derived data (crops, embeddings, transcripts), or the raw input.
+Locality = Literal["on_site", "crops_only", "any"]
+LOCALITY_RANK = {"on_site": 0, "crops_only": 1, "any": 2}
+Runtime = Literal["framework", "optimized"]
+HOURS_PER_MONTH = 730.0
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Split(Strict):
+    """A small model at the edge on every input; the fallback fraction goes on to a larger cloud model."""
+
+    edge_model: str
+    fallback_fraction: float = Field(gt=0, lt=1)
+    # Quality of the pair relative to the large model alone, measured on your data (before quantization).
+    accuracy_retention: Retention = 1.0
+    fallback_kb: PositiveFloat = Field(description="what one fallback sends to the cloud (a crop, an embedding)")
+
+
+class VisionTierWorkload(Strict):
+    name: str
+    kind: Literal["vision"]
+    model: str
+    streams: PositiveInt
+    fps: PositiveFloat
+    input_resolution: tuple[PositiveInt, PositiveInt] | None = None
+    latency_budget_ms: PositiveFloat | None = Field(default=None, description="default: one frame interval")
+    frame_kb: PositiveFloat = Field(description="one frame as sent to the cloud (encoded)")
+    result_kb: PositiveFloat = 1.0
+    locality: Locality = "any"
+    precisions: dict[TierPrecision, Retention] = Field(min_length=1, description="accuracy retained per precision")
+    min_accuracy: Retention | None = None
+    split: Split | None = None
+    runtime: Runtime = "framework"
+
+    @property
+    def frame_budget_ms(self) -> float:
+        return 1000.0 / self.fps
+
+    @property
+    def budget_ms(self) -> float:
+        return self.latency_budget_ms if self.latency_budget_ms is not None else self.frame_budget_ms
+
+    @property
+    def budget_path(self) -> str:
+        return "latency_budget_ms" if self.latency_budget_ms is not None else "fps"
+
+
+class LLMTierWorkload(Strict):
+    name: str
+    kind: Literal["llm"]
+    model: str
+    requests_per_hour: PositiveFloat = Field(description="per site")
+    input_tokens: PositiveInt
+    output_tokens: PositiveInt
+    ttft_ms: PositiveFloat | None = None
+    tpot_ms: PositiveFloat | None = None
+    request_kb: PositiveFloat = 4.0
+    response_kb: PositiveFloat = 2.0
+    locality: Locality = "any"
+    precisions: dict[TierPrecision, Retention] = Field(min_length=1, description="accuracy retained per precision")
+    min_accuracy: Retention | None = None
+    split: Split | None = None
+
+
+TierWorkload = Annotated[Union[VisionTierWorkload, LLMTierWorkload], Field(discriminator="kind")]
+
+
+class Site(Strict):
+    count: PositiveInt = 1
+    electricity_usd_per_kwh: float = Field(ge=0)
+    power_w: PositiveFloat | None = None
+    device_slots: PositiveInt | None = None
+    budget_usd_per_month: PositiveFloat | None = None
+
+
+class Link(Strict):
+    """One hop of the tier graph. `from: site` is the site's own uplink; cloud regions are `provider/region`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    rtt_ms: float = Field(ge=0)
+    bandwidth_mbps: PositiveFloat | None = Field(default=None, description="upstream, per site; absent: not a limit")
+    usd_per_gb: float = Field(default=0.0, ge=0, description="metered transfer, e.g. a cellular plan")
+
+
+class Network(Strict):
+    links: list[Link] = []
+    # Internet egress per provider (cloud -> site). Absent providers use the catalog's published rates.
+    egress_usd_per_gb: dict[str, float] = {}
+
+
+class Cloud(Strict):
+    providers: list[str] = []
+    regions: list[str] = []
+    pricing: list[PricingModel] = ["on-demand"]
+    devices: list[str] = []
+    max_utilization: float = Field(default=0.7, gt=0, le=1)
+
+
+class TierSpec(Strict):
+    name: str
+    objective: Literal["cost", "energy"] = "cost"
+    amortization_months: PositiveInt = 36
+    site: Site
+    network: Network = Network()
+    workloads: list[TierWorkload] = Field(min_length=1)
+    edge_devices: list[str] = Field(default=[], description="restrict the edge devices considered")
+    edge_prices: dict[str, PositiveFloat] = Field(default={}, description="your quotes, USD per unit")
+    edge_max_units: PositiveInt = Field(default=4, description="most devices of one kind per workload per site")
+    edge_max_utilization: float = Field(default=0.9, gt=0, le=1, description="headroom on edge devices")
+    cloud: Cloud = Cloud()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "TierSpec":
+        names = [w.name for w in self.workloads]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"workload names must be unique: {', '.join(dup)}")
+        return self
+
+
+def load_tier_spec(path: Path | str) -> TierSpec:
+    path = Path(path)
+    doc = load_yaml(path, SpecError)
+    if not isinstance(doc.data, dict):
+        raise SpecError(Problem("expected a mapping at the top level", file=str(path),
+                                fix="see examples/edge/ for tier specs"))
+    return parse_document(doc, TierSpec, SpecError)

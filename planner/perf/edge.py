@@ -33,7 +33,7 @@ from planner.catalog.schema import (
 )
 from planner.perf.serving import ReplicaProfile, replica_profile
 from planner.perf.shapes import LLMFootprint
-from planner.perf.types import Parallel
+from planner.perf.types import COMPUTE_PEAK_KEY, Parallel
 from planner.units import BYTES_PER_ELEMENT, TERA
 
 # Which peak a precision computes at. Weight-only INT4 (MLC q4f16, llama.cpp Q4) computes in 16 bit on
@@ -176,11 +176,13 @@ def edge_vision(target: EdgeTarget, shape: VisionShape, model_id: str, precision
 def as_accelerator(target: EdgeTarget) -> tuple[Accelerator, DeviceFamily, System]:
     """The device in its mode as the data-centre serving model sees one accelerator on its own."""
     d, fam = target.device, target.family
+    # The serving model reads a precision's peak under COMPUTE_PEAK_KEY (INT4 -> bf16): give it the peak
+    # this device computes that precision at.
     peaks = dict(target.mode.peak_dense_tflops)
-    for precision in ("bf16", "fp16"):
+    for precision, key in COMPUTE_PEAK_KEY.items():
         flops = target.peak_flops(precision)
-        if flops is not None:
-            peaks[precision] = flops / TERA
+        if flops is not None and key not in peaks:
+            peaks[key] = flops / TERA
     memory = (d.memory_gb or 0.0) - fam.memory_reserve_gb
     acc = Accelerator(id=target.label, name=d.name, vendor=d.vendor, family=fam.id, kind="edge",
                       peak_dense_tflops=peaks, memory_gb=max(memory, 1e-3), memory_bw_gb_per_s=target.memory_bw_gb_per_s,
@@ -205,18 +207,21 @@ class EdgeLLM:
 
 
 def edge_llm(target: EdgeTarget, fp: LLMFootprint, model_id: str, precision: str, input_tokens: int,
-             output_tokens: int, measurements: dict[tuple, EdgeMeasurement]) -> EdgeLLM | None:
-    """Batch-1 profile of a small LLM on the device, or None when it cannot run it (no memory or peak figure,
-    or the weights and one request's KV cache do not fit)."""
+             output_tokens: int, measurements: dict[tuple, EdgeMeasurement]) -> EdgeLLM | str:
+    """Batch-1 profile of a small LLM on the device, or why it cannot run it."""
     d = target.device
-    if not d.runs_llm or d.memory_gb is None or target.memory_bw_gb_per_s is None or target.peak_flops(precision) is None:
-        return None
+    if not d.runs_llm:
+        return "no LLM runtime in the catalog"
+    if d.memory_gb is None or target.memory_bw_gb_per_s is None:
+        return "no memory size or bandwidth in the catalog"
+    if target.peak_flops(precision) is None:
+        return "no peak in the catalog"
     acc, family, system = as_accelerator(target)
     prof = replica_profile(fp, input_tokens=input_tokens, output_tokens=output_tokens,
                            par=Parallel(tp=1, pp=1, dp=1, micro_batch=1), precision=precision, device=acc,
                            family=family, system=system)
     if prof.max_batch_fit < 1:
-        return None
+        return f"weights and one request's KV cache exceed {acc.memory_gb:.1f} GB usable"
     m = measurements.get((d.id, model_id, precision, None))
     if m is not None and m.measured.get("tokens_per_s"):
         tpot = 1.0 / (m.measured["tokens_per_s"] * mode_scale(target, precision))

@@ -17,6 +17,7 @@ from planner.tier.spec import TierSpec
 from planner.tier.units import LimitItem, limit_items, row_value, sum_value
 
 IDENTITY = ("workload", "role", "model", "device", "mode", "precision", "units", "region")
+DETAIL_IDENTITY = ("instance", "pricing", "batch", "devices_per_replica")
 METRICS = ("usd_per_month", "site_power_w", "slots", "uplink_mbps", "latency_ms", "accuracy")
 
 
@@ -35,7 +36,7 @@ class TierCheck:
 
 
 def _key(o: TierOption) -> tuple:
-    return tuple(getattr(o, k) for k in IDENTITY) + (o.detail.get("instance"), o.detail.get("pricing"))
+    return tuple(getattr(o, k) for k in IDENTITY) + tuple(o.detail.get(k) for k in DETAIL_IDENTITY)
 
 
 def item_value(item: LimitItem, options: list[TierOption]) -> float:

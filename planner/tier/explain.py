@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from planner.catalog.loader import Catalog
+from planner.tier.breakeven import Flip, link_price_flips, sites_flip
 from planner.tier.check import item_value
 from planner.tier.model import TierPlan, TierQuestion, solve_tier
 from planner.tier.options import TierTable
@@ -68,12 +70,14 @@ class TierExplanation:
     limits: list[LimitPrice] = field(default_factory=list)
     alternatives: list[Alternative] = field(default_factory=list)
     conflict: Conflict | None = None
+    flips: list[Flip] = field(default_factory=list)
     solves: int = 0
 
     def as_dict(self) -> dict:
         return {"limits": [p.as_dict() for p in self.limits],
                 "alternatives": [a.as_dict() for a in self.alternatives],
-                "conflict": self.conflict.as_dict() if self.conflict else None, "explain_solves": self.solves}
+                "conflict": self.conflict.as_dict() if self.conflict else None,
+                "flips": [f.as_dict() for f in self.flips], "explain_solves": self.solves}
 
 
 class _Asker:
@@ -129,7 +133,8 @@ def _saving(base: float, other: float | None) -> float | None:
     return max(0.0, (base - other) / base)
 
 
-def explain_tier(spec: TierSpec, table: TierTable, items: list[LimitItem], plan: TierPlan) -> TierExplanation:
+def explain_tier(spec: TierSpec, catalog: Catalog, table: TierTable, items: list[LimitItem], plan: TierPlan,
+                 cloud_cache: dict | None = None) -> TierExplanation:
     asker = _Asker(spec, table, items)
     out = TierExplanation()
     if plan.value is None:
@@ -163,6 +168,9 @@ def explain_tier(spec: TierSpec, table: TierTable, items: list[LimitItem], plan:
                 out.alternatives.append(_alternative(asker, plan, w.name, "device", device,
                                                      lambda o, d=device: o.role in ("edge", "split-edge")
                                                      and o.device == d))
+    if spec.objective == "cost":
+        out.flips = [sites_flip(spec, catalog, plan, {} if cloud_cache is None else cloud_cache)]
+        out.flips += link_price_flips(spec, table, items, plan)
     out.solves = asker.solves
     return out
 

@@ -73,12 +73,14 @@ class TierOption:
 @dataclass
 class TierTable:
     options: list[TierOption] = field(default_factory=list)
-    excluded: dict[str, dict[str, int]] = field(default_factory=dict)  # workload -> reason -> count
+    # workload -> "subject: reason" -> the precisions (or roles) it was excluded at
+    excluded: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     routes: dict[str, Route] = field(default_factory=dict)
 
-    def exclude(self, workload: str, reason: str) -> None:
-        per = self.excluded.setdefault(workload, {})
-        per[reason] = per.get(reason, 0) + 1
+    def exclude(self, workload: str, reason: str, at: str = "") -> None:
+        seen = self.excluded.setdefault(workload, {}).setdefault(reason, [])
+        if at and at not in seen:
+            seen.append(at)
 
     def of(self, workload: str) -> list[TierOption]:
         return [o for o in self.options if o.workload == workload]
@@ -128,20 +130,24 @@ def check_references(spec: TierSpec, catalog: Catalog, file: str | None) -> None
         raise SpecError(problems)
 
 
-def enumerate_options(spec: TierSpec, catalog: Catalog, file: str | None = None) -> TierTable:
+def enumerate_options(spec: TierSpec, catalog: Catalog, file: str | None = None,
+                      cloud_cache: dict | None = None) -> TierTable:
+    """All options of every workload. `cloud_cache` keeps the data-centre candidate tables between calls
+    that change only the number of sites or prices (a table's rows do not depend on the load)."""
     check_references(spec, catalog, file)
     table = TierTable(routes=routes(spec.network))
+    cache = {} if cloud_cache is None else cloud_cache
     measured = measurement_index(list(catalog.edge_measurements), catalog.edge_devices)
     for w in spec.workloads:
         full_acc = dict(w.precisions)
         _edge_rows(spec, catalog, w, w.model, "edge", 1.0, table, measured)
-        _cloud_rows(spec, catalog, w, w.model, "cloud", 1.0, table, full_acc)
+        _cloud_rows(spec, catalog, w, w.model, "cloud", 1.0, table, full_acc, cache)
         if w.split is not None:
             s = w.split
             _edge_rows(spec, catalog, w, s.edge_model, "split-edge", s.accuracy_retention * (1 - s.fallback_fraction),
                        table, measured)
             _cloud_rows(spec, catalog, w, w.model, "split-cloud", s.accuracy_retention * s.fallback_fraction, table,
-                        full_acc)
+                        full_acc, cache)
     return table
 
 
@@ -173,23 +179,22 @@ def _edge_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, ac
     for target in _targets(spec, catalog):
         price = edge_price(spec, target)
         if price is None:
-            table.exclude(w.name, f"{target.device.id}: no unit price (add it under edge_prices)")
+            table.exclude(w.name, f"{target.device.id}: no unit price (add it under edge_prices)", role)
             continue
         for precision, retention in w.precisions.items():
             if isinstance(w, VisionTierWorkload):
                 perf = edge_vision(target, shape, model_id, precision, w.input_resolution, measured, w.runtime)
                 if perf is None:
-                    table.exclude(w.name, f"{target.device.id}: no {precision} figure (peak or measurement)")
+                    table.exclude(w.name, f"{target.device.id}: no peak or measurement for {model_id} at", precision)
                     continue
                 rows = _edge_vision_rows(spec, w, target, perf, price)
                 if not rows:
-                    table.exclude(w.name, f"{target.device.id}: carrying {w.streams * w.fps:g} frames/s needs more "
-                                          f"than edge_max_units = {spec.edge_max_units} devices")
+                    table.exclude(w.name, f"{target.device.id}: {w.streams * w.fps:g} frames/s of {model_id} need "
+                                          f"more than edge_max_units = {spec.edge_max_units} devices at", precision)
             else:
                 perf = edge_llm(target, fp, model_id, precision, w.input_tokens, w.output_tokens, measured)
-                if perf is None:
-                    table.exclude(w.name, f"{target.device.id}: cannot run {model_id} at {precision} "
-                                          "(no LLM runtime, bandwidth or peak, or it does not fit)")
+                if isinstance(perf, str):
+                    table.exclude(w.name, f"{target.device.id}: {perf} for {model_id} at", precision)
                     continue
                 rows = _edge_llm_rows(spec, w, target, perf, price)
             for units, latency_ms, tpot_ms, utilization, basis in rows:
@@ -250,7 +255,7 @@ def cloud_spec(spec: TierSpec, w, model_id: str, fraction: float, providers: lis
 
 
 def _cloud_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, acc_share: float, table: TierTable,
-                retention: dict[str, float]) -> None:
+                retention: dict[str, float], cache: dict) -> None:
     reachable = {name: r for name, r in table.routes.items()
                  if (not spec.cloud.providers or name.split("/")[0] in spec.cloud.providers)
                  and (not spec.cloud.regions or name.split("/", 1)[1] in spec.cloud.regions)}
@@ -262,8 +267,14 @@ def _cloud_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, a
     providers = sorted({n.split("/")[0] for n in reachable})
     regions = sorted({n.split("/", 1)[1] for n in reachable})
     cspec = cloud_spec(spec, w, model_id, fraction, providers, regions)
-    cloud_table = enumerate_candidates(resolve_workload(cspec, catalog), catalog)
-    demand = cloud_table.demand
+    key = (w.name, role, cspec.model_dump_json(exclude={"workload"}), w.model_dump_json(exclude={"streams", "fps",
+                                                                                                 "requests_per_hour"}))
+    cloud_table = cache.get(key)
+    if cloud_table is None:
+        cloud_table = cache[key] = enumerate_candidates(resolve_workload(cspec, catalog), catalog)
+    w_cloud = cspec.workload
+    demand = (w_cloud.traffic.requests_per_s if isinstance(w, LLMTierWorkload)
+              else w_cloud.streams * w_cloud.fps_per_stream)
     per_site_events = demand / spec.site.count  # requests or frames per second per site
     seconds = HOURS_PER_MONTH * 3600
     best: dict[tuple, list[TierOption]] = {}

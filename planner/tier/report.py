@@ -62,9 +62,11 @@ def lines(result: TierResult) -> list[str]:
     ex = result.explanation
     if ex is not None:
         out += _explanation_lines(result)
-    excluded = [f"{w}: {reason} ({n})" for w, reasons in result.table.excluded.items() for reason, n in reasons.items()]
+    excluded = [f"  {w}: {reason} {', '.join(at)}".rstrip() for w, reasons in result.table.excluded.items()
+                for reason, at in reasons.items()]
     if excluded:
-        out.append("Not considered: " + "; ".join(excluded))
+        out.append("Not considered:")
+        out += excluded
     out.append(f"({len(result.table.options)} options, {ex.solves if ex else 0} explanation solves, "
                f"{result.seconds:.2f} s)")
     return out
@@ -121,6 +123,13 @@ def _explanation_lines(result: TierResult) -> list[str]:
                 out.append(f"{head}: ruled out by " + ("each of " if len(reasons) > 1 else "") + ", ".join(reasons))
             else:
                 out.append(f"{head}: cannot run it at all (see Not considered)")
+    flips = [f for f in ex.flips if f.at is not None]
+    if flips:
+        out.append("Where the decision flips:")
+        for f in flips:
+            value = f"{f.at:,.0f}" if f.parameter == "site.count" else f"${f.at:,.4g}/GB"
+            now = f"{f.current:,.0f}" if f.parameter == "site.count" else f"${f.current:,.4g}/GB"
+            out.append(f"  {f.parameter} = {value} (now {now}): {f.now} -> {f.then}")
     return out
 
 

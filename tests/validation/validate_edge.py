@@ -55,8 +55,8 @@ def run(catalog: Catalog) -> tuple[list[EdgeCase], list[tuple[str, str]]]:
         shape = catalog.models[m.model].shape
         if isinstance(shape, LLMShape):
             llm = edge_llm(target, llm_footprint(shape), m.model, m.precision, 128, 128, {})
-            if llm is None or not m.measured.get("tokens_per_s"):
-                skipped.append((m.id, "no memory bandwidth or peak for this device and precision"))
+            if isinstance(llm, str) or not m.measured.get("tokens_per_s"):
+                skipped.append((m.id, llm if isinstance(llm, str) else "no tokens/s published"))
                 continue
             cases.append(EdgeCase(m.id, m.device, "tokens/s", m.measured["tokens_per_s"], 1.0 / llm.profile.tpot_s))
             continue

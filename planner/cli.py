@@ -318,11 +318,11 @@ def catalog() -> None:
 
 
 @catalog.command("list")
-@click.argument("what", type=click.Choice(["devices", "systems", "models", "prices"]), default="devices")
+@click.argument("what", type=click.Choice(["devices", "systems", "models", "prices", "edge"]), default="devices")
 @FORMAT
 @click.pass_context
 def catalog_list(ctx: click.Context, what: str, fmt: str) -> None:
-    """List devices, systems, models or prices."""
+    """List devices, systems, models, prices or edge devices (one row per power mode)."""
     from planner.report import catalog_rows, render_rows
 
     cols, rows = catalog_rows(_catalog(ctx), what)

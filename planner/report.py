@@ -177,6 +177,13 @@ def catalog_rows(catalog, what: str) -> tuple[list[str], list[list[Any]]]:
                 rows.append([m.id, m.name, "llm" + (" moe" if sh.moe else ""), sh.params_b, sh.layers, sh.hidden, sh.max_seq_len])
             else:
                 rows.append([m.id, m.name, "vision", sh.params_m / 1000, None, None, None])
+    elif what == "edge":
+        cols = ["id", "family", "mode", "W", "int8 TOPS", "fp16 TFLOP/s", "memory GB", "bandwidth GB/s", "USD",
+                "host", "source"]
+        rows = [[d.id, d.family, m.name, m.power_w, m.peak_dense_tflops.get("int8"), m.peak_dense_tflops.get("fp16"),
+                 d.memory_gb, m.memory_bw_gb_per_s or d.memory_bw_gb_per_s,
+                 d.unit_price_usd.value if d.unit_price_usd else None, d.host, ",".join(d.source)]
+                for d in catalog.edge_devices.values() for m in d.modes]
     elif what == "prices":
         cols = ["provider", "region", "instance", "system", "devices", "pricing", "USD/h", "USD/device-h", "as of"]
         rows = [[o.provider, o.region, o.instance, o.system, o.devices, o.pricing, o.usd_per_hour,

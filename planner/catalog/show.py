@@ -12,6 +12,8 @@ def find_entry(catalog: Catalog, name: str) -> dict:
         "system": catalog.systems,
         "model": catalog.models,
         "family": catalog.families,
+        "edge device": catalog.edge_devices,
+        "edge family": catalog.edge_families,
     }
     for kind, table in tables.items():
         if name in table:
@@ -22,10 +24,10 @@ def find_entry(catalog: Catalog, name: str) -> dict:
         return {"kind": "instance", "instance": name,
                 "offerings": [o.model_dump(mode="json") | {"sources": _sources(catalog, o.model_dump(mode="json"))}
                               for o in offers]}
-    names = [*catalog.accelerators, *catalog.systems, *catalog.models, *catalog.families,
+    names = [*catalog.accelerators, *catalog.systems, *catalog.models, *catalog.families, *catalog.edge_devices,
              *{o.instance for o in catalog.offerings}]
     raise CatalogError(Problem(f"nothing named `{name}` in the catalogs.{did_you_mean(name, names)}",
-                               fix="see `planner catalog list devices|systems|models|prices`"))
+                               fix="see `planner catalog list devices|systems|models|prices|edge`"))
 
 
 def _sources(catalog: Catalog, entry: dict) -> dict:

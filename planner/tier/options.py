@@ -15,7 +15,7 @@ Latency: edge compute; or RTT + upload transfer + cloud latency (TTFT p99 for LL
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from planner.candidates import enumerate_candidates
 from planner.catalog.loader import Catalog
@@ -140,12 +140,14 @@ def enumerate_options(spec: TierSpec, catalog: Catalog, file: str | None = None,
     measured = measurement_index(list(catalog.edge_measurements), catalog.edge_devices)
     for w in spec.workloads:
         full_acc = dict(w.precisions)
-        _edge_rows(spec, catalog, w, w.model, "edge", 1.0, table, measured)
-        _cloud_rows(spec, catalog, w, w.model, "cloud", 1.0, table, full_acc, cache)
-        if w.split is not None:
+        if "edge" in w.tiers:
+            _cached_edge_rows(spec, catalog, w, w.model, "edge", 1.0, table, measured, cache)
+        if "cloud" in w.tiers:
+            _cloud_rows(spec, catalog, w, w.model, "cloud", 1.0, table, full_acc, cache)
+        if w.split is not None and "split" in w.tiers:
             s = w.split
-            _edge_rows(spec, catalog, w, s.edge_model, "split-edge", s.accuracy_retention * (1 - s.fallback_fraction),
-                       table, measured)
+            _cached_edge_rows(spec, catalog, w, s.edge_model, "split-edge",
+                              s.accuracy_retention * (1 - s.fallback_fraction), table, measured, cache)
             _cloud_rows(spec, catalog, w, w.model, "split-cloud", s.accuracy_retention * s.fallback_fraction, table,
                         full_acc, cache)
     return table
@@ -170,6 +172,22 @@ def edge_price(spec: TierSpec, target: EdgeTarget) -> float | None:
         if host is None:
             return None
     return quote + (host or 0.0)
+
+
+def _cached_edge_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, acc_share: float,
+                      table: TierTable, measured, cache: dict) -> None:
+    """Edge rows do not depend on the number of sites or the network: computed once per workload and role."""
+    key = ("edge", role, w.model_dump_json(), spec.model_dump_json(exclude={"site": {"count"}, "network": True,
+                                                                            "workloads": True}))
+    local = cache.get(key)
+    if local is None:
+        local = cache[key] = TierTable()
+        _edge_rows(spec, catalog, w, model_id, role, acc_share, local, measured)
+    for o in local.options:
+        table.options.append(replace(o, index=len(table.options)))
+    for reason, at in local.excluded.get(w.name, {}).items():
+        for a in at or [""]:
+            table.exclude(w.name, reason, a)
 
 
 def _edge_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, acc_share: float, table: TierTable,
@@ -330,7 +348,7 @@ def _cloud_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, a
         table.exclude(w.name, f"{role}: no cloud offering can carry the load in the reachable regions")
     for group in best.values():
         for option in _pareto(group):
-            table.options.append(TierOption(**{**option.__dict__, "index": len(table.options)}))
+            table.options.append(replace(option, index=len(table.options)))
 
 
 def _payload(w, role: str) -> tuple[float, float, str]:

@@ -27,6 +27,8 @@ TierPrecision = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
 Locality = Literal["on_site", "crops_only", "any"]
 LOCALITY_RANK = {"on_site": 0, "crops_only": 1, "any": 2}
 Runtime = Literal["framework", "optimized"]
+Tier = Literal["edge", "cloud", "split"]
+ALL_TIERS: list = ["edge", "cloud", "split"]
 HOURS_PER_MONTH = 730.0
 
 
@@ -58,6 +60,7 @@ class VisionTierWorkload(Strict):
     precisions: dict[TierPrecision, Retention] = Field(min_length=1, description="accuracy retained per precision")
     min_accuracy: Retention | None = None
     split: Split | None = None
+    tiers: list[Tier] = Field(default=ALL_TIERS, min_length=1, description="tiers to consider")
     runtime: Runtime = "framework"
 
     @property
@@ -88,6 +91,7 @@ class LLMTierWorkload(Strict):
     precisions: dict[TierPrecision, Retention] = Field(min_length=1, description="accuracy retained per precision")
     min_accuracy: Retention | None = None
     split: Split | None = None
+    tiers: list[Tier] = Field(default=ALL_TIERS, min_length=1, description="tiers to consider")
 
 
 TierWorkload = Annotated[Union[VisionTierWorkload, LLMTierWorkload], Field(discriminator="kind")]

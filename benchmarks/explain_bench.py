@@ -11,22 +11,10 @@ from __future__ import annotations
 import argparse
 import glob
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def wall(args: list[str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "planner", "solve", *args, "--format", "json"], cwd=ROOT,
-                          capture_output=True, text=True)
-    if proc.returncode not in (0, 3):
-        raise SystemExit(proc.stderr)
-    return time.perf_counter() - start
-
+from common import ROOT, wall
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -35,8 +23,8 @@ def main() -> int:
     print(f"{'example':32} {'solve s':>8} {'solve+explain s':>16} {'ratio':>6}")
     ratios = []
     for spec in sorted(glob.glob(str(ROOT / "examples" / "*.yaml"))):
-        bare = statistics.median(wall([spec, "--no-explain"]) for _ in range(args.runs))
-        full = statistics.median(wall([spec]) for _ in range(args.runs))
+        bare = statistics.median(wall("solve", [spec, "--no-explain"]) for _ in range(args.runs))
+        full = statistics.median(wall("solve", [spec]) for _ in range(args.runs))
         ratios.append(full / bare)
         print(f"{Path(spec).stem:32} {bare:8.2f} {full:16.2f} {full / bare:6.2f}")
     print(f"\nmedian ratio {statistics.median(ratios):.2f}, worst {max(ratios):.2f} ({args.runs} runs each)")

@@ -9,26 +9,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
-import time
-from pathlib import Path
+
+from common import ROOT, wall
 
 from planner.catalog.loader import load_catalogs
 from planner.tier import plan_tier_file
 from planner.tier.breakeven import tiers
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def wall(args: list[str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "planner", "tier", *args, "--format", "json"], cwd=ROOT,
-                          capture_output=True, text=True)
-    if proc.returncode not in (0, 3):
-        raise SystemExit(proc.stderr)
-    return time.perf_counter() - start
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -37,8 +24,8 @@ def main() -> int:
     catalog = load_catalogs()
     print(f"{'example':26} {'options':>7} {'plain s':>8} {'explained s':>11} {'solves':>6}  plan")
     for spec in sorted((ROOT / "examples" / "edge").glob("*.yaml")):
-        bare = statistics.median(wall([str(spec), "--no-explain"]) for _ in range(args.runs))
-        full = statistics.median(wall([str(spec)]) for _ in range(args.runs))
+        bare = statistics.median(wall("tier", [str(spec), "--no-explain"]) for _ in range(args.runs))
+        full = statistics.median(wall("tier", [str(spec)]) for _ in range(args.runs))
         result = plan_tier_file(spec, catalog)
         print(f"{spec.stem:26} {len(result.table.options):7} {bare:8.2f} {full:11.2f} "
               f"{result.explanation.solves:6}  {tiers(result.plan)}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from planner.candidates import enumerate_candidates
 from planner.catalog.loader import Catalog
-from planner.catalog.schema import LLMShape, VisionShape
+from planner.catalog.schema import LLMShape
 from planner.errors import Problem, SpecError, did_you_mean
 from planner.evaluate import resolve_workload
 from planner.perf.edge import EdgeTarget, edge_llm, edge_targets, edge_vision, measurement_index

@@ -46,21 +46,24 @@ class Split(Strict):
     fallback_kb: PositiveFloat = Field(description="what one fallback sends to the cloud (a crop, an embedding)")
 
 
-class VisionTierWorkload(Strict):
+class TierWorkloadBase(Strict):
     name: str
-    kind: Literal["vision"]
     model: str
+    locality: Locality = "any"
+    precisions: dict[TierPrecision, Retention] = Field(min_length=1, description="accuracy retained per precision")
+    min_accuracy: Retention | None = None
+    split: Split | None = None
+    tiers: list[Tier] = Field(default=ALL_TIERS, min_length=1, description="tiers to consider")
+
+
+class VisionTierWorkload(TierWorkloadBase):
+    kind: Literal["vision"]
     streams: PositiveInt
     fps: PositiveFloat
     input_resolution: tuple[PositiveInt, PositiveInt] | None = None
     latency_budget_ms: PositiveFloat | None = Field(default=None, description="default: one frame interval")
     frame_kb: PositiveFloat = Field(description="one frame as sent to the cloud (encoded)")
     result_kb: PositiveFloat = 1.0
-    locality: Locality = "any"
-    precisions: dict[TierPrecision, Retention] = Field(min_length=1, description="accuracy retained per precision")
-    min_accuracy: Retention | None = None
-    split: Split | None = None
-    tiers: list[Tier] = Field(default=ALL_TIERS, min_length=1, description="tiers to consider")
     runtime: Runtime = "framework"
 
     @property
@@ -76,10 +79,8 @@ class VisionTierWorkload(Strict):
         return "latency_budget_ms" if self.latency_budget_ms is not None else "fps"
 
 
-class LLMTierWorkload(Strict):
-    name: str
+class LLMTierWorkload(TierWorkloadBase):
     kind: Literal["llm"]
-    model: str
     requests_per_hour: PositiveFloat = Field(description="per site")
     input_tokens: PositiveInt
     output_tokens: PositiveInt
@@ -87,11 +88,6 @@ class LLMTierWorkload(Strict):
     tpot_ms: PositiveFloat | None = None
     request_kb: PositiveFloat = 4.0
     response_kb: PositiveFloat = 2.0
-    locality: Locality = "any"
-    precisions: dict[TierPrecision, Retention] = Field(min_length=1, description="accuracy retained per precision")
-    min_accuracy: Retention | None = None
-    split: Split | None = None
-    tiers: list[Tier] = Field(default=ALL_TIERS, min_length=1, description="tiers to consider")
 
 
 TierWorkload = Annotated[Union[VisionTierWorkload, LLMTierWorkload], Field(discriminator="kind")]

@@ -175,6 +175,9 @@ def catalog_rows(catalog, what: str) -> tuple[list[str], list[list[Any]]]:
             sh = m.shape
             if sh.kind == "llm":
                 rows.append([m.id, m.name, "llm" + (" moe" if sh.moe else ""), sh.params_b, sh.layers, sh.hidden, sh.max_seq_len])
+            elif sh.kind == "speech":
+                rows.append([m.id, m.name, "speech", sh.params_m / 1000, sh.encoder_layers + sh.decoder_layers,
+                             sh.d_model, None])
             else:
                 rows.append([m.id, m.name, "vision", sh.params_m / 1000, None, None, None])
     elif what == "edge":

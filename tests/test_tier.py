@@ -141,6 +141,40 @@ def test_a_model_that_does_not_fit_is_refused_with_the_reason():
     assert isinstance(why, str) and "exceed" in why
 
 
+def test_speech_window_by_hand():
+    from planner.perf.speech import speech_window
+
+    shape = CAT.models["whisper-small"].shape
+    enc_params, dec_params = 12 * 12 * 768**2, 16 * 12 * 768**2 + 51865 * 768
+    assert shape.encoder_params == enc_params and shape.decoder_params == dec_params
+    enc_flops = 2 * enc_params * 1500 + 4 * 12 * 1500**2 * 768
+    tok_flops = 2 * dec_params + 4 * 12 * 1500 * 768
+    weights = 244e6 * 2
+    dec_bytes = weights * dec_params / (enc_params + dec_params)
+    kv = 2 * 12 * 1500 * 768 * 2
+    got = speech_window(shape, "fp16", compute_flops=10e12, bandwidth_bytes=50e9, overhead_s=0.001, tokens=100,
+                        batch=4)
+    want = 0.001 + max(4 * enc_flops / 10e12, weights * enc_params / (enc_params + dec_params) / 50e9) \
+        + 100 * max(4 * tok_flops / 10e12, (dec_bytes + 4 * kv) / 50e9)
+    assert got.latency_s == pytest.approx(want)
+    assert got.windows_per_s == pytest.approx(4 / want)
+
+
+def test_speech_edge_rows_batch_the_streams_a_unit_carries():
+    spec = load_tier_spec(ROOT / "examples" / "edge" / "drive-thru-speech.yaml")
+    result = plan_tier(spec, CAT, explain=False)
+    edge = [o for o in result.table.options if o.role == "edge"]
+    cloud = [o for o in result.table.options if o.role == "cloud"]
+    assert edge and cloud
+    for o in edge:
+        assert o.latency_ms <= 30_000 * spec.edge_max_utilization  # keeps up with 30-second windows
+    one = [o for o in edge if o.units == 1 and o.device == "jetson-orin-nano-super"]
+    two = [o for o in edge if o.units == 2 and o.device == "jetson-orin-nano-super" and o.mode == one[0].mode
+           and o.precision == one[0].precision]
+    if two:  # two units each carry one stream: shorter batches
+        assert two[0].latency_ms < one[0].latency_ms
+
+
 def test_edge_validation_meets_its_targets():
     import sys
 
@@ -420,6 +454,7 @@ BASE = yaml.safe_load((ROOT / "examples" / "edge" / "yolov8-4cam-15w.yaml").read
 @pytest.mark.parametrize("change, needle", [
     (lambda d: d["workloads"][0].update(model="yolov8q"), "workloads[0].model: unknown model `yolov8q`"),
     (lambda d: d["workloads"][0].update(model="llama-3.2-3b"), "is a llm model but the workload is vision"),
+    (lambda d: d["workloads"][0].update(model="whisper-small"), "is a speech model but the workload is vision"),
     (lambda d: d.update(edge_devices=["jetson-nano-super"]), "edge_devices[0]: unknown edge device"),
     (lambda d: d["network"]["links"][1].update(to="aws/us-east-9"), "network.links[1].to: unknown cloud region"),
     (lambda d: d["site"].pop("electricity_usd_per_kwh"), "site.electricity_usd_per_kwh"),

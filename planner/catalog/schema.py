@@ -198,10 +198,44 @@ class VisionShape(Strict):
     activation_mb: float | None = Field(default=None, gt=0)
 
 
+class SpeechShape(Strict):
+    """An encoder-decoder speech recogniser (Whisper): the encoder reads a fixed window of audio, the decoder
+    writes the transcript token by token, cross-attending to the encoder's output."""
+
+    kind: Literal["speech"] = "speech"
+    params_m: float = Field(gt=0)
+    encoder_layers: int = Field(ge=1)
+    decoder_layers: int = Field(ge=1)
+    d_model: int = Field(ge=1)
+    vocab: int = Field(ge=1)
+    window_s: float = Field(gt=0)
+    encoder_positions: int = Field(ge=1, description="encoder sequence length for one window")
+
+    @property
+    def encoder_params(self) -> float:
+        return 12.0 * self.encoder_layers * self.d_model**2
+
+    @property
+    def decoder_params(self) -> float:
+        """Self- and cross-attention (8 d^2) and the MLP (8 d^2) per layer, plus the output embedding."""
+        return 16.0 * self.decoder_layers * self.d_model**2 + self.vocab * self.d_model
+
+    def encoder_flops(self) -> float:
+        n = self.encoder_positions
+        return 2.0 * self.encoder_params * n + 4.0 * self.encoder_layers * n * n * self.d_model
+
+    def decoder_flops_per_token(self) -> float:
+        return 2.0 * self.decoder_params + 4.0 * self.decoder_layers * self.encoder_positions * self.d_model
+
+    def cross_kv_elems(self) -> float:
+        """Keys and values of the encoder output every decoder layer reads for each token."""
+        return 2.0 * self.decoder_layers * self.encoder_positions * self.d_model
+
+
 class Model(Cited):
     id: str
     name: str
-    shape: LLMShape | VisionShape = Field(discriminator="kind")
+    shape: LLMShape | VisionShape | SpeechShape = Field(discriminator="kind")
 
 
 # ---------------------------------------------------------------------------------------------- prices

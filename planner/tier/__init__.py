@@ -29,12 +29,12 @@ class TierResult:
 
 def plan_tier(spec: TierSpec, catalog: Catalog, file: str | None = None, explain: bool = True) -> TierResult:
     started = time.perf_counter()
-    cloud_cache: dict = {}
-    table = enumerate_options(spec, catalog, file, cloud_cache)
+    cache: dict = {}
+    table = enumerate_options(spec, catalog, file, cache)
     items = limit_items(spec)
     plan = solve_tier(spec, table, items)
     checks, problems = check_tier_plan(spec, catalog, plan) if plan.options else ([], [])
-    explanation = explain_tier(spec, catalog, table, items, plan, cloud_cache) if explain else None
+    explanation = explain_tier(spec, catalog, table, items, plan, cache) if explain else None
     return TierResult(spec, table, items, plan, checks, problems, explanation, time.perf_counter() - started)
 
 

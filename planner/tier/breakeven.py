@@ -43,7 +43,7 @@ def tiers(plan: TierPlan) -> str:
 def sites_flip(spec: TierSpec, catalog: Catalog, plan: TierPlan, cache: dict) -> Flip:
     def at(count: int) -> TierPlan:
         s = spec.model_copy(update={"site": spec.site.model_copy(update={"count": count})})
-        return solve_tier(s, enumerate_options(s, catalog, cloud_cache=cache), limit_items(s))
+        return solve_tier(s, enumerate_options(s, catalog, cache=cache), limit_items(s))
 
     now = tiers(plan)
     current = spec.site.count

@@ -134,7 +134,7 @@ def _saving(base: float, other: float | None) -> float | None:
 
 
 def explain_tier(spec: TierSpec, catalog: Catalog, table: TierTable, items: list[LimitItem], plan: TierPlan,
-                 cloud_cache: dict | None = None) -> TierExplanation:
+                 cache: dict | None = None) -> TierExplanation:
     asker = _Asker(spec, table, items)
     out = TierExplanation()
     if plan.value is None:
@@ -169,7 +169,7 @@ def explain_tier(spec: TierSpec, catalog: Catalog, table: TierTable, items: list
                                                      lambda o, d=device: o.role in ("edge", "split-edge")
                                                      and o.device == d))
     if spec.objective == "cost":
-        out.flips = [sites_flip(spec, catalog, plan, {} if cloud_cache is None else cloud_cache)]
+        out.flips = [sites_flip(spec, catalog, plan, {} if cache is None else cache)]
         out.flips += link_price_flips(spec, table, items, plan)
     out.solves = asker.solves
     return out

@@ -22,13 +22,15 @@ from planner.catalog.loader import Catalog
 from planner.catalog.schema import LLMShape
 from planner.errors import Problem, SpecError, did_you_mean
 from planner.evaluate import resolve_workload
-from planner.perf.edge import EdgeTarget, edge_llm, edge_targets, edge_vision, measurement_index
+from planner.perf.edge import EdgeTarget, edge_llm, edge_targets, edge_vision, measurement_index, overhead_s
+from planner.perf.roofline import achievable_bandwidth, achievable_flops, peak_flops
 from planner.perf.serving import latencies_at
+from planner.perf.speech import speech_window
 from planner.perf.shapes import llm_footprint
 from planner.spec import WorkloadSpec
 from planner.tier.graph import Route, routes
-from planner.tier.spec import HOURS_PER_MONTH, LLMTierWorkload, TierSpec, VisionTierWorkload
-from planner.units import ceil_div
+from planner.tier.spec import HOURS_PER_MONTH, LLMTierWorkload, SpeechTierWorkload, TierSpec, VisionTierWorkload
+from planner.units import BYTES_PER_ELEMENT, ceil_div
 
 REPLICA_LADDER = (1.0, 1.25, 1.5, 2.0, 3.0)
 LEAVES_RANK = {"none": 0, "crops": 1, "raw": 2}
@@ -94,7 +96,7 @@ def check_references(spec: TierSpec, catalog: Catalog, file: str | None) -> None
         problems.append(Problem(f"unknown {kind} `{name}`.{did_you_mean(name, known)}", file=file, path=path, fix=fix))
 
     for i, w in enumerate(spec.workloads):
-        want = "vision" if w.kind == "vision" else "llm"
+        want = w.kind
         for path, name in (("model", w.model), ("split.edge_model", w.split.edge_model if w.split else None)):
             if name is None:
                 continue
@@ -131,12 +133,12 @@ def check_references(spec: TierSpec, catalog: Catalog, file: str | None) -> None
 
 
 def enumerate_options(spec: TierSpec, catalog: Catalog, file: str | None = None,
-                      cloud_cache: dict | None = None) -> TierTable:
-    """All options of every workload. `cloud_cache` keeps the data-centre candidate tables between calls
-    that change only the number of sites or prices (a table's rows do not depend on the load)."""
+                      cache: dict | None = None) -> TierTable:
+    """All options of every workload. `cache` keeps the data-centre candidate tables and the edge rows
+    between calls that change only the number of sites or prices (neither depends on the load)."""
     check_references(spec, catalog, file)
     table = TierTable(routes=routes(spec.network))
-    cache = {} if cloud_cache is None else cloud_cache
+    cache = {} if cache is None else cache
     measured = measurement_index(list(catalog.edge_measurements), catalog.edge_devices)
     for w in spec.workloads:
         full_acc = dict(w.precisions)
@@ -209,6 +211,15 @@ def _edge_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, ac
                 if not rows:
                     table.exclude(w.name, f"{target.device.id}: {w.streams * w.fps:g} frames/s of {model_id} need "
                                           f"more than edge_max_units = {spec.edge_max_units} devices at", precision)
+            elif isinstance(w, SpeechTierWorkload):
+                why = _speech_unfit(target, shape, precision)
+                if why:
+                    table.exclude(w.name, f"{target.device.id}: {why} for {model_id} at", precision)
+                    continue
+                rows = _edge_speech_rows(spec, w, target, shape, precision)
+                if not rows:
+                    table.exclude(w.name, f"{target.device.id}: {w.streams} streams of {model_id} need more than "
+                                          f"edge_max_units = {spec.edge_max_units} devices at", precision)
             else:
                 perf = edge_llm(target, fp, model_id, precision, w.input_tokens, w.output_tokens, measured)
                 if isinstance(perf, str):
@@ -251,6 +262,36 @@ def _edge_llm_rows(spec: TierSpec, w: LLMTierWorkload, target: EdgeTarget, perf,
     return rows
 
 
+def _speech_unfit(target: EdgeTarget, shape, precision: str) -> str | None:
+    d = target.device
+    if not d.runs_llm:
+        return "no transformer runtime in the catalog"
+    if d.memory_gb is None or target.memory_bw_gb_per_s is None:
+        return "no memory size or bandwidth in the catalog"
+    if target.peak_flops(precision) is None:
+        return "no peak in the catalog"
+    if shape.params_m * 1e6 * BYTES_PER_ELEMENT[precision] > (d.memory_gb - target.family.memory_reserve_gb) * 1e9:
+        return "weights exceed the usable memory"
+    return None
+
+
+def _edge_speech_rows(spec: TierSpec, w: SpeechTierWorkload, target: EdgeTarget, shape, precision: str):
+    """Windows of all streams a unit carries end together: it transcribes them as one batch, within the
+    window length (with headroom) to keep up, and the batch's time is every stream's latency."""
+    fam = target.family
+    tokens = w.transcript_tokens_per_minute * shape.window_s / 60
+    rows = []
+    for units in range(1, min(spec.edge_max_units, w.streams) + 1):
+        batch = math.ceil(w.streams / units)
+        window = speech_window(shape, precision, compute_flops=target.peak_flops(precision) * fam.compute_efficiency.value,
+                               bandwidth_bytes=target.memory_bw_gb_per_s * 1e9 * fam.memory_bw_efficiency.value,
+                               overhead_s=overhead_s(fam, "framework"), tokens=tokens, batch=batch)
+        utilization = window.latency_s / shape.window_s
+        if utilization <= spec.edge_max_utilization:
+            rows.append((units, window.latency_s * 1000, None, utilization, "model"))
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------- cloud
 
 
@@ -272,13 +313,88 @@ def cloud_spec(spec: TierSpec, w, model_id: str, fraction: float, providers: lis
         "limits": {"max_utilization": spec.cloud.max_utilization}})
 
 
+@dataclass(frozen=True)
+class _CloudContext:
+    """What every cloud option of one workload part shares: where it can go and what it sends."""
+
+    w: object
+    role: str
+    model_id: str
+    acc_share: float
+    retention: dict[str, float]
+    demand: float  # events (requests, frames, audio windows) per second over all sites
+    up_kb: float
+    down_kb: float
+    leaves: str
+    # What is still in flight when the event ends: all of a request or frame; the last second of a stream of
+    # audio, which is sent as it is spoken.
+    tail_kb: float
+
+
+def _reachable(spec: TierSpec, table: TierTable) -> dict[str, Route]:
+    return {name: r for name, r in table.routes.items()
+            if (not spec.cloud.providers or name.split("/")[0] in spec.cloud.providers)
+            and (not spec.cloud.regions or name.split("/", 1)[1] in spec.cloud.regions)}
+
+
+def _egress(spec: TierSpec, catalog: Catalog, table: TierTable, w, provider: str) -> float | None:
+    egress = spec.network.egress_usd_per_gb.get(provider, catalog.egress_usd_per_gb.get(provider))
+    if egress is None:
+        table.exclude(w.name, f"{provider}: no egress price (add network.egress_usd_per_gb.{provider})")
+    return egress
+
+
+def _cloud_option(spec: TierSpec, ctx: _CloudContext, route: Route, offering, egress: float, *, device: str,
+                  precision: str, replicas: int, devices_per_replica: int, batch: int, cloud_ms: float,
+                  tpot_ms: float | None, fleet_watts: float | None, pue: float | None) -> TierOption:
+    """One cloud configuration priced per site: its share of the fleet, plus transfer both ways."""
+    seconds = HOURS_PER_MONTH * 3600
+    billed = ceil_div(replicas * devices_per_replica, offering.devices)
+    fleet_usd_h = billed * offering.usd_per_hour
+    cloud_usd = fleet_usd_h * HOURS_PER_MONTH / spec.site.count
+    per_site_events = ctx.demand / spec.site.count
+    gb_up = per_site_events * ctx.up_kb * seconds / 1e6
+    gb_down = per_site_events * ctx.down_kb * seconds / 1e6
+    transfer = gb_up * route.usd_per_gb + gb_down * egress
+    kwh = None
+    if fleet_watts is not None and pue is not None:
+        kwh = fleet_watts * pue * HOURS_PER_MONTH / 1000 / spec.site.count
+    return TierOption(
+        index=-1, workload=ctx.w.name, role=ctx.role, model=ctx.model_id, device=device, mode=None,
+        precision=precision, units=replicas, usd_per_month=cloud_usd + transfer,
+        cost_parts={"cloud": cloud_usd, "transfer": transfer}, energy_kwh_per_month=kwh, site_power_w=0.0,
+        slots=0, uplink_mbps=per_site_events * ctx.up_kb * 8 / 1000, hops=route.hops,
+        latency_ms=route.rtt_ms + route.transfer_ms(ctx.tail_kb) + cloud_ms, tpot_ms=tpot_ms,
+        accuracy=ctx.acc_share * ctx.retention.get(precision, 1.0), leaves=ctx.leaves, basis="model",
+        region=route.region,
+        detail={"pricing": offering.pricing, "instance": offering.instance, "devices_per_replica": devices_per_replica,
+                "batch": batch, "fleet_usd_per_hour": fleet_usd_h, "billed_units": billed,
+                "cloud_latency_ms": cloud_ms, "rtt_ms": route.rtt_ms, "transfer_ms": route.transfer_ms(ctx.tail_kb),
+                "gb_up": gb_up, "gb_down": gb_down})
+
+
+def _replica_ladder(demand: float, rate_cap: float) -> list[int]:
+    """The fewest replicas that carry the load, and more (less queueing, lower latency)."""
+    n_min = max(1, math.ceil(demand / rate_cap - 1e-9))
+    return sorted({max(n_min, math.ceil(n_min * k)) for k in REPLICA_LADDER})
+
+
+def _keep_pareto(table: TierTable, best: dict[tuple, list[TierOption]], w, role: str) -> None:
+    if not best:
+        table.exclude(w.name, f"{role}: no cloud offering can carry the load in the reachable regions")
+    for group in best.values():
+        for option in _pareto(group):
+            table.options.append(replace(option, index=len(table.options)))
+
+
 def _cloud_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, acc_share: float, table: TierTable,
                 retention: dict[str, float], cache: dict) -> None:
-    reachable = {name: r for name, r in table.routes.items()
-                 if (not spec.cloud.providers or name.split("/")[0] in spec.cloud.providers)
-                 and (not spec.cloud.regions or name.split("/", 1)[1] in spec.cloud.regions)}
+    reachable = _reachable(spec, table)
     if not reachable:
         table.exclude(w.name, f"{role}: no network path from the site to a cloud region (add network.links)")
+        return
+    if isinstance(w, SpeechTierWorkload):
+        _cloud_speech_rows(spec, catalog, w, model_id, role, acc_share, table, retention, reachable)
         return
     fraction = w.split.fallback_fraction if role == "split-cloud" else 1.0
     up_kb, down_kb, leaves = _payload(w, role)
@@ -293,23 +409,18 @@ def _cloud_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, a
     w_cloud = cspec.workload
     demand = (w_cloud.traffic.requests_per_s if isinstance(w, LLMTierWorkload)
               else w_cloud.streams * w_cloud.fps_per_stream)
-    per_site_events = demand / spec.site.count  # requests or frames per second per site
-    seconds = HOURS_PER_MONTH * 3600
+    ctx = _CloudContext(w, role, model_id, acc_share, retention, demand, up_kb, down_kb, leaves, up_kb)
     best: dict[tuple, list[TierOption]] = {}
     for row in cloud_table.replica_rows:
         o = row.candidate.offering
         route = reachable.get(f"{o.provider}/{o.region}") if o else None
         if route is None or row.usd_per_unit_hour is None:
             continue
-        egress = spec.network.egress_usd_per_gb.get(o.provider, catalog.egress_usd_per_gb.get(o.provider))
-        if egress is None:
-            table.exclude(w.name, f"{o.provider}: no egress price (add network.egress_usd_per_gb.{o.provider})")
-            continue
+        egress = _egress(spec, catalog, table, w, o.provider)
         rate_cap = row.rate_limits.get("throughput.max_utilization", 0.0)
-        if rate_cap <= 0:
+        if egress is None or rate_cap <= 0:
             continue
-        n_min = max(1, math.ceil(demand / rate_cap - 1e-9))
-        for n in sorted({max(n_min, math.ceil(n_min * k)) for k in REPLICA_LADDER}):
+        for n in _replica_ladder(demand, rate_cap):
             lam = demand / n
             if lam < row.min_rate:
                 continue
@@ -321,38 +432,73 @@ def _cloud_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, a
                 cloud_ms, tpot_ms = ((batch - 1) / lam + row.latency_s) * 1000, None
             if math.isinf(cloud_ms):
                 continue
-            billed = ceil_div(n * row.devices_per_replica, row.unit_devices)
-            fleet_usd_h = billed * row.usd_per_unit_hour
-            cloud_usd = fleet_usd_h * HOURS_PER_MONTH / spec.site.count
-            gb_up = per_site_events * up_kb * seconds / 1e6
-            gb_down = per_site_events * down_kb * seconds / 1e6
-            transfer = gb_up * route.usd_per_gb + gb_down * egress
-            kwh = None
-            if row.power_static_w is not None and row.site.pue is not None:
+            watts = None
+            if row.power_static_w is not None:
                 watts = n * row.power_static_w + (row.power_per_rate_w or 0.0) * demand
-                kwh = watts * row.site.pue * HOURS_PER_MONTH / 1000 / spec.site.count
-            option = TierOption(
-                index=-1, workload=w.name, role=role, model=model_id, device=row.candidate.device, mode=None,
-                precision=row.candidate.precision, units=n, usd_per_month=cloud_usd + transfer,
-                cost_parts={"cloud": cloud_usd, "transfer": transfer}, energy_kwh_per_month=kwh, site_power_w=0.0,
-                slots=0, uplink_mbps=per_site_events * up_kb * 8 / 1000, hops=route.hops,
-                latency_ms=route.rtt_ms + route.transfer_ms(up_kb) + cloud_ms, tpot_ms=tpot_ms,
-                accuracy=acc_share * retention.get(row.candidate.precision, 1.0), leaves=leaves, basis="model",
-                region=route.region,
-                detail={"pricing": o.pricing, "instance": o.instance, "devices_per_replica": row.devices_per_replica,
-                        "batch": row.candidate.parallel.micro_batch, "fleet_usd_per_hour": fleet_usd_h,
-                        "billed_units": billed, "cloud_latency_ms": cloud_ms, "rtt_ms": route.rtt_ms,
-                        "transfer_ms": route.transfer_ms(up_kb), "gb_up": gb_up, "gb_down": gb_down})
+            option = _cloud_option(spec, ctx, route, o, egress, device=row.candidate.device,
+                                   precision=row.candidate.precision, replicas=n,
+                                   devices_per_replica=row.devices_per_replica,
+                                   batch=row.candidate.parallel.micro_batch, cloud_ms=cloud_ms, tpot_ms=tpot_ms,
+                                   fleet_watts=watts, pue=row.site.pue)
             best.setdefault((route.region, row.candidate.precision), []).append(option)
-    if not best:
-        table.exclude(w.name, f"{role}: no cloud offering can carry the load in the reachable regions")
-    for group in best.values():
-        for option in _pareto(group):
-            table.options.append(replace(option, index=len(table.options)))
+    _keep_pareto(table, best, w, role)
 
 
-def _payload(w, role: str) -> tuple[float, float, str]:
-    """Kilobytes up and down per event, and what leaves the site."""
+SPEECH_BATCHES = (1, 4, 16, 64)
+
+
+def _cloud_speech_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, acc_share: float,
+                       table: TierTable, retention: dict[str, float], reachable: dict[str, Route]) -> None:
+    """Speech on one data-centre accelerator per replica, batching windows of many sites' streams."""
+    shape = catalog.models[model_id].shape
+    fraction = w.split.fallback_fraction if role == "split-cloud" else 1.0
+    demand = spec.site.count * w.streams / shape.window_s * fraction
+    up_kb, down_kb, leaves = _payload(w, role, shape.window_s)
+    tail_kb = up_kb if role == "split-cloud" else w.audio_kb_per_s
+    ctx = _CloudContext(w, role, model_id, acc_share, retention, demand, up_kb, down_kb, leaves, tail_kb)
+    tokens = w.transcript_tokens_per_minute * shape.window_s / 60
+    best: dict[tuple, list[TierOption]] = {}
+    for o in catalog.offerings:
+        route = reachable.get(f"{o.provider}/{o.region}")
+        system = catalog.systems[o.system]
+        if route is None or o.pricing not in spec.cloud.pricing or (
+                spec.cloud.devices and system.accelerator not in spec.cloud.devices):
+            continue
+        egress = _egress(spec, catalog, table, w, o.provider)
+        device = catalog.accelerators[system.accelerator]
+        family = catalog.family_of(device)
+        if egress is None or device.memory_bw_gb_per_s is None:
+            continue
+        region = catalog.region(o.provider, o.region)
+        for precision in w.precisions:
+            if peak_flops(device, precision) is None:
+                continue
+            compute = achievable_flops(device, family, precision)
+            for batch in SPEECH_BATCHES:
+                window = speech_window(shape, precision, compute_flops=compute,
+                                       bandwidth_bytes=achievable_bandwidth(device, family), overhead_s=0.0,
+                                       tokens=tokens, batch=batch)
+                for n in _replica_ladder(demand, window.windows_per_s * spec.cloud.max_utilization):
+                    wait = (batch - 1) / (demand / n)
+                    utilization = demand / (n * window.windows_per_s)
+                    watts = None
+                    if device.tdp_w is not None:
+                        idle, full = family.power_at_idle.value, family.power_at_full_load.value
+                        watts = n * device.tdp_w * (idle + (full - idle) * utilization)
+                    option = _cloud_option(spec, ctx, route, o, egress, device=device.id, precision=precision,
+                                           replicas=n, devices_per_replica=1, batch=batch,
+                                           cloud_ms=(wait + window.latency_s) * 1000, tpot_ms=None,
+                                           fleet_watts=watts, pue=region.pue.value if region and region.pue else None)
+                    best.setdefault((route.region, precision), []).append(option)
+    _keep_pareto(table, best, w, role)
+
+
+def _payload(w, role: str, window_s: float = 0.0) -> tuple[float, float, str]:
+    """Kilobytes up and down per event (request, frame, audio window), and what leaves the site."""
+    if isinstance(w, SpeechTierWorkload):
+        if role == "split-cloud":
+            return w.split.fallback_kb, w.result_kb_per_min * window_s / 60, "raw"
+        return w.audio_kb_per_s * window_s, w.result_kb_per_min * window_s / 60, "raw"
     if isinstance(w, VisionTierWorkload):
         if role == "split-cloud":
             return w.split.fallback_kb, w.result_kb, "crops"

@@ -149,14 +149,23 @@ def as_dict(result: TierResult) -> dict:
         else round(plan.kwh_per_site_month, 4),
         "sites": result.spec.site.count,
         "hours_per_month": HOURS_PER_MONTH,
-        "workloads": [{"name": w.name, "tier": plan.tier_of(w.name) if plan.options else None,
-                       "options": [_option_dict(o) for o in plan.of(w.name)]} for w in result.spec.workloads],
+        "workloads": [_workload_dict(w, plan) for w in result.spec.workloads],
         "checks": [c.as_dict() for c in result.checks],
         "check_problems": result.check_problems,
         "explanation": result.explanation.as_dict() if result.explanation else None,
         "excluded": result.table.excluded,
         "options": len(result.table.options),
     }
+
+
+def _workload_dict(w, plan) -> dict:
+    out = {"name": w.name, "kind": w.kind, "tier": plan.tier_of(w.name) if plan.options else None,
+           "options": [_option_dict(o) for o in plan.of(w.name)]}
+    if isinstance(w, VisionTierWorkload) and plan.options:
+        worst = max(o.latency_ms for o in plan.of(w.name))
+        out["real_time"] = {"frame_budget_ms": round(w.frame_budget_ms, 4), "latency_ms": round(worst, 4),
+                            "meets_frame_budget": worst <= w.frame_budget_ms + 1e-9}
+    return out
 
 
 def _option_dict(o: TierOption) -> dict:

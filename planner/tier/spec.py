@@ -90,7 +90,18 @@ class LLMTierWorkload(TierWorkloadBase):
     response_kb: PositiveFloat = 2.0
 
 
-TierWorkload = Annotated[Union[VisionTierWorkload, LLMTierWorkload], Field(discriminator="kind")]
+class SpeechTierWorkload(TierWorkloadBase):
+    """Streams of audio (microphones, calls) transcribed window by window (Whisper: 30-second windows)."""
+
+    kind: Literal["speech"]
+    streams: PositiveInt = Field(description="concurrent audio streams per site")
+    transcript_tokens_per_minute: PositiveFloat = Field(description="about 1.3 tokens per spoken word")
+    latency_budget_ms: PositiveFloat = Field(description="from the end of a window to its transcript")
+    audio_kb_per_s: PositiveFloat = Field(description="audio as sent to the cloud (16 kHz 16-bit PCM: 32)")
+    result_kb_per_min: PositiveFloat = 1.0
+
+
+TierWorkload = Annotated[Union[VisionTierWorkload, LLMTierWorkload, SpeechTierWorkload], Field(discriminator="kind")]
 
 
 class Site(Strict):

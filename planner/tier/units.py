@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from planner.tier.spec import LOCALITY_RANK, LLMTierWorkload, TierSpec
+from planner.tier.spec import LOCALITY_RANK, LLMTierWorkload, SpeechTierWorkload, TierSpec
 
 LEAVES_RANK = {"none": 0, "crops": 1, "raw": 2}
 
@@ -61,6 +61,9 @@ def limit_items(spec: TierSpec) -> list[LimitItem]:
             if w.tpot_ms is not None:
                 items.append(LimitItem(f"tier.tpot[{w.name}]", "tier.tpot", f"workloads[{i}].tpot_ms", w.tpot_ms,
                                        w.name))
+        elif isinstance(w, SpeechTierWorkload):
+            items.append(LimitItem(f"tier.latency[{w.name}]", "tier.latency", f"workloads[{i}].latency_budget_ms",
+                                   w.latency_budget_ms, w.name))
         else:
             items.append(LimitItem(f"tier.latency[{w.name}]", "tier.latency", f"workloads[{i}].{w.budget_path}",
                                    w.budget_ms, w.name))

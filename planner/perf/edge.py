@@ -65,17 +65,6 @@ class EdgeTarget:
         return self.power_w * self.family.power_at_idle.value
 
     @property
-    def unit_price_usd(self) -> float | None:
-        if self.device.unit_price_usd is None:
-            return None
-        host = 0.0
-        if self.host is not None:
-            if self.host.unit_price_usd is None:
-                return None
-            host = self.host.unit_price_usd.value
-        return self.device.unit_price_usd.value + host
-
-    @property
     def memory_bw_gb_per_s(self) -> float | None:
         return self.mode.memory_bw_gb_per_s or self.device.memory_bw_gb_per_s
 

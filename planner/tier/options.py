@@ -9,7 +9,8 @@ cuts queueing). Cost per site per month = units x price / amortization + energy 
 Cloud rows: the data-centre candidate table (`candidates.enumerate_candidates`) for all sites' load,
 at a ladder of replica counts (more replicas, less queueing), kept where no cheaper row in the same
 region is as fast. Cost per site = fleet cost / sites + transfer (upstream metered, downstream egress).
-Latency: edge compute; or RTT + upload transfer + cloud latency (TTFT p99 for LLMs).
+Latency: edge compute; or RTT + upload transfer + cloud latency (TTFT p99 for LLMs; for speech, the time
+from the end of an audio window to its transcript, the audio having been sent as it was spoken).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from planner.tier.spec import HOURS_PER_MONTH, LLMTierWorkload, SpeechTierWorklo
 from planner.units import BYTES_PER_ELEMENT, ceil_div
 
 REPLICA_LADDER = (1.0, 1.25, 1.5, 2.0, 3.0)
-LEAVES_RANK = {"none": 0, "crops": 1, "raw": 2}
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class TierOption:
     slots: int  # devices installed at the site
     uplink_mbps: float  # upstream per site
     hops: tuple[int, ...]  # network links the upstream traffic crosses
-    latency_ms: float  # vision: one frame end to end; llm: TTFT p99 end to end
+    latency_ms: float  # vision: one frame end to end; llm: TTFT p99 end to end; speech: window to transcript
     tpot_ms: float | None
     accuracy: float  # this row's contribution to the workload's accuracy retention
     leaves: str  # none | crops | raw
@@ -164,16 +164,15 @@ def _targets(spec: TierSpec, catalog: Catalog) -> list[EdgeTarget]:
 
 
 def edge_price(spec: TierSpec, target: EdgeTarget) -> float | None:
-    """The spec's quote wins over the catalog; a host (the Pi under a HAT) is priced from the catalog too."""
-    quote = spec.edge_prices.get(target.device.id)
-    if quote is None:
-        return target.unit_price_usd
-    host = spec.edge_prices.get(target.host.id) if target.host else None
-    if target.host is not None and host is None:
-        host = target.host.unit_price_usd.value if target.host.unit_price_usd else None
-        if host is None:
-            return None
-    return quote + (host or 0.0)
+    """The device and its host (the Pi under a HAT), each at the spec's quote or else the catalog's price."""
+    def price_of(device) -> float | None:
+        quote = spec.edge_prices.get(device.id)
+        if quote is not None:
+            return quote
+        return device.unit_price_usd.value if device.unit_price_usd else None
+
+    parts = [price_of(target.device)] + ([price_of(target.host)] if target.host else [])
+    return None if None in parts else sum(parts)
 
 
 def _cached_edge_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, acc_share: float,

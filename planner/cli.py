@@ -92,9 +92,20 @@ def schema() -> None:
 @click.argument("spec_path", type=click.Path(path_type=Path))
 @click.pass_context
 def validate(ctx: click.Context, spec_path: Path) -> None:
-    """Check a spec against the schema and the catalogs."""
+    """Check a spec (workload or tier) against the schema and the catalogs."""
     from planner.evaluate import resolve_workload
     from planner.spec import load_spec
+    from planner.tier.spec import is_tier_file
+
+    if spec_path.is_file() and is_tier_file(spec_path):
+        from planner.tier.options import check_references
+        from planner.tier.spec import load_tier_spec
+
+        tier_spec = load_tier_spec(spec_path)
+        check_references(tier_spec, _catalog(ctx), str(spec_path))
+        click.echo(f"ok: {tier_spec.name} (tier spec: {len(tier_spec.workloads)} workload(s), "
+                   f"{tier_spec.site.count} site(s))")
+        return
 
     spec = load_spec(spec_path)
     work = resolve_workload(spec, _catalog(ctx), str(spec_path))
@@ -215,6 +226,10 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
 
     if spec_path.is_file() and is_fleet_file(spec_path):
         raise click.UsageError(f"{spec_path} is a fleet file: plan it with `planner compare {spec_path}`")
+    from planner.tier.spec import is_tier_file
+
+    if spec_path.is_file() and is_tier_file(spec_path):
+        raise click.UsageError(f"{spec_path} is a tier spec: plan it with `planner tier {spec_path}`")
     spec = load_spec(spec_path)
     updates = {}
     if objective:

@@ -482,9 +482,18 @@ def test_cli_tier_exit_codes_and_json():
     assert ok.exit_code == 0, ok.output
     data = json.loads(ok.output)
     assert data["workloads"][0]["tier"] == "edge" and data["explanation"]["alternatives"]
+    assert data["workloads"][0]["real_time"]["meets_frame_budget"] is True
     assert not math.isnan(data["usd_per_site_month"])
     bad = run_cli("tier", str(ROOT / "examples" / "edge" / "impossible-doorbell-5w.yaml"))
     assert bad.exit_code == 3
     assert "cannot hold together" in bad.output
     md = run_cli("tier", str(ROOT / "examples" / "edge" / "kiosk-assistant-3b.yaml"), "--format", "markdown")
     assert md.exit_code == 0 and md.output.startswith("# kiosk-assistant-3b")
+
+
+def test_validate_accepts_and_solve_redirects_a_tier_spec():
+    spec = str(ROOT / "examples" / "edge" / "kiosk-assistant-3b.yaml")
+    ok = run_cli("validate", spec)
+    assert ok.exit_code == 0 and "tier spec" in ok.output
+    wrong = run_cli("solve", spec)
+    assert wrong.exit_code == 2 and "planner tier" in wrong.output

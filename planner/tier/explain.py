@@ -100,7 +100,8 @@ class _Asker:
         return (alone or self.minimal_ruling(base)), unlimited
 
     def minimal_ruling(self, base: TierQuestion) -> list[LimitItem]:
-        """The fewest limits (minimal by deletion) that keep `base` infeasible; [] when physics alone does."""
+        """A minimal set of limits that keeps `base` infeasible (by deletion: none of them can go); [] when
+        nothing can run it even without limits."""
         dropped = set(base.dropped)
         if self.ask(TierQuestion(frozenset(i.id for i in self.items), base.bounds, base.allowed)).value is None:
             return []

@@ -159,6 +159,11 @@ class TierSpec(Strict):
         return self
 
 
+def is_tier_file(path: Path) -> bool:
+    doc = load_yaml(path, SpecError)
+    return isinstance(doc.data, dict) and "site" in doc.data and "workloads" in doc.data
+
+
 def load_tier_spec(path: Path | str) -> TierSpec:
     path = Path(path)
     doc = load_yaml(path, SpecError)

@@ -28,7 +28,7 @@ def main() -> int:
         full = statistics.median(wall("tier", [str(spec)]) for _ in range(args.runs))
         result = plan_tier_file(spec, catalog)
         print(f"{spec.stem:26} {len(result.table.options):7} {bare:8.2f} {full:11.2f} "
-              f"{result.explanation.solves:6}  {tiers(result.plan)}")
+              f"{result.explanation.solves:6}  {', '.join(f'{w} {t}' for w, t in tiers(result.plan).items()) or 'infeasible'}")
     return 0
 
 

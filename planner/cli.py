@@ -81,8 +81,14 @@ def price_options(f):
 
 
 @main.command()
-def schema() -> None:
+@click.option("--tier", is_flag=True, help="The tier spec's schema (planner tier) instead.")
+def schema(tier: bool) -> None:
     """Print the workload spec's JSON Schema."""
+    if tier:
+        from planner.tier.spec import TierSpec
+
+        click.echo(json.dumps(TierSpec.model_json_schema(by_alias=True), indent=2))
+        return
     from planner.spec import spec_json_schema
 
     click.echo(json.dumps(spec_json_schema(), indent=2))

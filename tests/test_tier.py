@@ -497,3 +497,11 @@ def test_validate_accepts_and_solve_redirects_a_tier_spec():
     assert ok.exit_code == 0 and "tier spec" in ok.output
     wrong = run_cli("solve", spec)
     assert wrong.exit_code == 2 and "planner tier" in wrong.output
+
+
+def test_schema_of_the_tier_spec():
+    out = run_cli("schema", "--tier")
+    assert out.exit_code == 0
+    schema = json.loads(out.output)
+    assert {"site", "workloads", "network"} <= set(schema["properties"])
+    assert "from" in json.dumps(schema["$defs"]["Link"])

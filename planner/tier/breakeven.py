@@ -25,19 +25,27 @@ class Flip:
     parameter: str  # spec path
     current: float
     at: float | None  # the nearest value at which the chosen tiers change (None: not within the range)
-    now: str
-    then: str
+    now: dict[str, str]  # workload -> tier
+    then: dict[str, str]
+
+    def changes(self) -> str:
+        """The workloads whose tier changes, as `name now -> then`."""
+        if not self.then:
+            return "feasible -> infeasible"
+        if not self.now:
+            return "infeasible -> feasible"
+        return ", ".join(f"{w} {t} -> {self.then[w]}" for w, t in self.now.items() if self.then.get(w) != t)
 
     def as_dict(self) -> dict:
         return {"parameter": self.parameter, "current": self.current, "flips_at": self.at, "now": self.now,
                 "then": self.then}
 
 
-def tiers(plan: TierPlan) -> str:
+def tiers(plan: TierPlan) -> dict[str, str]:
+    """Each workload's tier in the plan ({} when infeasible)."""
     if plan.value is None:
-        return "infeasible"
-    seen = dict.fromkeys(o.workload for o in plan.options)
-    return ", ".join(f"{w} {plan.tier_of(w)}" for w in seen)
+        return {}
+    return {w: plan.tier_of(w) for w in dict.fromkeys(o.workload for o in plan.options)}
 
 
 def sites_flip(spec: TierSpec, catalog: Catalog, plan: TierPlan, cache: dict) -> Flip:

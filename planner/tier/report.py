@@ -129,7 +129,7 @@ def _explanation_lines(result: TierResult) -> list[str]:
         for f in flips:
             value = f"{f.at:,.0f}" if f.parameter == "site.count" else f"${f.at:,.4g}/GB"
             now = f"{f.current:,.0f}" if f.parameter == "site.count" else f"${f.current:,.4g}/GB"
-            out.append(f"  {f.parameter} = {value} (now {now}): {f.now} -> {f.then}")
+            out.append(f"  {f.parameter} = {value} (now {now}): {f.changes()}")
     return out
 
 

@@ -505,3 +505,12 @@ def test_schema_of_the_tier_spec():
     schema = json.loads(out.output)
     assert {"site", "workloads", "network"} <= set(schema["properties"])
     assert "from" in json.dumps(schema["$defs"]["Link"])
+
+
+def test_energy_objective_minimises_kwh_per_site():
+    spec = spec_of(objective="energy", workload={"latency_budget_ms": 200}, site={"count": 100})
+    result = solved(spec)
+    feasible = [o for o in result.table.options
+                if o.role in ("edge", "cloud") and o.latency_ms <= 200 and o.uplink_mbps <= 100]
+    assert result.plan.value == pytest.approx(min(o.energy_kwh_per_month for o in feasible))
+    assert all(o.energy_kwh_per_month is not None for o in result.table.options)

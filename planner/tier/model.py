@@ -3,15 +3,16 @@
 Formulation (options o of workload w, see `options.py`):
     x_o in {0,1};  s_w in {0,1} (split chosen; 0 when the workload has no split)
     sum_{o edge or cloud} x_o + s_w = 1,  sum_{o split-edge} x_o = s_w,  sum_{o split-cloud} x_o = s_w
-    each limit item i is enforced by a literal e_i:
+    each limit item i (a named unit on one workload, the site or one link) adds its own constraints:
         row units (latency, TPOT, locality):  x_o = 0 for every option whose value exceeds the bound
         sum units (site power, slots, budget, link bandwidth):  sum_o v_io x_o <= bound
         accuracy:  sum_o a_o x_o >= minimum   (a split contributes both halves' shares)
 Objective: cost (USD per site per month) or energy (kWh per site per month), in fixed point; ties go to
 lower latency, then to the earlier option, in a second solve with the objective fixed.
 
-The literals are free in the compiled model: `solve` fixes them all on, the explainer drops or relaxes
-some (`TierQuestion`), so every answer comes from the same formulation.
+A `TierQuestion` drops items, re-bounds them or restricts the rows; the model is rebuilt for each (a few
+hundred booleans: milliseconds), so every answer, the plan's and the explainer's, comes from this one
+formulation.
 """
 
 from __future__ import annotations
@@ -76,9 +77,7 @@ def solve_tier(spec: TierSpec, table: TierTable, items: list[LimitItem], questio
     bounds = {i.id: i.bound for i in items} | dict(question.bounds)
     active = [i for i in items if i.id not in question.dropped]
     objective = spec.objective
-    rows = [o for o in table.options
-            if (question.allowed is None or o.index in question.allowed)
-            and not (objective == "energy" and o.energy_kwh_per_month is None)]
+    rows = [o for o in table.options if question.allowed is None or o.index in question.allowed]
     m = cp_model.CpModel()
     x = {o.index: m.NewBoolVar(f"x{o.index}") for o in rows}
     for w in spec.workloads:

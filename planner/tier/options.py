@@ -152,6 +152,13 @@ def enumerate_options(spec: TierSpec, catalog: Catalog, file: str | None = None,
                               s.accuracy_retention * (1 - s.fallback_fraction), table, measured, cache)
             _cloud_rows(spec, catalog, w, w.model, "split-cloud", s.accuracy_retention * s.fallback_fraction, table,
                         full_acc, cache)
+    if spec.objective == "energy":
+        for o in table.options:
+            if o.energy_kwh_per_month is None:
+                table.exclude(o.workload, f"{o.device}: no TDP or PUE in the catalog, so no energy to minimise",
+                              o.role)
+        kept = [o for o in table.options if o.energy_kwh_per_month is not None]
+        table.options = [replace(o, index=i) for i, o in enumerate(kept)]
     return table
 
 

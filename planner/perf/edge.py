@@ -195,16 +195,24 @@ class EdgeLLM:
     basis: str
 
 
-def edge_llm(target: EdgeTarget, fp: LLMFootprint, model_id: str, precision: str, input_tokens: int,
-             output_tokens: int, measurements: dict[tuple, EdgeMeasurement]) -> EdgeLLM | str:
-    """Batch-1 profile of a small LLM on the device, or why it cannot run it."""
-    d = target.device
-    if not d.runs_llm:
-        return "no LLM runtime in the catalog"
-    if d.memory_gb is None or target.memory_bw_gb_per_s is None:
+def transformer_unfit(target: EdgeTarget, precision: str) -> str | None:
+    """Why the device cannot run a transformer (LLM, speech) at this precision, or None."""
+    if not target.device.runs_llm:
+        return "no transformer runtime in the catalog"
+    if target.device.memory_gb is None or target.memory_bw_gb_per_s is None:
         return "no memory size or bandwidth in the catalog"
     if target.peak_flops(precision) is None:
         return "no peak in the catalog"
+    return None
+
+
+def edge_llm(target: EdgeTarget, fp: LLMFootprint, model_id: str, precision: str, input_tokens: int,
+             output_tokens: int, measurements: dict[tuple, EdgeMeasurement]) -> EdgeLLM | str:
+    """Batch-1 profile of a small LLM on the device, or why it cannot run it."""
+    why = transformer_unfit(target, precision)
+    if why:
+        return why
+    d = target.device
     acc, family, system = as_accelerator(target)
     prof = replica_profile(fp, input_tokens=input_tokens, output_tokens=output_tokens,
                            par=Parallel(tp=1, pp=1, dp=1, micro_batch=1), precision=precision, device=acc,

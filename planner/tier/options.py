@@ -23,7 +23,15 @@ from planner.catalog.loader import Catalog
 from planner.catalog.schema import LLMShape
 from planner.errors import Problem, SpecError, did_you_mean
 from planner.evaluate import resolve_workload
-from planner.perf.edge import EdgeTarget, edge_llm, edge_targets, edge_vision, measurement_index, overhead_s
+from planner.perf.edge import (
+    EdgeTarget,
+    edge_llm,
+    edge_targets,
+    edge_vision,
+    measurement_index,
+    overhead_s,
+    transformer_unfit,
+)
 from planner.perf.roofline import achievable_bandwidth, achievable_flops, peak_flops
 from planner.perf.serving import latencies_at
 from planner.perf.speech import speech_window
@@ -208,30 +216,10 @@ def _edge_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, ac
             table.exclude(w.name, f"{target.device.id}: no unit price (add it under edge_prices)", role)
             continue
         for precision, retention in w.precisions.items():
-            if isinstance(w, VisionTierWorkload):
-                perf = edge_vision(target, shape, model_id, precision, w.input_resolution, measured, w.runtime)
-                if perf is None:
-                    table.exclude(w.name, f"{target.device.id}: no peak or measurement for {model_id} at", precision)
-                    continue
-                rows = _edge_vision_rows(spec, w, target, perf, price)
-                if not rows:
-                    table.exclude(w.name, f"{target.device.id}: {w.streams * w.fps:g} frames/s of {model_id} need "
-                                          f"more than edge_max_units = {spec.edge_max_units} devices at", precision)
-            elif isinstance(w, SpeechTierWorkload):
-                why = _speech_unfit(target, shape, precision)
-                if why:
-                    table.exclude(w.name, f"{target.device.id}: {why} for {model_id} at", precision)
-                    continue
-                rows = _edge_speech_rows(spec, w, target, shape, precision)
-                if not rows:
-                    table.exclude(w.name, f"{target.device.id}: {w.streams} streams of {model_id} need more than "
-                                          f"edge_max_units = {spec.edge_max_units} devices at", precision)
-            else:
-                perf = edge_llm(target, fp, model_id, precision, w.input_tokens, w.output_tokens, measured)
-                if isinstance(perf, str):
-                    table.exclude(w.name, f"{target.device.id}: {perf} for {model_id} at", precision)
-                    continue
-                rows = _edge_llm_rows(spec, w, target, perf, price)
+            rows = _edge_kind_rows(spec, w, target, shape, fp, model_id, precision, measured)
+            if isinstance(rows, str):
+                table.exclude(w.name, f"{target.device.id}: {rows} for {model_id} at", precision)
+                continue
             for units, latency_ms, tpot_ms, utilization, basis in rows:
                 energy = units * target.idle_power_w + utilization * units * (target.power_w - target.idle_power_w)
                 kwh = energy * HOURS_PER_MONTH / 1000
@@ -246,7 +234,23 @@ def _edge_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, ac
                     basis=basis, detail={"utilization": utilization, "price_usd": price}))
 
 
-def _edge_vision_rows(spec: TierSpec, w: VisionTierWorkload, target: EdgeTarget, perf, price):
+def _edge_kind_rows(spec: TierSpec, w, target: EdgeTarget, shape, fp, model_id: str, precision: str,
+                    measured) -> list[tuple] | str:
+    """(units, latency ms, TPOT ms, utilisation, basis) per row for this workload's kind, or why none."""
+    too_many = f"the load needs more than edge_max_units = {spec.edge_max_units} devices"
+    if isinstance(w, VisionTierWorkload):
+        perf = edge_vision(target, shape, model_id, precision, w.input_resolution, measured, w.runtime)
+        if perf is None:
+            return "no peak or measurement"
+        return _edge_vision_rows(spec, w, perf) or too_many
+    if isinstance(w, SpeechTierWorkload):
+        why = _speech_unfit(target, shape, precision)
+        return why or _edge_speech_rows(spec, w, target, shape, precision) or too_many
+    perf = edge_llm(target, fp, model_id, precision, w.input_tokens, w.output_tokens, measured)
+    return perf if isinstance(perf, str) else _edge_llm_rows(spec, w, perf)
+
+
+def _edge_vision_rows(spec: TierSpec, w: VisionTierWorkload, perf):
     """Frames arrive evenly, so a device below full utilisation adds no queueing: latency = one frame's."""
     demand = w.streams * w.fps
     need = max(1, math.ceil(demand / (perf.fps_capacity * spec.edge_max_utilization) - 1e-9))
@@ -255,7 +259,7 @@ def _edge_vision_rows(spec: TierSpec, w: VisionTierWorkload, target: EdgeTarget,
     return [(need, perf.latency_s * 1000, None, demand / (need * perf.fps_capacity), perf.basis)]
 
 
-def _edge_llm_rows(spec: TierSpec, w: LLMTierWorkload, target: EdgeTarget, perf, price):
+def _edge_llm_rows(spec: TierSpec, w: LLMTierWorkload, perf):
     lam = w.requests_per_hour / 3600.0
     rows = []
     for units in range(1, spec.edge_max_units + 1):
@@ -269,16 +273,11 @@ def _edge_llm_rows(spec: TierSpec, w: LLMTierWorkload, target: EdgeTarget, perf,
 
 
 def _speech_unfit(target: EdgeTarget, shape, precision: str) -> str | None:
-    d = target.device
-    if not d.runs_llm:
-        return "no transformer runtime in the catalog"
-    if d.memory_gb is None or target.memory_bw_gb_per_s is None:
-        return "no memory size or bandwidth in the catalog"
-    if target.peak_flops(precision) is None:
-        return "no peak in the catalog"
-    if shape.params_m * 1e6 * BYTES_PER_ELEMENT[precision] > (d.memory_gb - target.family.memory_reserve_gb) * 1e9:
-        return "weights exceed the usable memory"
-    return None
+    why = transformer_unfit(target, precision)
+    usable = (target.device.memory_gb or 0.0) - target.family.memory_reserve_gb
+    if why is None and shape.params_m * 1e6 * BYTES_PER_ELEMENT[precision] > usable * 1e9:
+        why = "weights exceed the usable memory"
+    return why
 
 
 def _edge_speech_rows(spec: TierSpec, w: SpeechTierWorkload, target: EdgeTarget, shape, precision: str):

@@ -18,6 +18,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return f"{value:.3f}"
     if unit == "USD/month":
         return f"${value:,.2f}/month"
+    if unit == "devices":
+        return f"{value:.0f} device" + ("" if round(value) == 1 else "s")
     digits = 0 if abs(value) >= 100 else (1 if abs(value) >= 10 else 2)
     return f"{value:,.{digits}f} {unit}"
 

@@ -121,6 +121,17 @@ def _check_sources(items, sources: dict, file: str, section: str) -> list[Proble
     return problems
 
 
+def _check_refs(items, field: str, known, file: str, section: str, kind: str, fix: str) -> list[Problem]:
+    """Every item's `field` names an entry of `known` (unset optional references pass)."""
+    problems = []
+    for i, item in enumerate(items):
+        name = getattr(item, field)
+        if name is not None and name not in known:
+            problems.append(Problem(f"unknown {kind} `{name}`.{did_you_mean(name, known)}", file=file,
+                                    path=f"{section}[{i}].{field}", fix=fix))
+    return problems
+
+
 def load_catalogs(root: Path | None = None) -> Catalog:
     return _load_catalogs_cached(str((root or default_catalog_dir()).resolve()))
 
@@ -175,25 +186,18 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
     families = {f.id: f for f in eff.families}
     accelerators = {a.id: a for a in acc.accelerators}
     systems = {s.id: s for s in sysf.systems}
-    for i, a in enumerate(acc.accelerators):
-        if a.family not in families:
-            problems.append(Problem(f"unknown family `{a.family}`.{did_you_mean(a.family, families)}",
-                                    file=f_acc, path=f"accelerators[{i}].family", fix="add the family to efficiency.yaml"))
+    problems += _check_refs(acc.accelerators, "family", families, f_acc, "accelerators", "family",
+                            "add the family to efficiency.yaml")
+    problems += _check_refs(sysf.systems, "accelerator", accelerators, f_sys, "systems", "accelerator",
+                            "use an id from accelerators.yaml")
     for i, s in enumerate(sysf.systems):
-        if s.accelerator not in accelerators:
-            problems.append(Problem(f"unknown accelerator `{s.accelerator}`.{did_you_mean(s.accelerator, accelerators)}",
-                                    file=f_sys, path=f"systems[{i}].accelerator", fix="use an id from accelerators.yaml"))
         if s.scaleup.domain_devices < s.devices_per_node and s.scaleup.topology != "pcie":
             problems.append(Problem("scale-up domain is smaller than the node", file=f_sys,
                                     path=f"systems[{i}].scaleup.domain_devices", fix="check the system's topology"))
-    for i, o in enumerate(pri.offerings):
-        if o.system not in systems:
-            problems.append(Problem(f"unknown system `{o.system}`.{did_you_mean(o.system, systems)}",
-                                    file=f_pri, path=f"offerings[{i}].system", fix="use an id from systems.yaml"))
-    for i, p in enumerate(pri.purchases):
-        if p.accelerator not in accelerators:
-            problems.append(Problem(f"unknown accelerator `{p.accelerator}`.{did_you_mean(p.accelerator, accelerators)}",
-                                    file=f_pri, path=f"purchases[{i}].accelerator", fix="use an id from accelerators.yaml"))
+    problems += _check_refs(pri.offerings, "system", systems, f_pri, "offerings", "system",
+                            "use an id from systems.yaml")
+    problems += _check_refs(pri.purchases, "accelerator", accelerators, f_pri, "purchases", "accelerator",
+                            "use an id from accelerators.yaml")
     problems += _check_edge(edge, sources, f_edge)
     if problems:
         raise CatalogError(problems)
@@ -225,13 +229,10 @@ def _check_edge(edge: EdgeFile, sources: dict, file: str) -> list[Problem]:
                       "power_at_idle"):
             if getattr(fam, fname) is not None:
                 problems += _check_sources([getattr(fam, fname)], sources, file, f"families[{i}].{fname}")
+    problems += _check_refs(edge.devices, "family", families, file, "devices", "edge family",
+                            "add the family under `families:`")
+    problems += _check_refs(edge.devices, "host", devices, file, "devices", "host", "use the id of another edge device")
     for i, d in enumerate(edge.devices):
-        if d.family not in families:
-            problems.append(Problem(f"unknown edge family `{d.family}`.{did_you_mean(d.family, families)}", file=file,
-                                    path=f"devices[{i}].family", fix="add the family under `families:`"))
-        if d.host is not None and d.host not in devices:
-            problems.append(Problem(f"unknown host `{d.host}`.{did_you_mean(d.host, devices)}", file=file,
-                                    path=f"devices[{i}].host", fix="use the id of another edge device"))
         if d.unit_price_usd is not None:
             problems += _check_sources([d.unit_price_usd], sources, file, f"devices[{i}].unit_price_usd")
     return problems

@@ -97,13 +97,15 @@ class _Asker:
         alone = [i for i in self.items
                  if self.ask(TierQuestion(frozenset(j.id for j in self.items if j is not i), base.bounds,
                                           base.allowed)).value is None]
-        return (alone or self.minimal_ruling(base)), unlimited
+        return (alone or self.minimal_ruling(base, unlimited)), unlimited
 
-    def minimal_ruling(self, base: TierQuestion) -> list[LimitItem]:
+    def minimal_ruling(self, base: TierQuestion, unlimited: TierPlan | None = None) -> list[LimitItem]:
         """A minimal set of limits that keeps `base` infeasible (by deletion: none of them can go); [] when
-        nothing can run it even without limits."""
+        nothing can run it even without limits (`unlimited`: that answer, when already known)."""
         dropped = set(base.dropped)
-        if self.ask(TierQuestion(frozenset(i.id for i in self.items), base.bounds, base.allowed)).value is None:
+        if unlimited is None:
+            unlimited = self.ask(TierQuestion(frozenset(i.id for i in self.items), base.bounds, base.allowed))
+        if unlimited.value is None:
             return []
         needed = []
         for item in self.items:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from planner.catalog.loader import Catalog
 from planner.catalog.schema import Accelerator, Offering, System
 from planner.catalog.topology import scaleup_domain
+from planner.constraints import SLO_METRICS
 from planner.evaluate import (
     Candidate,
     Evaluation,
@@ -38,7 +39,13 @@ from planner.evaluate import (
 )
 from planner.perf.power import SiteFacts
 from planner.perf.roofline import achievable_bandwidth, achievable_flops
-from planner.perf.serving import ReplicaProfile, max_rate, replica_profile, serving_structural_problems
+from planner.perf.serving import (
+    EngineParams,
+    ReplicaProfile,
+    max_rate,
+    replica_profile,
+    serving_structural_problems,
+)
 from planner.perf.training import predict_training, training_memory
 from planner.perf.types import COMPUTE_PEAK_KEY, Parallel
 from planner.spec import ServingWorkload
@@ -370,10 +377,9 @@ def rate_limits(spec, profile: ReplicaProfile | None, latency_s: float, service_
     w = spec.workload
     if profile is not None:
         slo = w.slo
-        wanted = (("throughput.max_utilization", "utilization", spec.limits.max_utilization),
-                  ("latency.ttft_p99", "ttft_p99_s", None if slo.ttft_p99_ms is None else slo.ttft_p99_ms / 1000),
-                  ("latency.tpot", "tpot_s", None if slo.tpot_ms is None else slo.tpot_ms / 1000),
-                  ("latency.e2e_p99", "e2e_p99_s", None if slo.e2e_p99_ms is None else slo.e2e_p99_ms / 1000))
+        wanted = [("throughput.max_utilization", "utilization", spec.limits.max_utilization)]
+        wanted += [(unit, metric, None if getattr(slo, field) is None else getattr(slo, field) / 1000)
+                   for unit, (field, metric) in SLO_METRICS.items()]
         limits = {unit: max_rate(profile, metric, value) for unit, metric, value in wanted
                   if value is not None and (only is None or unit == only)}
         if only is None:
@@ -391,8 +397,7 @@ def rate_limits(spec, profile: ReplicaProfile | None, latency_s: float, service_
 
 
 STABLE = "throughput.stable"
-RATE_UNITS = ("throughput.max_utilization", "latency.ttft_p99", "latency.tpot", "latency.e2e_p99",
-              "latency.frame_budget")
+RATE_UNITS = ("throughput.max_utilization", *SLO_METRICS, "latency.frame_budget")
 
 
 def rerate(table: CandidateTable, spec, only: str | None = None) -> CandidateTable:
@@ -425,7 +430,15 @@ def _replica_variants(work, catalog, device, family, system, precision, par, tab
     host_share = (system.host_power_w or 0.0) * dpr / system.devices_per_node
     idle = family.power_at_idle.value
     full = family.power_at_full_load.value
+    engine = EngineParams.of(catalog.engine(w.engine), device, dpr) if work.kind == "serving" else None
+    fit = None
     for batch in batches:
+        if fit is not None and batch > fit:
+            # The engine cap (max_num_seqs) is searched; past the sequences whose KV fits, every larger cap
+            # runs the same batch, so the first one above is tried at exactly what fits.
+            if batch_tried_fit:
+                continue
+            batch, batch_tried_fit = fit, True
         p = replace(par, micro_batch=batch)
         cand = Candidate(device.id, system.id, precision, p)
         table.evaluated += 1
@@ -435,11 +448,20 @@ def _replica_variants(work, catalog, device, family, system, precision, par, tab
                 continue
             prof = replica_profile(work.footprint, input_tokens=w.traffic.input_tokens,
                                    output_tokens=w.traffic.output_tokens, par=p, precision=precision,
-                                   device=device, family=family, system=system)
-            if batch > prof.max_batch_fit:
-                table.exclude("memory.fits_device", f"{cand.label()}: batch {batch} > {prof.max_batch_fit} that fit",
-                              device.id)
-                continue
+                                   device=device, family=family, system=system, engine=engine)
+            if fit is None:
+                fit, batch_tried_fit = prof.max_batch_fit, False
+            if prof.max_batch_fit < max(1, p.pp):
+                table.exclude("memory.fits_device", f"{cand.label()}: the weights leave no room for one sequence's "
+                                                    "KV cache", device.id)
+                break
+            if batch > fit:
+                batch_tried_fit = True
+                p = replace(par, micro_batch=fit)
+                cand = Candidate(device.id, system.id, precision, p)
+                prof = replica_profile(work.footprint, input_tokens=w.traffic.input_tokens,
+                                       output_tokens=w.traffic.output_tokens, par=p, precision=precision,
+                                       device=device, family=family, system=system, engine=engine)
             service = prof.service_s
             latency = prof.prefill_s + (w.traffic.output_tokens - 1) * prof.tpot_s
         else:

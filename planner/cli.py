@@ -150,51 +150,117 @@ def tier(ctx: click.Context, spec_path: Path, fmt: str, no_explain: bool, prices
         sys.exit(EXIT_TIMEOUT)
 
 
+def configuration_options(device_required: bool):
+    """The flags that fix one configuration (planner estimate, planner simulate)."""
+    def apply(f):
+        for option in reversed([
+            click.option("--device", required=device_required, default=None,
+                         help="Accelerator id (see `planner catalog list devices`)."
+                              + ("" if device_required else " Without it: the plan `planner solve` picks.")),
+            click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True, help="Tensor-parallel degree."),
+            click.option("--pp", type=click.IntRange(min=1), default=1, show_default=True, help="Pipeline-parallel degree."),
+            click.option("--dp", type=click.IntRange(min=1), default=None,
+                         help="Data-parallel degree (training) or replicas (serving); default: 1 for training, "
+                              "the fewest replicas that keep up with the load otherwise."),
+            click.option("--ep", type=click.IntRange(min=1), default=1, show_default=True, help="Expert-parallel degree."),
+            click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]),
+                         default=None, help="Default: the spec's first precision, else bf16."),
+            click.option("--micro-batch", type=click.IntRange(min=1), default=None,
+                         help="Training micro-batch (default 1); serving: the engine's cap on running sequences per "
+                              "replica (max_num_seqs; default: the engine's own); vision: frames per batch (default 1)."),
+            click.option("--zero", "zero_stage", type=click.IntRange(0, 3), default=1, show_default=True),
+            click.option("--recompute", type=click.Choice(["none", "selective", "full"]), default="selective",
+                         show_default=True),
+            click.option("--virtual-stages", type=click.IntRange(min=1), default=1, show_default=True,
+                         help="Interleaved pipeline chunks per device."),
+            click.option("--system", "system_id", default=None, help="Force a system (node type) from the catalog."),
+            click.option("--provider", default=None),
+            click.option("--region", default=None),
+            click.option("--pricing", type=click.Choice(["on-demand", "spot", "reserved-1y", "reserved-3y",
+                                                         "capacity-block"]), default=None),
+        ]):
+            f = option(f)
+        return f
+    return apply
+
+
+CONFIG_KEYS = ("device", "tp", "pp", "dp", "ep", "precision", "micro_batch", "zero_stage", "recompute",
+               "virtual_stages", "system_id", "provider", "region", "pricing")
+
+
 @main.command()
 @click.argument("spec_path", type=click.Path(path_type=Path))
-@click.option("--device", required=True, help="Accelerator id (see `planner catalog list devices`).")
-@click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True, help="Tensor-parallel degree.")
-@click.option("--pp", type=click.IntRange(min=1), default=1, show_default=True, help="Pipeline-parallel degree.")
-@click.option("--dp", type=click.IntRange(min=1), default=None,
-              help="Data-parallel degree (training) or replicas (serving); default: 1 for training, "
-                   "the fewest replicas that keep up with the load otherwise.")
-@click.option("--ep", type=click.IntRange(min=1), default=1, show_default=True, help="Expert-parallel degree.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "fp8", "int8", "int4"]), default=None,
-              help="Default: the spec's first precision, else bf16.")
-@click.option("--micro-batch", type=click.IntRange(min=1), default=None,
-              help="Training micro-batch (default 1); serving: concurrent sequences per replica (default 32); "
-                   "vision: frames per batch (default 1).")
-@click.option("--zero", "zero_stage", type=click.IntRange(0, 3), default=1, show_default=True)
-@click.option("--recompute", type=click.Choice(["none", "selective", "full"]), default="selective", show_default=True)
-@click.option("--virtual-stages", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Interleaved pipeline chunks per device.")
-@click.option("--system", "system_id", default=None, help="Force a system (node type) from the catalog.")
-@click.option("--provider", default=None)
-@click.option("--region", default=None)
-@click.option("--pricing", type=click.Choice(["on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block"]),
-              default=None)
+@configuration_options(device_required=True)
 @FORMAT
 @price_options
 @click.pass_context
-def estimate(ctx: click.Context, spec_path: Path, device: str, tp: int, pp: int, dp: int | None, ep: int,
-             precision: str | None, micro_batch: int | None, zero_stage: int, recompute: str, virtual_stages: int,
-             system_id: str | None, provider: str | None, region: str | None, pricing: str | None, fmt: str,
-             prices: tuple[Path, ...], price_scenario: Path | None) -> None:
+def estimate(ctx: click.Context, spec_path: Path, fmt: str, prices: tuple[Path, ...], price_scenario: Path | None,
+             **config) -> None:
     """Predict one fixed configuration of SPEC: speed, memory, power and cost, with the breakdown."""
     from planner.estimate import estimate_configuration
     from planner.report import evaluation_dict, render_evaluation, to_json
     from planner.spec import load_spec
 
     spec = load_spec(spec_path)
-    ev, checks = estimate_configuration(
-        spec, _catalog(ctx, prices, price_scenario), spec_file=str(spec_path), device=device, tp=tp, pp=pp, dp=dp, ep=ep,
-        precision=precision, micro_batch=micro_batch, zero_stage=zero_stage, recompute=recompute,
-        virtual_stages=virtual_stages, system_id=system_id, provider=provider, region=region, pricing=pricing,
-    )
+    ev, checks = estimate_configuration(spec, _catalog(ctx, prices, price_scenario), spec_file=str(spec_path), **config)
     if fmt == "json":
         click.echo(to_json(evaluation_dict(ev, checks)))
     else:
         render_evaluation(ev, checks)
+
+
+@main.command()
+@click.argument("spec_path", type=click.Path(path_type=Path))
+@configuration_options(device_required=False)
+@click.option("--requests", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Poisson arrivals to simulate (at the spec's rate, per plan part at its share).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--lengths", type=click.Choice(["fixed", "uniform"]), default="fixed", show_default=True,
+              help="fixed: every request at the spec's lengths; uniform: drawn around them (same means).")
+@click.option("--trace", type=click.Path(path_type=Path), default=None,
+              help="CSV of arrival_s,input_tokens,output_tokens to replay instead of Poisson arrivals.")
+@FORMAT
+@price_options
+@click.pass_context
+def simulate(ctx: click.Context, spec_path: Path, requests: int, seed: int, lengths: str, trace: Path | None, fmt: str,
+             prices: tuple[Path, ...], price_scenario: Path | None, **config) -> None:
+    """Replay SPEC request by request on the engine (iteration-level simulation) beside the closed form.
+
+    With configuration flags it simulates that configuration; without them, the plan `planner solve` picks."""
+    from planner.evaluate import resolve_workload
+    from planner.report import to_json
+    from planner.simulate.run import simulate_evaluation
+    from planner.spec import load_spec
+
+    spec = load_spec(spec_path)
+    catalog_data = _catalog(ctx, prices, price_scenario)
+    work = resolve_workload(spec, catalog_data, str(spec_path))
+    if work.kind != "serving":
+        raise click.UsageError(f"{spec_path} is a {work.kind} spec: `planner simulate` replays LLM serving")
+    demand = spec.workload.traffic.requests_per_s
+    if config["device"] is not None:
+        from planner.estimate import estimate_configuration
+
+        ev, _ = estimate_configuration(spec, catalog_data, spec_file=str(spec_path), **config)
+        parts = [(ev, demand)]
+    else:
+        from planner.solve import SolverSettings
+        from planner.solve import solve as run_solve
+
+        result = run_solve(work, catalog_data, SolverSettings(time_limit_s=30.0))
+        if result.plan is None:
+            click.echo(f"error: no plan to simulate (solve status {result.status}); fix the spec or pass --device",
+                       err=True)
+            sys.exit(EXIT_INFEASIBLE if result.status == "infeasible" else EXIT_TIMEOUT)
+        parts = [(p.evaluation, demand * p.load_share) for p in result.plan.parts]
+    sims = [simulate_evaluation(work, catalog_data, ev, rate, requests=requests, seed=seed, lengths=lengths,
+                                trace=trace) for ev, rate in parts]
+    if fmt == "json":
+        click.echo(to_json({"spec": spec.name, "parts": [s.as_dict() for s in sims]}))
+        return
+    from planner.report import render_simulation
+
+    render_simulation(spec.name, sims)
 
 
 @main.command()
@@ -211,11 +277,13 @@ def estimate(ctx: click.Context, spec_path: Path, device: str, tp: int, pp: int,
 @click.option("--reproducible", is_flag=True, help="One solver worker and a fixed seed.")
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=None, help="Solver workers (default 8).")
 @click.option("--no-explain", is_flag=True, help="Skip the explanation (binding limits, why not, conflicts).")
+@click.option("--simulate", "simulate_plan", is_flag=True,
+              help="Serving: re-check the chosen plan's SLOs by simulation (2,000 requests) and report both.")
 @price_options
 @click.pass_context
 def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, top: int, time_limit: float,
-          allow_mix: bool, reproducible: bool, workers: int | None, no_explain: bool, prices: tuple[Path, ...],
-          price_scenario: Path | None) -> None:
+          allow_mix: bool, reproducible: bool, workers: int | None, no_explain: bool, simulate_plan: bool,
+          prices: tuple[Path, ...], price_scenario: Path | None) -> None:
     """Find the plan for SPEC that minimises its objective within every limit, proven optimal.
 
     \b
@@ -254,8 +322,17 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
         from planner.explain import explain
 
         explanation = explain(work, catalog_data, result, checks, settings)
+    sims = []
+    if simulate_plan and result.plan is not None and work.kind == "serving":
+        from planner.simulate.run import simulate_evaluation
+
+        demand = spec.workload.traffic.requests_per_s
+        sims = [simulate_evaluation(work, catalog_data, p.evaluation, demand * p.load_share, requests=2000, seed=0)
+                for p in result.plan.parts]
     if fmt in ("json", "yaml"):
         data = result_dict(result, checks, explanation)
+        if sims:
+            data["simulation"] = [s.as_dict() for s in sims]
         if fmt == "json":
             click.echo(to_json(data))
         else:
@@ -268,6 +345,11 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
             from planner.explain.render import markdown
 
             text += "\n\n" + markdown(explanation, result.objective_unit)
+        if sims:
+            text += "\n\n## Simulation of the chosen plan\n\n" + "\n".join(
+                f"- {v['id']} <= {v['limit_ms']:g} ms: simulated {v['simulated_ms']:.1f} ms "
+                f"({'holds' if v['simulated_ok'] else 'broken'}), closed form {v['closed_form_ms']:.1f} ms"
+                for sim in sims for v in sim.slo)
         click.echo(text)
     else:
         render_result(result, checks, work)
@@ -275,6 +357,11 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
             from planner.explain.render import render
 
             render(explanation, result.objective_unit)
+        if sims:
+            from planner.report import render_simulation
+
+            click.echo("\nSimulation of the chosen plan:")
+            render_simulation(spec.name, sims)
     if result.status == "infeasible":
         sys.exit(EXIT_INFEASIBLE)
     if result.status == "timeout":
@@ -339,11 +426,12 @@ def catalog() -> None:
 
 
 @catalog.command("list")
-@click.argument("what", type=click.Choice(["devices", "systems", "models", "prices", "edge"]), default="devices")
+@click.argument("what", type=click.Choice(["devices", "systems", "models", "prices", "edge", "engines"]),
+                default="devices")
 @FORMAT
 @click.pass_context
 def catalog_list(ctx: click.Context, what: str, fmt: str) -> None:
-    """List devices, systems, models, prices or edge devices (one row per power mode)."""
+    """List devices, systems, models, prices, edge devices (one row per power mode) or serving engines."""
     from planner.report import catalog_rows, render_rows
 
     cols, rows = catalog_rows(_catalog(ctx), what)

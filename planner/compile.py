@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from planner._ortools import cp_model
 
-from planner.candidates import CandidateTable, ReplicaRow, TrainingRow
+from planner.candidates import RATE_UNITS, CandidateTable, ReplicaRow, TrainingRow
 from planner.constraints import BY_ID
 from planner.errors import Problem, SolveError
 from planner.spec import WorkloadSpec
@@ -242,8 +242,7 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
 
     for unit_id, bound in limits.items():
         lit = _literal(compiled, unit_id) if unit_id != "inventory.per_device" else None
-        if unit_id in ("throughput.max_utilization", "latency.ttft_p99", "latency.tpot", "latency.e2e_p99",
-                       "latency.frame_budget"):
+        if unit_id in RATE_UNITS:
             for r in rows:
                 rate = r.rate_limits.get(unit_id)
                 if rate is None:

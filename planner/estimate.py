@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from planner.catalog.loader import Catalog
 from planner.constraints import ConstraintCheck, check
 from planner.errors import EstimateError, Problem
@@ -13,10 +15,10 @@ from planner.evaluate import (
     resolve_workload,
     structural_issues,
 )
+from planner.perf.serving import EngineParams
 from planner.perf.types import Parallel
 from planner.spec import WorkloadSpec
 
-DEFAULT_SERVING_BATCH = 32
 MAX_AUTO_REPLICAS = 100_000
 
 
@@ -30,8 +32,11 @@ def estimate_configuration(spec: WorkloadSpec, catalog: Catalog, *, spec_file: s
     catalog.accelerator(device)
     precision = precision or (spec.search.precisions[0] if spec.search.precisions else "bf16")
     kind = spec.workload.kind
-    if micro_batch is None:
-        micro_batch = DEFAULT_SERVING_BATCH if kind == "serving" else 1
+    if micro_batch is None and kind == "serving":
+        # The engine's own default cap on running sequences, as a launch without the flag would run.
+        micro_batch = EngineParams.of(catalog.engine(spec.workload.engine), catalog.accelerators[device], tp * pp).max_num_seqs
+    elif micro_batch is None:
+        micro_batch = 1
 
     def candidate(replicas: int) -> Candidate:
         par = Parallel(tp=tp, pp=pp, dp=replicas, ep=ep, micro_batch=micro_batch, zero_stage=zero_stage,
@@ -54,8 +59,8 @@ def _fewest_replicas_that_keep_up(work, catalog, candidate) -> Evaluation:
     """Utilisation falls as 1/replicas, so one evaluation gives the answer; verify and step up if needed."""
     first = evaluate(work, catalog, candidate(1))
     rho = first.prediction.utilization
-    if rho is None or rho < 1.0:
-        return first
+    if rho is None or rho < 1.0 or not math.isfinite(rho):
+        return first  # an infinite load share means no replica runs at all (nothing fits): more cannot help
     replicas = max(1, int(rho) + 1)
     while replicas <= MAX_AUTO_REPLICAS:
         ev = evaluate(work, catalog, candidate(replicas))

@@ -15,7 +15,14 @@ from planner.catalog.schema import LLMShape, Offering, System, VisionShape
 from planner.catalog.topology import scaleup_domain
 from planner.errors import EstimateError, Problem, SpecError, did_you_mean
 from planner.perf.power import Economics, SiteFacts, economics, it_power_w, usd_per_million_tokens
-from planner.perf.serving import predict_serving, serving_structural_problems
+from planner.constraints import serving_slo_limits
+from planner.perf.serving import (
+    EngineParams,
+    ReplicaProfile,
+    predict_serving,
+    replica_profile,
+    serving_structural_problems,
+)
 from planner.perf.shapes import LLMFootprint, llm_footprint
 from planner.perf.training import predict_training, structural_problems
 from planner.perf.types import COMPUTE_PEAK_KEY, Parallel, Prediction
@@ -85,6 +92,11 @@ def resolve_workload(spec: WorkloadSpec, catalog: Catalog, spec_file: str | None
         if shape.kind != wants:
             problems.append(Problem(f"model `{model_id}` is a {shape.kind} model but the workload is {spec.workload.kind}",
                                     file=spec_file, path="workload.model", fix=f"pick a {wants} model"))
+    engine = getattr(spec.workload, "engine", None)
+    if engine is not None and engine not in catalog.engines:
+        problems.append(Problem(f"unknown serving engine `{engine}`.{did_you_mean(engine, catalog.engines)}",
+                                file=spec_file, path="workload.engine",
+                                fix=f"use one of: {', '.join(sorted(catalog.engines))}"))
     for i, dev in enumerate(spec.search.devices):
         if dev not in catalog.accelerators:
             problems.append(Problem(f"unknown device `{dev}`.{did_you_mean(dev, catalog.accelerators)}", file=spec_file,
@@ -182,9 +194,11 @@ def evaluate(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> Evalu
                                 par=par, precision=cand.precision, device=device, family=family, system=system)
         utilization = 1.0
     elif isinstance(w, ServingWorkload):
+        engine = EngineParams.of(catalog.engine(w.engine), device, par.tp * par.pp)
         pred = predict_serving(work.footprint, requests_per_s=w.traffic.requests_per_s, input_tokens=w.traffic.input_tokens,
                                output_tokens=w.traffic.output_tokens, par=par, precision=cand.precision, device=device,
-                               family=family, system=system)
+                               family=family, system=system, engine=engine,
+                               slo_limits=serving_slo_limits(work.spec))
         utilization = min(1.0, pred.utilization or 0.0)
     else:
         assert isinstance(w, VisionWorkload)
@@ -196,6 +210,17 @@ def evaluate(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> Evalu
     pred.peak_power_w = it_power_w(device, family, system, cand.devices, 1.0)
     econ = economics(cand.devices, pred.power_w, cand.offering, site_facts(work.spec, catalog, cand.offering))
     return Evaluation(candidate=cand, prediction=pred, economics=econ, metrics=_metrics(work, cand, system, pred, econ))
+
+
+def serving_profile(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> ReplicaProfile:
+    """One replica of a serving candidate as the engine runs it: what the simulator replays."""
+    w = work.spec.workload
+    device = catalog.accelerators[cand.device]
+    par = cand.parallel
+    return replica_profile(work.footprint, input_tokens=w.traffic.input_tokens, output_tokens=w.traffic.output_tokens,
+                           par=par, precision=cand.precision, device=device, family=catalog.family_of(device),
+                           system=catalog.systems[cand.system],
+                           engine=EngineParams.of(catalog.engine(w.engine), device, par.tp * par.pp))
 
 
 def site_facts(spec: WorkloadSpec, catalog: Catalog, offering: Offering | None) -> SiteFacts:
@@ -245,11 +270,21 @@ def _metrics(work: ResolvedWorkload, cand: Candidate, system: System, pred: Pred
         w = work.spec.workload
         total_tokens_per_s = w.traffic.requests_per_s * (w.traffic.input_tokens + w.traffic.output_tokens)
         m.update({
+            "engine": pred.engine,
+            "ttft_mean_ms": _ms(pred.ttft_mean_s),
+            "ttft_p50_ms": _ms(pred.ttft_p50_s),
+            "ttft_p90_ms": _ms(pred.ttft_p90_s),
             "ttft_p99_ms": _ms(pred.ttft_p99_s),
             "tpot_ms": _ms(pred.tpot_s),
+            "tpot_mean_ms": _ms(pred.tpot_s),
+            "tpot_p99_ms": _ms(pred.tpot_p99_s),
+            "e2e_mean_ms": _ms(pred.e2e_mean_s),
             "e2e_p99_ms": _ms(pred.e2e_p99_s),
             "prefill_ms": _ms(pred.prefill_s),
+            "running_batch": pred.running_batch,
+            "max_num_seqs": cand.parallel.micro_batch,
             "max_batch_fit": pred.max_batch_fit,
+            "max_requests_per_s": pred.max_requests_per_s,
             "usd_per_million_tokens": usd_per_million_tokens(econ.usd_per_hour, total_tokens_per_s),
             "usd_per_million_output_tokens": usd_per_million_tokens(econ.usd_per_hour, pred.tokens_per_s),
         })

@@ -87,12 +87,21 @@ METRIC_LABELS = {
     "mfu": "MFU",
     "hfu": "HFU",
     "time_to_train_days": "time to train (days)",
+    "engine": "serving engine",
+    "ttft_mean_ms": "TTFT mean (ms)",
+    "ttft_p50_ms": "TTFT p50 (ms)",
+    "ttft_p90_ms": "TTFT p90 (ms)",
     "ttft_p99_ms": "TTFT p99 (ms)",
-    "tpot_ms": "TPOT (ms)",
+    "tpot_ms": "TPOT mean (ms)",
+    "tpot_p99_ms": "TPOT p99 (ms)",
+    "e2e_mean_ms": "end-to-end mean (ms)",
     "e2e_p99_ms": "end-to-end p99 (ms)",
-    "prefill_ms": "prefill (ms)",
+    "prefill_ms": "prefill alone (ms)",
     "utilization": "utilisation",
-    "max_batch_fit": "max batch that fits",
+    "running_batch": "running sequences per replica",
+    "max_num_seqs": "batch cap per replica (max_num_seqs)",
+    "max_batch_fit": "sequences whose KV cache fits",
+    "max_requests_per_s": "max requests/s per replica within the SLOs",
     "latency_ms": "frame latency (ms)",
     "fps_capacity": "capacity (frames/s)",
     "memory_gib_per_device": "memory per device (GiB)",
@@ -187,6 +196,12 @@ def catalog_rows(catalog, what: str) -> tuple[list[str], list[list[Any]]]:
                  d.memory_gb, m.memory_bw_gb_per_s or d.memory_bw_gb_per_s,
                  d.unit_price_usd.value if d.unit_price_usd else None, d.host, ",".join(d.source)]
                 for d in catalog.edge_devices.values() for m in d.modes]
+    elif what == "engines":
+        cols = ["id", "name", "version", "max running seqs", "step tokens", "chunked prefill", "prefill shares step",
+                "KV admission", "FP8 KV with FP8 weights", "default"]
+        rows = [[e.id, e.name, e.version, e.max_num_seqs.value, e.max_step_tokens.value, e.chunked_prefill,
+                 e.mixed_prefill, e.kv_admission, e.fp8_kv_with_fp8_weights, e.id == catalog.default_engine]
+                for e in catalog.engines.values()]
     elif what == "prices":
         cols = ["provider", "region", "instance", "system", "devices", "pricing", "USD/h", "USD/device-h", "as of"]
         rows = [[o.provider, o.region, o.instance, o.system, o.devices, o.pricing, o.usd_per_hour,
@@ -213,7 +228,8 @@ __all__ = ["evaluation_dict", "render_evaluation", "to_json", "catalog_rows", "r
 
 # ---------------------------------------------------------------------------------------------- solve
 
-PREDICTED_KEYS = ("ttft_p99_ms", "tpot_ms", "e2e_p99_ms", "tokens_per_s", "utilization", "memory_gib_per_device",
+PREDICTED_KEYS = ("engine", "ttft_mean_ms", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "tpot_ms", "tpot_mean_ms",
+                  "tpot_p99_ms", "e2e_mean_ms", "e2e_p99_ms", "running_batch", "max_num_seqs", "max_requests_per_s", "tokens_per_s", "utilization", "memory_gib_per_device",
                   "power_kw", "step_time_s", "mfu", "time_to_train_days", "latency_ms", "fps_capacity")
 COST_KEYS = ("usd_per_hour", "usd_per_job", "usd_per_million_tokens", "usd_per_million_output_tokens",
              "energy_kwh_per_hour", "energy_kwh_per_job", "carbon_kg_per_hour", "carbon_kg_per_job")
@@ -527,3 +543,32 @@ def render_fleet(result, catalog, fmt: str) -> None:
         lines.append(f"- buying {device} pays while it costs at most ${_fmt(price)} per device "
                      f"(catalog: ${_fmt(catalog.purchases[device].usd_per_device)})")
     click.echo("\n".join(lines))
+
+
+def render_simulation(name: str, sims) -> None:
+    """Closed form beside simulation, per plan part, with each SLO judged on both."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for sim in sims:
+        m, r = sim.evaluation.metrics, sim.result
+        console.print(f"[bold]{name}[/bold]: {sim.evaluation.candidate.label()} at {sim.rate_per_s:g} req/s "
+                      f"({r.requests} requests, {r.measured} measured, {r.wall_s:.2f} s)")
+        table = Table(show_header=True)
+        for col in ("", "closed form", "simulated"):
+            table.add_column(col, justify="right" if col else "left")
+        rows = [("TTFT mean (ms)", m.get("ttft_mean_ms"), r.ttft_ms.mean), ("TTFT p50 (ms)", m.get("ttft_p50_ms"), r.ttft_ms.p50),
+                ("TTFT p90 (ms)", m.get("ttft_p90_ms"), r.ttft_ms.p90), ("TTFT p99 (ms)", m.get("ttft_p99_ms"), r.ttft_ms.p99),
+                ("TPOT mean (ms)", m.get("tpot_ms"), r.tpot_ms.mean), ("TPOT p99 (ms)", m.get("tpot_p99_ms"), r.tpot_ms.p99),
+                ("end-to-end mean (ms)", m.get("e2e_mean_ms"), r.e2e_ms.mean),
+                ("end-to-end p99 (ms)", m.get("e2e_p99_ms"), r.e2e_ms.p99),
+                ("output tokens/s", m.get("tokens_per_s"), r.tokens_per_s),
+                ("running sequences per replica", m.get("running_batch"), r.mean_running_batch)]
+        for label, closed, simulated in rows:
+            table.add_row(label, _fmt(closed), _fmt(simulated))
+        console.print(table)
+        for v in sim.slo:
+            verdict = "holds" if v["simulated_ok"] else "[red]broken[/red]"
+            console.print(f"  {v['id']} <= {v['limit_ms']:g} ms: simulated {v['simulated_ms']:.1f} ms {verdict}; "
+                          f"closed form {v['closed_form_ms']:.1f} ms")

@@ -16,7 +16,7 @@ from planner.errors import Problem, SpecError, did_you_mean
 from planner.yamlio import YamlDocument, load_yaml, parse_document
 
 Objective = Literal["cost", "energy", "carbon"]
-SpecPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4"]
+SpecPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
 Recompute = Literal["none", "selective", "full"]
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -35,7 +35,9 @@ class Traffic(Strict):
 
 class ServingSLO(Strict):
     ttft_p99_ms: PositiveFloat | None = None
-    tpot_ms: PositiveFloat | None = None
+    ttft_mean_ms: PositiveFloat | None = None
+    tpot_ms: PositiveFloat | None = Field(default=None, description="mean time per output token after the first")
+    tpot_p99_ms: PositiveFloat | None = Field(default=None, description="p99 over requests of each request's mean TPOT")
     e2e_p99_ms: PositiveFloat | None = None
 
 
@@ -77,6 +79,8 @@ class ServingWorkload(Strict):
     model: str | LLMShape
     traffic: Traffic
     slo: ServingSLO = ServingSLO()
+    engine: str | None = Field(default=None, description="serving engine: vllm | sglang | trtllm (default: the "
+                               "catalog's default, vllm); see `planner catalog list engines`")
 
 
 class VisionWorkload(Strict):

@@ -28,7 +28,8 @@ BYTES_PER_ELEMENT = {
     "fp8": 1.0,
     "int8": 1.0,
     "int4": 0.5,
-    "fp4": 0.5,
+    # NVFP4: 4-bit values plus one FP8 scale per 16 of them.
+    "fp4": 0.5 + 1.0 / 16.0,
 }
 
 

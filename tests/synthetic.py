@@ -50,7 +50,7 @@ def training_table(rows: list[TrainingRow]) -> CandidateTable:
 
 
 def serving_spec(**limits) -> WorkloadSpec:
-    slo = {k: limits.pop(k) for k in ("ttft_p99_ms", "tpot_ms", "e2e_p99_ms") if k in limits}
+    slo = {k: limits.pop(k) for k in ("ttft_p99_ms", "ttft_mean_ms", "tpot_ms", "tpot_p99_ms", "e2e_p99_ms") if k in limits}
     return WorkloadSpec.model_validate({
         "name": "t",
         "workload": {"kind": "serving", "model": "m", "traffic": {"requests_per_s": 10, "input_tokens": 100,

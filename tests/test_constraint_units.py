@@ -72,6 +72,21 @@ def test_unit_latency_tpot():
     assert chosen(replica_table(rows, 10.0), serving_spec(tpot_ms=30))[0] == {1}
 
 
+def test_unit_latency_ttft_mean():
+    rows = two_rows({"throughput.max_utilization": 100.0, "latency.ttft_mean": 0.5},
+                    {"throughput.max_utilization": 100.0, "latency.ttft_mean": 100.0})
+    # row 0 keeps the mean TTFT only at 0.5 req/s per replica: 20 replicas cost more than one of row 1
+    assert chosen(replica_table(rows, 10.0), serving_spec(ttft_mean_ms=300))[0] == {1}
+    assert chosen(replica_table(rows, 10.0), serving_spec(ttft_mean_ms=300), {"throughput.max_utilization": 0.9})[0] == {0}
+
+
+def test_unit_latency_tpot_p99():
+    rows = two_rows({"throughput.max_utilization": 100.0, "latency.tpot_p99": 1.0},
+                    {"throughput.max_utilization": 100.0, "latency.tpot_p99": 100.0})
+    assert chosen(replica_table(rows, 10.0), serving_spec(tpot_p99_ms=50))[0] == {1}
+    assert chosen(replica_table(rows, 10.0), serving_spec(tpot_p99_ms=50), {"throughput.max_utilization": 0.9})[0] == {0}
+
+
 def test_unit_latency_e2e_p99():
     rows = two_rows({"throughput.max_utilization": 100.0, "latency.e2e_p99": 0.0},
                     {"throughput.max_utilization": 100.0, "latency.e2e_p99": 50.0})

@@ -8,7 +8,6 @@ import pytest
 
 from planner.catalog.topology import GroupLink, group_link
 from planner.perf.comm import all_gather_s, all_reduce_s, p2p_s
-from planner.perf.serving import predict_serving
 from planner.perf.shapes import llm_footprint
 from planner.perf.training import predict_training, training_flops_per_token, training_memory
 from planner.perf.types import Parallel
@@ -112,31 +111,6 @@ def test_activation_memory_follows_korthikanti(gpt_shape, family):
     assert none - logits == pytest.approx(L * s * b * h * 34)  # FlashAttention: no s x s scores kept
     full = training_memory(fp, s, Parallel(recompute="full"), "bf16", 1, family).activations
     assert full - logits == pytest.approx(L * 2 * s * b * h)
-
-
-def test_decode_is_memory_bound_roofline(llama_shape, device, family, system):
-    fp = llm_footprint(llama_shape)
-    par = Parallel(tp=1, dp=1, micro_batch=1)
-    pred = predict_serving(fp, requests_per_s=0.001, input_tokens=1000, output_tokens=100, par=par,
-                           precision="bf16", device=device, family=family, system=system)
-    weights = fp.total_params * 2
-    kv = (1000 + 50) * fp.kv_bytes_per_token(2.0)
-    assert pred.breakdown["decode_memory"] == pytest.approx((weights + kv) / (2000e9 * 0.8))
-    assert pred.tpot_s == pytest.approx(pred.breakdown["decode_memory"], rel=1e-3)
-    assert pred.ttft_p99_s == pytest.approx(pred.prefill_s)  # no queueing at a trickle of load
-
-
-def test_queueing_grows_with_load(llama_shape, device, family, system):
-    fp = llm_footprint(llama_shape)
-    par = Parallel(tp=1, dp=1, micro_batch=32)
-    light, heavy = (predict_serving(fp, requests_per_s=r, input_tokens=1000, output_tokens=100, par=par,
-                                    precision="bf16", device=device, family=family, system=system)
-                    for r in (1.0, 8.0))
-    assert heavy.utilization > light.utilization
-    assert heavy.ttft_p99_s > light.ttft_p99_s
-    overloaded = predict_serving(fp, requests_per_s=1000.0, input_tokens=1000, output_tokens=100, par=par,
-                                 precision="bf16", device=device, family=family, system=system)
-    assert overloaded.utilization >= 1 and math.isinf(overloaded.ttft_p99_s)
 
 
 def test_torus_ring_uses_one_port_per_neighbour(system):

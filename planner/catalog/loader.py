@@ -17,6 +17,9 @@ from planner.catalog.schema import (
     EdgeMeasurement,
     EdgeMeasurementsFile,
     EfficiencyFile,
+    Engine,
+    EnginesFile,
+    EngineValue,
     Model,
     ModelsFile,
     Offering,
@@ -40,6 +43,7 @@ CATALOG_FILES = {
     "prices.yaml": PricesFile,
     "edge.yaml": EdgeFile,
     "edge_measurements.yaml": EdgeMeasurementsFile,
+    "engines.yaml": EnginesFile,
 }
 
 
@@ -75,6 +79,18 @@ class Catalog:
     edge_families: dict[str, EdgeFamily] = field(default_factory=dict)
     edge_devices: dict[str, EdgeDevice] = field(default_factory=dict)
     edge_measurements: tuple[EdgeMeasurement, ...] = ()
+    engines: dict[str, Engine] = field(default_factory=dict)
+    default_engine: str = "vllm"
+
+    def engine(self, engine_id: str | None) -> Engine:
+        name = engine_id or self.default_engine
+        try:
+            return self.engines[name]
+        except KeyError:
+            raise CatalogError(
+                Problem(f"unknown serving engine `{name}`.{did_you_mean(name, self.engines)}",
+                        fix=f"use one of: {', '.join(sorted(self.engines))}")
+            ) from None
 
     def accelerator(self, device_id: str) -> Accelerator:
         try:
@@ -157,7 +173,7 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
     mod: ModelsFile = parsed["models.yaml"]
     pri: PricesFile = parsed["prices.yaml"]
     edge: EdgeFile = parsed["edge.yaml"]
-    f_acc, f_eff, f_sys, f_mod, f_pri, f_edge, _ = (str(root / n) for n in list(CATALOG_FILES)[1:])
+    f_acc, f_eff, f_sys, f_mod, f_pri, f_edge, _, f_eng = (str(root / n) for n in list(CATALOG_FILES)[1:])
 
     problems += _check_ids_unique(acc.accelerators, f_acc, "accelerators")
     problems += _check_ids_unique(eff.families, f_eff, "families")
@@ -174,7 +190,8 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
         for fname in ("matmul_efficiency", "memory_bw_efficiency", "collective_bw_efficiency", "comm_overlap",
                       "power_at_full_load", "power_at_idle"):
             problems += _check_sources([getattr(fam, fname)], sources, f_eff, f"families[{i}].{fname}")
-        for optional in ("fp8_matmul_efficiency", "kv_read_efficiency"):
+        for optional in ("fp8_matmul_efficiency", "kv_read_efficiency", "inference_matmul_efficiency",
+                         "inference_fp4_matmul_efficiency"):
             if getattr(fam, optional) is not None:
                 problems += _check_sources([getattr(fam, optional)], sources, f_eff, f"families[{i}].{optional}")
     for i, region in enumerate(pri.regions):
@@ -199,6 +216,20 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
     problems += _check_refs(pri.purchases, "accelerator", accelerators, f_pri, "purchases", "accelerator",
                             "use an id from accelerators.yaml")
     problems += _check_edge(edge, sources, f_edge)
+    eng: EnginesFile = parsed["engines.yaml"]
+    problems += _check_ids_unique(eng.engines, f_eng, "engines")
+    for i, engine in enumerate(eng.engines):
+        for fname, value in engine:
+            if isinstance(value, EngineValue):
+                problems += _check_sources([value], sources, f_eng, f"engines[{i}].{fname}")
+                for j, rule in enumerate(value.rules):
+                    problems += [Problem(f"unknown device `{d}`.{did_you_mean(d, accelerators)}", file=f_eng,
+                                         path=f"engines[{i}].{fname}.rules[{j}].devices",
+                                         fix="use an id from accelerators.yaml")
+                                 for d in rule.devices if d not in accelerators]
+    if eng.default not in {e.id for e in eng.engines}:
+        problems.append(Problem(f"default engine `{eng.default}` is not listed", file=f_eng, path="default",
+                                fix="name one of the engines below"))
     if problems:
         raise CatalogError(problems)
 
@@ -216,6 +247,8 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
         edge_families={f.id: f for f in edge.families},
         edge_devices={d.id: d for d in edge.devices},
         edge_measurements=tuple(parsed["edge_measurements.yaml"].measurements),
+        engines={e.id: e for e in eng.engines},
+        default_engine=eng.default,
     )
 
 

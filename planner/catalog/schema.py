@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
@@ -97,6 +97,11 @@ class DeviceFamily(Strict):
     # FP8 peak reached is lower than the BF16 fraction of the BF16 peak. Absent: the family has no FP8 data.
     fp8_matmul_efficiency: EfficiencyFactor | None = None
     memory_bw_efficiency: EfficiencyFactor
+    # Share of the dense peak that inference GEMMs reach (forward only, no recompute, tuned serving kernels),
+    # at the precision's own peak. Absent: the training figures (matmul / fp8_matmul) are used.
+    inference_matmul_efficiency: EfficiencyFactor | None = None
+    # The same for 4-bit floating-point GEMMs (NVFP4) against their doubled peak; absent: the family has none.
+    inference_fp4_matmul_efficiency: EfficiencyFactor | None = None
     # Decode reads the KV cache in pages scattered over HBM (paged attention), slower than streaming weights.
     # Absent: the family's memory_bw_efficiency is used.
     kv_read_efficiency: EfficiencyFactor | None = None
@@ -109,6 +114,99 @@ class DeviceFamily(Strict):
     # Framework memory overhead (CUDA context, allocator fragmentation, workspace), GiB per device.
     framework_overhead_gib: float = Field(ge=0)
     framework_overhead_reason: str
+
+
+class EngineRule(Strict):
+    """A default that depends on the device or the entry point; the first rule that matches wins."""
+
+    memory_below_gb: float | None = Field(default=None, gt=0)
+    devices: list[str] = []
+    offline: bool | None = None  # True: the offline entry point (vLLM's LLM class, trtllm-bench); None: either
+    value: float = Field(ge=0)
+    per_rank: float = Field(default=0.0, ge=0)  # added per device of the replica (tp x pp)
+
+
+class EngineValue(Strict):
+    """One serving-engine parameter: a default read from the engine's source, or fitted with a reason."""
+
+    value: float = Field(ge=0)
+    reason: str
+    source: list[str] = Field(default_factory=list)
+    rules: list[EngineRule] = []
+
+    def resolve(self, memory_gb: float, device_id: str, offline: bool = False, ranks: int = 1) -> float:
+        for rule in self.rules:
+            if rule.offline is not None and rule.offline != offline:
+                continue
+            if rule.memory_below_gb is not None and memory_gb >= rule.memory_below_gb:
+                continue
+            if rule.devices and device_id not in rule.devices:
+                continue
+            return rule.value + rule.per_rank * ranks
+        return self.value
+
+
+class Engine(Strict):
+    """How a serving engine batches, pages and schedules (its defaults at `version`), and what it costs per
+    step and per request beyond the kernels' rooflines."""
+
+    id: str
+    name: str
+    version: str
+    # Continuous batching: the cap on running sequences (vLLM max_num_seqs, SGLang max_running_requests,
+    # TensorRT-LLM max_batch_size). The planner searches it; this is the engine's default.
+    max_num_seqs: EngineValue
+    # Tokens one step may carry (decode tokens plus prefill chunks): vLLM max_num_batched_tokens, SGLang
+    # chunked_prefill_size, TensorRT-LLM max_num_tokens.
+    max_step_tokens: EngineValue
+    # False: a prompt is prefilled whole in one step (TensorRT-LLM's default), so it must fit the budget.
+    chunked_prefill: bool
+    # True: prefill rides in the same step as decode tokens (vLLM V1, TensorRT-LLM inflight batching);
+    # False: prefill batches run as steps of their own and pause decoding (SGLang without mixed chunks).
+    mixed_prefill: bool
+    scheduling_reason: str
+    # Memory for weights + KV: a share of total memory (vLLM), of what is free after the weights
+    # (TensorRT-LLM), or all but a reserve (SGLang's mem_fraction_static formula).
+    memory_fraction_of: Literal["total", "free_after_weights", "total_minus_reserved"]
+    memory_fraction: EngineValue | None = None
+    reserved_gib: EngineValue | None = None
+    kv_block_tokens: EngineValue
+    # paged: a sequence holds the KV blocks of the tokens it has; reserve_max: the scheduler admits a
+    # sequence only when blocks for its whole input + output are free (TensorRT-LLM GUARANTEED_NO_EVICT).
+    kv_admission: Literal["paged", "reserve_max"]
+    kv_admission_reason: str
+    fp8_kv_with_fp8_weights: bool
+    fp8_kv_reason: str
+    # Host-side time per step (scheduling, sampling, detokenisation, launches): base + per running sequence.
+    step_overhead_ms: EngineValue
+    step_overhead_per_seq_us: EngineValue
+    # Kernel time per transformer layer and step that no roofline accounts for (launch gaps, tails of the
+    # ~10 small kernels of a layer); it does not shrink with tensor parallelism.
+    layer_overhead_us: EngineValue
+    # Time a request spends outside the model before its first token (API server, tokenisation, admission).
+    request_overhead_ms: EngineValue
+    # Device memory the engine keeps outside weights and KV (activations for a full step, CUDA graphs,
+    # communication buffers, allocator slack), GiB per device.
+    runtime_overhead_gib: EngineValue
+    # Share of the scale-up link bandwidth the engine's tensor-parallel all-reduce reaches (custom one-shot /
+    # two-shot kernels inside CUDA graphs rather than NCCL's tuned rings).
+    allreduce_bw_efficiency: EngineValue
+    # Fixed cost of one tensor-parallel all-reduce kernel beyond the link's hop latency (launch and
+    # synchronisation of the engine's all-reduce: custom one-shot kernels or NCCL).
+    allreduce_base_us: EngineValue
+
+    @model_validator(mode="after")
+    def _memory_rule(self) -> "Engine":
+        needed = "reserved_gib" if self.memory_fraction_of == "total_minus_reserved" else "memory_fraction"
+        if getattr(self, needed) is None:
+            raise ValueError(f"memory_fraction_of {self.memory_fraction_of} needs {needed}")
+        return self
+
+
+class EnginesFile(Strict):
+    schema_version: Literal[1]
+    default: str
+    engines: list[Engine]
 
 
 # ---------------------------------------------------------------------------------------------- systems

@@ -14,6 +14,7 @@ def find_entry(catalog: Catalog, name: str) -> dict:
         "family": catalog.families,
         "edge device": catalog.edge_devices,
         "edge family": catalog.edge_families,
+        "serving engine": catalog.engines,
     }
     for kind, table in tables.items():
         if name in table:
@@ -25,11 +26,26 @@ def find_entry(catalog: Catalog, name: str) -> dict:
                 "offerings": [o.model_dump(mode="json") | {"sources": _sources(catalog, o.model_dump(mode="json"))}
                               for o in offers]}
     names = [*catalog.accelerators, *catalog.systems, *catalog.models, *catalog.families, *catalog.edge_devices,
+             *catalog.engines,
              *{o.instance for o in catalog.offerings}]
     raise CatalogError(Problem(f"nothing named `{name}` in the catalogs.{did_you_mean(name, names)}",
-                               fix="see `planner catalog list devices|systems|models|prices|edge`"))
+                               fix="see `planner catalog list devices|systems|models|prices|edge|engines`"))
 
 
 def _sources(catalog: Catalog, entry: dict) -> dict:
-    ids = entry.get("source") or []
+    """Sources cited anywhere in the entry (engines cite one per parameter)."""
+    ids: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "source" and isinstance(value, list):
+                    ids.extend(v for v in value if v not in ids)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(entry)
     return {sid: catalog.sources[sid].model_dump(mode="json") for sid in ids if sid in catalog.sources}

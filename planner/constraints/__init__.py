@@ -93,8 +93,12 @@ UNITS: tuple[ConstraintUnit, ...] = (
                    "limits.max_utilization", "utilization", "ratio", _utilization),
     ConstraintUnit("latency.ttft_p99", "p99 time to first token within the SLO", "workload.slo.ttft_p99_ms",
                    "ttft_p99_ms", "ms", _slo("ttft_p99_ms")),
-    ConstraintUnit("latency.tpot", "Time per output token within the SLO", "workload.slo.tpot_ms",
+    ConstraintUnit("latency.ttft_mean", "Mean time to first token within the SLO", "workload.slo.ttft_mean_ms",
+                   "ttft_mean_ms", "ms", _slo("ttft_mean_ms")),
+    ConstraintUnit("latency.tpot", "Mean time per output token within the SLO", "workload.slo.tpot_ms",
                    "tpot_ms", "ms", _slo("tpot_ms")),
+    ConstraintUnit("latency.tpot_p99", "p99 time per output token within the SLO", "workload.slo.tpot_p99_ms",
+                   "tpot_p99_ms", "ms", _slo("tpot_p99_ms")),
     ConstraintUnit("latency.e2e_p99", "p99 end-to-end request latency within the SLO", "workload.slo.e2e_p99_ms",
                    "e2e_p99_ms", "ms", _slo("e2e_p99_ms")),
     ConstraintUnit("latency.frame_budget", "Frame latency within the real-time budget", "workload.latency_budget_ms",
@@ -114,6 +118,26 @@ UNITS: tuple[ConstraintUnit, ...] = (
 )
 
 BY_ID = {u.id: u for u in UNITS}
+
+# Serving SLO units: the spec field that bounds each and the closed-form latency (seconds) it reads.
+SLO_METRICS = {
+    "latency.ttft_p99": ("ttft_p99_ms", "ttft_p99_s"),
+    "latency.ttft_mean": ("ttft_mean_ms", "ttft_mean_s"),
+    "latency.tpot": ("tpot_ms", "tpot_s"),
+    "latency.tpot_p99": ("tpot_p99_ms", "tpot_p99_s"),
+    "latency.e2e_p99": ("e2e_p99_ms", "e2e_p99_s"),
+}
+
+
+def serving_slo_limits(spec: WorkloadSpec) -> dict[str, float]:
+    """The spec's serving SLOs as closed-form metric -> limit in seconds (utilisation as a share)."""
+    w = spec.workload
+    if not isinstance(w, ServingWorkload):
+        return {}
+    limits = {metric: getattr(w.slo, field) / 1000 for field, metric in SLO_METRICS.values()
+              if getattr(w.slo, field) is not None}
+    limits["utilization"] = spec.limits.max_utilization
+    return limits
 
 
 def check(spec: WorkloadSpec, evaluation) -> list[ConstraintCheck]:

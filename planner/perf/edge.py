@@ -91,6 +91,10 @@ class EdgeVision:
     breakdown: dict[str, float]
 
 
+# Sequences an edge LLM runtime decodes together: Ollama's OLLAMA_NUM_PARALLEL auto-selects 4 (or 1 when
+# memory is short; the KV fit below caps it), and llama.cpp's server batches its parallel slots the same way.
+EDGE_LLM_SLOTS = 4
+
 def vision_flops(shape: VisionShape, resolution: tuple[int, int] | None) -> float:
     flops = shape.gflops_per_inference * 1e9
     if resolution is None:
@@ -215,14 +219,16 @@ def edge_llm(target: EdgeTarget, fp: LLMFootprint, model_id: str, precision: str
     d = target.device
     acc, family, system = as_accelerator(target)
     prof = replica_profile(fp, input_tokens=input_tokens, output_tokens=output_tokens,
-                           par=Parallel(tp=1, pp=1, dp=1, micro_batch=1), precision=precision, device=acc,
+                           par=Parallel(tp=1, pp=1, dp=1, micro_batch=EDGE_LLM_SLOTS), precision=precision, device=acc,
                            family=family, system=system)
     if prof.max_batch_fit < 1:
         return f"weights and one request's KV cache exceed {acc.memory_gb:.1f} GB usable"
+    if prof.max_batch_fit < EDGE_LLM_SLOTS:
+        prof = replace(prof, batch=prof.max_batch_fit)
     m = measurements.get((d.id, model_id, precision, None))
     if m is not None and m.measured.get("tokens_per_s"):
         tpot = 1.0 / (m.measured["tokens_per_s"] * mode_scale(target, precision))
-        return EdgeLLM(replace(prof, tpot_s=tpot), m.id)
+        return EdgeLLM(replace(prof, measured_tpot_s=tpot), m.id)
     return EdgeLLM(prof, "model")
 
 

@@ -13,7 +13,8 @@ def peak_flops(device: Accelerator, precision: str) -> float | None:
 
 
 def matmul_efficiency(family: DeviceFamily, precision: str) -> float:
-    if precision == "fp8" and family.fp8_matmul_efficiency is not None:
+    # FP4 GEMMs (NVFP4) run on the same tensor-core paths as FP8 with block scaling: FP8's share is used.
+    if precision in ("fp8", "fp4") and family.fp8_matmul_efficiency is not None:
         return family.fp8_matmul_efficiency.value
     return family.matmul_efficiency.value
 

@@ -1,43 +1,119 @@
-"""LLM serving: prefill, decode, KV cache and queueing for one replica of tp x pp devices.
+"""LLM serving on a continuous-batching engine: one replica of tp x pp devices.
 
-Per replica at a decode batch of B concurrent sequences (continuous batching):
-    decode step (per stage) = max(weights + B*ctx*kv_per_token, all on HBM / (bw*eta_mem),
-                                  B * forward FLOPs / (peak*eta_mm)) + TP all-reduces (2 per layer)
-    TPOT = pp * step(B/pp)     (a token passes every stage; stages work on B/pp sequences each)
-    prefill = max(FLOPs(input) / (tp*peak*eta_mm), weights / (tp*bw*eta_mem)) + TP all-reduces + PP sends
-A request occupies the replica for S = prefill + output_tokens * TPOT / B; utilisation rho = lambda_r*S,
-and rho >= 1 means the replica cannot keep up (latency infinite). Decode steps of running sequences
-are shared by the whole batch, but prompts wait for each other: prefills form a queue served in the time
-decode leaves free, i.e. with service time prefill / (1 - lambda_r*output_tokens*TPOT/B). TTFT p99 adds
-that queue's p99 wait, taken as M/M/1's ln(100*rho_p) / (mu_p*(1-rho_p)) (Kleinrock 1975) — conservative
-for prompts of equal length. Prefills pre-empt decode steps, so TPOT is stretched by
-1/(1 - lambda_r*prefill).
-MoE decode reads only the experts the batch routes to: 1 - (1 - k/E)^B of them per layer.
+One engine iteration (`StepCost.seconds`) is the unit both this closed form and the simulator
+(`planner/simulate/`) read, so the two can only disagree about queueing and batching:
+
+    step = host overhead (engine base + per running sequence)
+         + pp x [ linear layers: max(weights read / bw, tokens x 2 x active params / F)   (one roofline)
+                + decode attention: max(KV bytes at the real context / kv_bw, its FLOPs / F)
+                + prefill attention: causal pairs x 4 x attn_dim / F
+                + 2 all-reduces per layer, each the engine's kernel base + the link's ring/tree time ]
+
+Kernels of one layer run one after another, so memory-bound attention does not hide behind
+compute-bound GEMMs: the sum of per-kernel rooflines is the imperfect overlap engines show.
+
+Load (`operating_point`): a replica offered lambda requests/s keeps B sequences decoding, B = lambda x
+(O - 1) x TPOT (Little's law), capped by the engine's `max_num_seqs` and by the KV blocks that fit
+(paged: the tokens each sequence holds on average, I + O/2; reserve-max engines: I + O). Prompts arrive
+at B x I / (O - 1) tokens per step; with mixed batching they ride along decode steps in chunks of up to
+`max_step_tokens - B` tokens, a fraction f of steps carries one, and TPOT = T_decode + f x (T_mixed -
+T_decode); engines that run prefill as separate steps add the whole prefill step instead. Parametrised
+by B rather than lambda, every quantity is closed form; a rate is found by bisection on B.
+
+TTFT = request overhead + residual of the running step + admission wait (all slots busy: M/M/c by
+Sakasegawa's approximation, c = the batch cap) + prefill queue wait (M/D/1 on the prefill token
+capacity) + the prompt's own chunks. Tail quantiles take the waits as exponential beyond an atom at
+zero (exact for M/M/1); TPOT's tail is the binomial spread of prefill-carrying steps over a request's
+O - 1 steps. The simulator checks all of these on a trace.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from planner.catalog.schema import Accelerator, DeviceFamily, System
+from planner.catalog.schema import Accelerator, DeviceFamily, Engine, System
 from planner.catalog.topology import group_link
 from planner.perf.comm import all_reduce_s, all_to_all_s, p2p_s
+from planner.perf.roofline import achievable_bandwidth, matmul_efficiency, peak_flops
 from planner.perf.shapes import LLMFootprint, model_split_problems
-from planner.perf.roofline import achievable_bandwidth, achievable_flops
 from planner.perf.types import MemoryBreakdown, Parallel, Prediction
 from planner.units import BYTES_PER_ELEMENT, GIB
 
 ACTIVATION_BYTES = 2.0
+Z99 = 2.326  # standard normal 99th percentile
 
 
-def kv_bytes_per_elem(precision: str) -> float:
-    # 8-bit deployments (TensorRT-LLM, vLLM) also quantise the KV cache to 8 bits; others keep 16-bit.
-    return 1.0 if precision in ("fp8", "int8") else 2.0
+@dataclass(frozen=True)
+class EngineParams:
+    """The engine facts the model reads for one device and replica size, in SI units (see
+    catalogs/engines.yaml for their sources)."""
+
+    id: str
+    max_num_seqs: int  # the engine's default cap (what a launch without the flag runs)
+    max_step_tokens: float
+    chunked_prefill: bool
+    mixed_prefill: bool
+    memory_fraction_of: str
+    memory_fraction: float  # of total or free memory; for total_minus_reserved, 1
+    reserved_bytes: float  # total_minus_reserved only
+    kv_block_tokens: int
+    kv_admission: str
+    fp8_kv_with_fp8_weights: bool
+    step_overhead_s: float
+    step_overhead_per_seq_s: float
+    layer_overhead_s: float
+    request_overhead_s: float
+    allreduce_base_s: float
+    runtime_overhead_bytes: float | None  # None: the device family's framework overhead
+    allreduce_bw_efficiency: float | None  # None: the family's collective efficiency
+
+    @classmethod
+    def of(cls, engine: Engine, device: Accelerator, ranks: int = 1, offline: bool = False) -> "EngineParams":
+        def get(value) -> float:
+            return value.resolve(device.memory_gb, device.id, offline, ranks)
+
+        return cls(id=engine.id, max_num_seqs=int(get(engine.max_num_seqs)), max_step_tokens=get(engine.max_step_tokens),
+                   chunked_prefill=engine.chunked_prefill, mixed_prefill=engine.mixed_prefill,
+                   memory_fraction_of=engine.memory_fraction_of,
+                   memory_fraction=get(engine.memory_fraction) if engine.memory_fraction else 1.0,
+                   reserved_bytes=get(engine.reserved_gib) * GIB if engine.reserved_gib else 0.0,
+                   kv_block_tokens=max(1, int(get(engine.kv_block_tokens))), kv_admission=engine.kv_admission,
+                   fp8_kv_with_fp8_weights=engine.fp8_kv_with_fp8_weights,
+                   step_overhead_s=get(engine.step_overhead_ms) / 1e3,
+                   step_overhead_per_seq_s=get(engine.step_overhead_per_seq_us) / 1e6,
+                   layer_overhead_s=get(engine.layer_overhead_us) / 1e6,
+                   request_overhead_s=get(engine.request_overhead_ms) / 1e3,
+                   allreduce_base_s=get(engine.allreduce_base_us) / 1e6,
+                   runtime_overhead_bytes=get(engine.runtime_overhead_gib) * GIB,
+                   allreduce_bw_efficiency=get(engine.allreduce_bw_efficiency))
+
+    @classmethod
+    def bare(cls) -> "EngineParams":
+        """Kernels only: no host overhead, whole prompts per step, a sequence reserves its full context.
+        Edge runtimes (llama.cpp, MLC) are calibrated against their own measurements instead."""
+        return cls(id="bare", max_num_seqs=1, max_step_tokens=math.inf, chunked_prefill=True, mixed_prefill=True,
+                   memory_fraction_of="total", memory_fraction=1.0, reserved_bytes=0.0, kv_block_tokens=1,
+                   kv_admission="reserve_max", fp8_kv_with_fp8_weights=True, step_overhead_s=0.0,
+                   step_overhead_per_seq_s=0.0, layer_overhead_s=0.0, request_overhead_s=0.0, allreduce_base_s=0.0,
+                   runtime_overhead_bytes=None, allreduce_bw_efficiency=None)
+
+    def step_budget(self, input_tokens: int, batch: int) -> float:
+        """Tokens a step may carry. Without chunked prefill a whole prompt must fit beside the decode
+        tokens, so the budget is raised to one prompt + the batch (what trtllm-bench sets, and what a
+        launch configuration has to set)."""
+        if self.chunked_prefill:
+            return self.max_step_tokens
+        return max(self.max_step_tokens, input_tokens + batch)
 
 
-def kv_bytes_per_token_per_device(fp: LLMFootprint, precision: str, par: Parallel) -> float:
-    per_token = fp.kv_bytes_per_token(kv_bytes_per_elem(precision))
+def kv_bytes_per_elem(precision: str, engine: EngineParams) -> float:
+    return 1.0 if precision in ("fp8", "int8", "fp4") and engine.fp8_kv_with_fp8_weights else 2.0
+
+
+def kv_bytes_per_token_per_device(fp: LLMFootprint, precision: str, par: Parallel,
+                                  engine: EngineParams | None = None) -> float:
+    per_token = fp.kv_bytes_per_token(kv_bytes_per_elem(precision, engine or EngineParams.bare()))
     # GQA heads split over TP until each rank holds one KV head; latent (MLA) caches are replicated.
     tp_split = min(par.tp, fp.kv_heads) if fp.kv_shardable_by_tp else 1
     return per_token / (tp_split * par.pp)
@@ -58,146 +134,438 @@ def weight_bytes_per_device(fp: LLMFootprint, precision: str, par: Parallel) -> 
 
 
 @dataclass(frozen=True)
-class ReplicaProfile:
-    """What one replica does independently of the load: prefill and decode times, memory."""
+class StepCost:
+    """Seconds of one engine iteration on one replica, from the tokens it carries.
 
-    prefill_s: float
-    tpot_s: float  # decode step at the full batch, before prefill interruptions
-    batch: int
-    output_tokens: int
-    max_batch_fit: int
-    memory: MemoryBreakdown
-    capacity_bytes: float
-    breakdown: dict[str, float]
+    All per-device figures are for one pipeline stage (layers / pp on tp devices)."""
 
-    @property
-    def service_s(self) -> float:
-        """Replica time one request consumes: its prefill plus its share of the batched decode steps."""
-        return self.prefill_s + self.output_tokens * self.tpot_s / self.batch
+    pp: int
+    dense_bytes: float  # weights every step reads (non-expert), per device
+    expert_bytes: float  # all expert weights held per device (MoE; 0 for dense models)
+    expert_share: float  # top_k / experts: the chance a token routes to a given expert
+    linear_flops_per_token: float  # per device
+    attn_flops_per_pair: float  # per device, one (query, key) pair across the stage's layers
+    kv_bytes_per_token: float  # per device
+    bw: float
+    kv_bw: float
+    gemm_flops: float
+    attn_flops: float
+    allreduces: int  # per stage per step
+    hidden_bytes_per_token: float
+    tp_link: object
+    ep_link: object | None
+    pp_link: object | None
+    comm_efficiency: float
+    top_k: int
+    layers: int  # per stage
+    budget: float  # tokens a step may carry
+    engine: EngineParams
+
+    def _allreduce(self, tokens: float) -> float:
+        if self.allreduces == 0 or tokens <= 0:
+            return 0.0
+        one = self.engine.allreduce_base_s + all_reduce_s(self.tp_link, tokens * self.hidden_bytes_per_token,
+                                                          self.engine.allreduce_bw_efficiency or self.comm_efficiency)
+        return self.allreduces * one
+
+    def stage_parts(self, decode_seqs: float, context_tokens: float, prefill_tokens: float,
+                    prefill_pairs: float) -> dict[str, float]:
+        """One stage's kernel times for its share of the step (already divided by pp)."""
+        tokens = decode_seqs + prefill_tokens
+        weights = self.dense_bytes
+        if self.expert_bytes:
+            weights += self.expert_bytes * (1.0 - (1.0 - self.expert_share) ** tokens)
+        linear = max(weights / self.bw, tokens * self.linear_flops_per_token / self.gemm_flops)
+        kv = max(context_tokens * self.kv_bytes_per_token / self.kv_bw,
+                 context_tokens * self.attn_flops_per_pair / self.attn_flops)
+        prefill_attn = prefill_pairs * self.attn_flops_per_pair / self.attn_flops
+        comm = self._allreduce(tokens)
+        if self.ep_link is not None:
+            msg = tokens * self.hidden_bytes_per_token * self.top_k
+            comm += self.allreduces * all_to_all_s(self.ep_link, msg, self.comm_efficiency)
+        if self.pp_link is not None:
+            comm += p2p_s(self.pp_link, tokens * self.hidden_bytes_per_token, self.comm_efficiency)
+        layers = self.layers * self.engine.layer_overhead_s
+        return {"linear": linear, "kv": kv, "prefill_attention": prefill_attn, "comm": comm, "layers": layers}
+
+    def seconds(self, decode_seqs: float, context_tokens: float, prefill_tokens: float = 0.0,
+                prefill_pairs: float = 0.0) -> float:
+        """A step with `decode_seqs` sequences decoding over `context_tokens` held tokens in all, plus
+        `prefill_tokens` prompt tokens attending `prefill_pairs` (query, key) pairs."""
+        if decode_seqs <= 0 and prefill_tokens <= 0:
+            return 0.0
+        pp = self.pp
+        parts = self.stage_parts(decode_seqs / pp, context_tokens / pp, prefill_tokens / pp, prefill_pairs / pp)
+        host = self.engine.step_overhead_s + self.engine.step_overhead_per_seq_s * decode_seqs
+        return host + pp * sum(parts.values())
+
+
+def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accelerator, family: DeviceFamily,
+              system: System, engine: EngineParams, input_tokens: int = 1) -> StepCost:
+    bpe = BYTES_PER_ELEMENT[precision]
+    shards = par.tp * par.pp
+    expert_total = fp.expert_params_total if fp.is_moe else 0.0
+    # Attention runs at 16 bits in every engine's default kernels, whatever the GEMMs' precision.
+    attn_peak = peak_flops(device, "bf16") or peak_flops(device, "fp16") or peak_flops(device, precision)
+    eta_mm = family.matmul_efficiency.value
+    gemm_eta = (family.inference_matmul_efficiency.value if family.inference_matmul_efficiency
+                else matmul_efficiency(family, precision))
+    if precision == "fp4" and family.inference_fp4_matmul_efficiency is not None:
+        gemm_eta = family.inference_fp4_matmul_efficiency.value
+    kv_eff = (family.kv_read_efficiency or family.memory_bw_efficiency).value
+    return StepCost(
+        pp=par.pp,
+        dense_bytes=(fp.total_params - expert_total) * bpe / shards,
+        expert_bytes=expert_total * bpe / shards,
+        expert_share=(fp.top_k / fp.experts) if fp.is_moe else 0.0,
+        linear_flops_per_token=2.0 * fp.active_params / shards,
+        attn_flops_per_pair=fp.attention_flops_per_token(1.0) / shards,
+        kv_bytes_per_token=kv_bytes_per_token_per_device(fp, precision, par, engine),
+        bw=achievable_bandwidth(device, family),
+        kv_bw=device.memory_bw_gb_per_s * 1e9 * kv_eff,
+        gemm_flops=peak_flops(device, precision) * gemm_eta,
+        attn_flops=attn_peak * (gemm_eta if family.inference_matmul_efficiency else eta_mm),
+        allreduces=(2 * fp.layers // par.pp) if par.tp > 1 else 0,
+        hidden_bytes_per_token=fp.hidden * ACTIVATION_BYTES,
+        tp_link=group_link(system, par.tp, 1),
+        ep_link=group_link(system, par.ep, 1) if fp.is_moe and par.ep > 1 else None,
+        pp_link=group_link(system, 2, par.tp) if par.pp > 1 else None,
+        comm_efficiency=family.collective_bw_efficiency.value,
+        top_k=fp.top_k if fp.is_moe else 0,
+        layers=max(1, fp.layers // par.pp),
+        budget=engine.step_budget(input_tokens, par.micro_batch),
+        engine=engine,
+    )
 
 
 @dataclass(frozen=True)
 class Latencies:
+    """One replica at one offered load. Times in seconds; infinite when the replica cannot keep up."""
+
     utilization: float
+    running_batch: float
+    ttft_mean_s: float
+    ttft_p50_s: float
+    ttft_p90_s: float
     ttft_p99_s: float
-    tpot_s: float
+    tpot_s: float  # mean time per output token after the first
+    tpot_p99_s: float  # p99 over requests of each request's mean TPOT
+    e2e_mean_s: float
     e2e_p99_s: float
     queueing_p99_s: float
+    tokens_per_s: float
+
+    @classmethod
+    def overloaded(cls, rho: float, batch: float) -> "Latencies":
+        inf = math.inf
+        return cls(rho, batch, inf, inf, inf, inf, inf, inf, inf, inf, inf, inf)
+
+
+@dataclass(frozen=True)
+class ReplicaProfile:
+    """What one replica does, independent of the load: its step cost, caps and memory."""
+
+    cost: StepCost
+    engine: EngineParams
+    input_tokens: int
+    output_tokens: int
+    batch: int  # the engine's cap on running sequences (max_num_seqs), as configured
+    max_batch_fit: int  # sequences whose KV cache fits (engine memory share, paging rule)
+    kv_capacity_tokens: float
+    memory: MemoryBreakdown
+    capacity_bytes: float
+    prefill_s: float  # one prompt alone on an idle replica (model time, no request overhead)
+    breakdown: dict[str, float] = field(default_factory=dict)
+    # A measured single-sequence decode step (edge runtimes): decode steps scale from it by the model's ratio.
+    measured_tpot_s: float | None = None
+
+    # ---- the load model, parametrised by the number of decoding sequences B
+
+    @property
+    def decode_steps(self) -> int:
+        return max(1, self.output_tokens - 1)
+
+    @property
+    def context_per_seq(self) -> float:
+        return self.input_tokens + self.output_tokens / 2.0
+
+    @property
+    def slots(self) -> int:
+        return max(0, min(self.batch, self.max_batch_fit))
+
+    @property
+    def max_running(self) -> float:
+        """The largest B the replica reaches: slots, and (mixed batching) the step token budget."""
+        b = float(self.slots)
+        if self.engine.mixed_prefill and math.isfinite(self.cost.budget):
+            b = min(b, self.cost.budget * self.decode_steps / (self.input_tokens + self.decode_steps))
+        return b
+
+    def decode_step_s(self, b: float) -> float:
+        """One decode step with `b` sequences at the mean context, no prompt tokens."""
+        modelled = self.cost.seconds(b, b * self.context_per_seq)
+        if self.measured_tpot_s is None:
+            return modelled
+        return self.measured_tpot_s * modelled / self.cost.seconds(1.0, self.context_per_seq)
+
+    def _chunk(self, b: float) -> float:
+        """Prompt tokens a prefill-carrying step takes: the prompts that arrived during the step before,
+        given at least one, E[N | N >= 1] for N ~ Poisson(lambda x TPOT) = Poisson(B / decode steps)."""
+        m = b / self.decode_steps
+        prompts = m / -math.expm1(-m) if m > 1e-9 else 1.0
+        arrivals = self.input_tokens * prompts
+        room = self.cost.budget - (b if self.engine.mixed_prefill else 0.0)
+        return max(1.0, min(room, arrivals))
+
+    def _with_prefill(self, b: float, chunk: float) -> float:
+        pairs = chunk * self.input_tokens / 2.0
+        if self.engine.mixed_prefill:
+            return self.cost.seconds(b, b * self.context_per_seq, chunk, pairs)
+        return self.cost.seconds(0.0, 0.0, chunk, pairs)
+
+    def _state(self, b: float) -> dict[str, float]:
+        i, d = self.input_tokens, self.decode_steps
+        t_dec = self.decode_step_s(max(b, 1e-6))
+        chunk = self._chunk(b)
+        t_pre = self._with_prefill(b, chunk)
+        delta = t_pre - t_dec if self.engine.mixed_prefill else t_pre
+        share = min(1.0, b * i / (d * chunk))  # fraction of steps carrying a prefill chunk
+        tpot = t_dec + share * delta
+        lam = b / (d * tpot) if tpot > 0 else 0.0
+        return {"b": b, "t_dec": t_dec, "t_pre": t_pre, "delta": delta, "share": share, "tpot": tpot, "lam": lam,
+                "chunk": chunk}
+
+    @property
+    def saturation_rate(self) -> float:
+        b = self.max_running
+        return self._state(b)["lam"] if b > 0 else 0.0
+
+    @property
+    def service_s(self) -> float:
+        """Replica time one request consumes at saturation (1 / the highest sustainable rate)."""
+        rate = self.saturation_rate
+        return math.inf if rate <= 0 else 1.0 / rate
+
+    @property
+    def tpot_s(self) -> float:
+        """A decode step at the full batch cap, before prefill work is co-scheduled (reports, edge)."""
+        return self.decode_step_s(max(1.0, self.max_running))
+
+    def _batch_for_rate(self, lam: float) -> float:
+        lo, hi = 0.0, self.max_running
+        for _ in range(40):
+            mid = (lo + hi) / 2
+            if self._state(mid)["lam"] < lam:
+                lo = mid
+            else:
+                hi = mid
+        return (lo + hi) / 2
+
+    def at_batch(self, b: float) -> Latencies:
+        """Every latency with B sequences decoding on average (0 <= B < max_running)."""
+        if self.max_running <= 0 or b >= self.max_running:
+            return Latencies.overloaded(math.inf if self.max_running <= 0 else max(1.0, b / self.max_running), b)
+        s = self._state(b)
+        lam, tpot = s["lam"], s["tpot"]
+        i, d = self.input_tokens, self.decode_steps
+        eng = self.engine
+        mixed = eng.mixed_prefill
+        rho = b / self.max_running
+        busy = 1.0 - math.exp(-b)  # a step is under way when a prompt arrives
+        # Steps of two kinds: short decode steps and long ones carrying prompt tokens. A prompt arriving
+        # mid-step waits the residual of a length-biased step, E[T^2] / 2E[T].
+        t_short, t_long = s["t_dec"], s["t_pre"]
+        n_short, n_long = (1.0 - s["share"], s["share"]) if mixed else (1.0, s["share"])
+        if b <= 0:
+            n_short, n_long = 0.0, 0.0
+        mass = n_short * t_short + n_long * t_long
+        biased = (n_short * t_short ** 2 + n_long * t_long ** 2) / mass if mass > 0 else 0.0
+        residual_mean = busy * biased / 2.0
+        # The prompt is prefilled in the next step with every prompt that arrived during the current one.
+        room = max(1.0, self.cost.budget - (b if mixed else 0.0))
+
+        def own_prefill(prompts: float) -> float:
+            tokens = i * prompts
+            steps = max(1, math.ceil(tokens / room))
+            chunk = tokens / steps
+            pairs = chunk * i / 2.0
+            one = (self.cost.seconds(b, b * self.context_per_seq, chunk, pairs) if mixed
+                   else self.cost.seconds(0.0, 0.0, chunk, pairs))
+            return steps * one
+
+        co_arrivals = lam * biased
+        prefill_mean = own_prefill(1.0 + co_arrivals)
+        # Admission: every slot busy (M/M/c, Sakasegawa's approximation of the queue length).
+        c = max(1.0, float(self.slots))
+        rho_a = min(b / c, 0.999999)
+        lq = rho_a ** math.sqrt(2.0 * (c + 1.0)) / (1.0 - rho_a)
+        wait_admit = lq / lam if lam > 0 else 0.0
+        p_admit = min(1.0, rho_a ** (math.sqrt(2.0 * (c + 1.0)) - 1.0))
+        # Prompts queue for the GPU time their prefill takes beyond a decode step (M/D/1, Pollaczek-
+        # Khinchine, with the decode step as the server's vacation): it is the residual above when prompts
+        # are rare and the queue of bursts when they are not. Its tail is exponential beyond an atom at zero.
+        per_prompt = s["delta"] * i / s["chunk"] if s["chunk"] > 0 else 0.0
+        rho_p = min(lam * per_prompt, 0.999999)
+        queue_mean = rho_p * per_prompt / (2.0 * (1.0 - rho_p))
+        wait_before = max(residual_mean, busy * t_short / 2.0 + queue_mean)
+        base = eng.request_overhead_s
+        long_share = n_long * t_long / mass if mass > 0 else 0.0
+
+        def exp_tail(mean: float, p_any: float, q: float) -> float:
+            if p_any <= 0 or mean <= 0 or 1.0 - q >= p_any:
+                return 0.0
+            return mean / p_any * math.log(p_any / (1.0 - q))
+
+        def ttft_q(q: float) -> float:
+            # Residual of the step in progress: uniform over a long or a short step, length-biased.
+            miss = (1.0 - q) / busy if busy > 0 else 1.0
+            if busy <= 0 or miss >= 1.0:
+                residual = 0.0
+            elif miss < long_share:
+                residual = t_long * (1.0 - miss / long_share)
+            else:
+                residual = t_short * (1.0 - (miss - long_share) / max(1e-12, 1.0 - long_share))
+            waiting = max(residual, exp_tail(queue_mean, rho_p, q)) + exp_tail(wait_admit, p_admit, q)
+            # Bursts are in the queue's tail already; the prompt's own step carries the mean co-arrivals.
+            return base + waiting + prefill_mean
+
+        ttft_mean = base + wait_before + wait_admit + prefill_mean
+        # A request's mean TPOT varies with the prompts co-scheduled during its life (Poisson, about B of
+        # them), amplified by 1 / (1 - rho_p) because more prompts make the life longer and so meet more
+        # prompts; and with the running batch itself (time-averaged over a lifetime: variance 2B/3).
+        h = 0.5 * max(b, 1.0)
+        lo_b = max(1e-6, b - h)
+        slope = (self.decode_step_s(b + h) - self.decode_step_s(lo_b)) / (b + h - lo_b)
+        prompts_spread = math.sqrt(b) * per_prompt / d / (1.0 - rho_p)
+        spread = math.sqrt(prompts_spread ** 2 + slope ** 2 * 2.0 * b / 3.0)
+        tpot_p99 = tpot + Z99 * spread
+        ttft_p99 = ttft_q(0.99)
+        return Latencies(
+            utilization=rho, running_batch=b, ttft_mean_s=ttft_mean, ttft_p50_s=ttft_q(0.5), ttft_p90_s=ttft_q(0.9),
+            ttft_p99_s=ttft_p99, tpot_s=tpot, tpot_p99_s=tpot_p99, e2e_mean_s=ttft_mean + d * tpot,
+            e2e_p99_s=ttft_p99 + d * tpot_p99, queueing_p99_s=max(0.0, ttft_p99 - base - own_prefill(1.0)),
+            tokens_per_s=lam * self.output_tokens)
 
 
 def latencies_at(profile: ReplicaProfile, lam: float) -> Latencies:
     """Latencies of one replica offered `lam` requests/s (see the module docstring)."""
-    a, t, b, o = profile.prefill_s, profile.tpot_s, profile.batch, profile.output_tokens
-    decode_share = lam * o * t / b
-    prefill_share = lam * a
-    rho = decode_share + prefill_share
-    if rho >= 1.0:
-        return Latencies(rho, math.inf, math.inf, math.inf, math.inf)
-    tpot_eff = t / (1.0 - prefill_share)
-    prefill_service = a / (1.0 - decode_share)
-    rho_p = lam * prefill_service
-    wait = max(0.0, math.log(100.0 * rho_p) * prefill_service / (1.0 - rho_p)) if rho_p > 0.01 else 0.0
-    ttft = wait + a
-    return Latencies(rho, ttft, tpot_eff, ttft + (o - 1) * tpot_eff, wait)
+    sat = profile.saturation_rate
+    if sat <= 0 or lam >= sat:
+        return Latencies.overloaded(math.inf if sat <= 0 else lam / sat, profile.max_running)
+    if lam <= 0:
+        return profile.at_batch(0.0)
+    return profile.at_batch(profile._batch_for_rate(lam))
+
+
+RATE_METRICS = ("utilization", "ttft_p99_s", "ttft_mean_s", "tpot_s", "tpot_p99_s", "e2e_p99_s", "e2e_mean_s")
 
 
 def max_rate(profile: ReplicaProfile, metric: str, limit: float) -> float:
     """Largest per-replica request rate at which `metric` stays within `limit` (0 when none does).
 
-    Every latency grows with the load, so the answer is a threshold; utilisation and TPOT have closed
-    forms, TTFT and end-to-end are found by bisection on the closed-form latencies.
+    Every latency grows with the load (the running batch B), so the answer is a threshold in B, found by a
+    safeguarded regula falsi (Illinois) to 1e-6 of the batch range, far below the solver's 1e-4 demand
+    granularity; utilisation is the share of the saturation rate.
     """
-    a, t = profile.prefill_s, profile.tpot_s
-    saturation = 1.0 / profile.service_s
+    sat = profile.saturation_rate
     if metric == "utilization":
-        return min(limit, 1.0) * saturation
+        return min(limit, 1.0) * sat
+    if metric not in RATE_METRICS:
+        raise ValueError(f"unknown serving metric {metric}")
     if metric == "tpot_s":
-        return 0.0 if t > limit else min(saturation, (1.0 - t / limit) / a)
-    attr = {"ttft_p99_s": "ttft_p99_s", "e2e_p99_s": "e2e_p99_s"}[metric]
-    if getattr(latencies_at(profile, 0.0), attr) > limit:
+        def value(b: float) -> float:
+            return profile._state(b)["tpot"] if b < profile.max_running else math.inf
+    else:
+        def value(b: float) -> float:
+            return getattr(profile.at_batch(b), metric)
+    if sat <= 0 or value(0.0) > limit:
         return 0.0
-    lo, hi = 0.0, saturation
-    for _ in range(28):  # 2^-28 of the saturation rate: far below the solver's 1e-4 demand granularity
-        mid = (lo + hi) / 2
-        if getattr(latencies_at(profile, mid), attr) <= limit:
-            lo = mid
+    lo, hi = 0.0, profile.max_running
+    g_lo, g_hi = value(lo) - limit, math.inf
+    side = 0
+    for _ in range(60):
+        if hi - lo <= 1e-6 * profile.max_running:
+            break
+        if math.isfinite(g_hi) and g_hi > g_lo:
+            mid = lo + (hi - lo) * (-g_lo) / (g_hi - g_lo)
+            mid = min(max(mid, lo + 1e-3 * (hi - lo)), hi - 1e-3 * (hi - lo))
         else:
-            hi = mid
-    return lo
+            mid = (lo + hi) / 2
+        g_mid = value(mid) - limit
+        if g_mid <= 0:
+            lo, g_lo = mid, g_mid
+            if side == -1 and math.isfinite(g_hi):
+                g_hi /= 2  # Illinois: keep the stale end from stalling the interval
+            side = -1
+        else:
+            hi, g_hi = mid, g_mid
+            if side == 1:
+                g_lo /= 2
+            side = 1
+    return profile._state(lo)["lam"]
 
 
 def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, par: Parallel, precision: str,
-                    device: Accelerator, family: DeviceFamily, system: System) -> ReplicaProfile:
-    bw = achievable_bandwidth(device, family)
-    compute = achievable_flops(device, family, precision)
-    eta_comm = family.collective_bw_efficiency.value
-    tp_link = group_link(system, par.tp, 1)
-    batch = par.micro_batch
-
+                    device: Accelerator, family: DeviceFamily, system: System,
+                    engine: EngineParams | None = None) -> ReplicaProfile:
+    engine = engine or EngineParams.bare()
+    cost = step_cost(fp, par=par, precision=precision, device=device, family=family, system=system, engine=engine,
+                     input_tokens=input_tokens)
     weights_dev = weight_bytes_per_device(fp, precision, par)
-    kv_tok_dev = kv_bytes_per_token_per_device(fp, precision, par)
-    framework = family.framework_overhead_gib * GIB
+    kv_tok_dev = kv_bytes_per_token_per_device(fp, precision, par, engine)
+    framework = engine.runtime_overhead_bytes if engine.runtime_overhead_bytes is not None else (
+        family.framework_overhead_gib * GIB)
     capacity = device.memory_gb * 1e9
-    max_context = input_tokens + output_tokens
-    free = capacity - weights_dev - framework
-    max_batch_fit = max(0, int(free // (kv_tok_dev * max_context))) if free > 0 else 0
-    memory = MemoryBreakdown(weights=weights_dev, kv_cache=batch * max_context * kv_tok_dev, framework=framework)
-
-    # ---- decode
-    ctx = input_tokens + output_tokens / 2.0
-    stage_batch = batch / par.pp
-    layers_stage = fp.layers / par.pp
-    if fp.is_moe:
-        touched = 1.0 - (1.0 - fp.top_k / fp.experts) ** stage_batch
-        dense_bytes = (fp.total_params - fp.expert_params_total) * BYTES_PER_ELEMENT[precision] / (par.tp * par.pp)
-        expert_bytes = fp.expert_params_total * BYTES_PER_ELEMENT[precision] / (par.tp * par.pp)
-        weights_read = dense_bytes + expert_bytes * touched
+    if engine.memory_fraction_of == "total":
+        kv_bytes = engine.memory_fraction * capacity - weights_dev - framework
+    elif engine.memory_fraction_of == "free_after_weights":
+        kv_bytes = engine.memory_fraction * (capacity - weights_dev - framework)
+    else:  # the reserve already holds activations, graphs and the runtime
+        kv_bytes = capacity - engine.reserved_bytes - weights_dev
+    kv_tokens = max(0.0, kv_bytes / kv_tok_dev) if kv_bytes > 0 else 0.0
+    block = engine.kv_block_tokens
+    if engine.kv_admission == "reserve_max":
+        held = math.ceil((input_tokens + output_tokens) / block) * block
     else:
-        weights_read = weights_dev
-    kv_bw = bw if family.kv_read_efficiency is None else (
-        device.memory_bw_gb_per_s * 1e9 * family.kv_read_efficiency.value)
-    decode_mem = weights_read / bw + stage_batch * ctx * kv_tok_dev / kv_bw
-    decode_flops = stage_batch * fp.forward_flops_per_token(ctx) / (par.tp * par.pp)
-    decode_compute = decode_flops / compute
-    decode_tp = layers_stage * 2 * all_reduce_s(tp_link, stage_batch * fp.hidden * ACTIVATION_BYTES, eta_comm)
-    decode_ep = 0.0
-    if fp.is_moe and par.ep > 1:
-        ep_msg = stage_batch * fp.hidden * ACTIVATION_BYTES * fp.top_k
-        decode_ep = layers_stage * 2 * all_to_all_s(group_link(system, par.ep, 1), ep_msg, eta_comm)
-    pp_link = group_link(system, 2, par.tp) if par.pp > 1 else None
-    decode_pp = p2p_s(pp_link, stage_batch * fp.hidden * ACTIVATION_BYTES, eta_comm) if pp_link else 0.0
-    stage_step = max(decode_mem, decode_compute) + decode_tp + decode_ep + decode_pp
-    tpot = par.pp * stage_step
+        # Paged: a decoding sequence holds its prompt and, on average, half its output, plus half a block.
+        held = input_tokens + output_tokens / 2.0 + (block - 1) / 2.0
+    max_batch_fit = int(kv_tokens // held) if held > 0 else 0
+    batch = par.micro_batch
+    kv_in_use = min(batch, max_batch_fit) * held * kv_tok_dev
+    memory = MemoryBreakdown(weights=weights_dev, kv_cache=kv_in_use, framework=framework)
 
-    # ---- prefill (one request; stages run one after another for a single prompt)
-    prefill_flops = 2.0 * fp.active_params * input_tokens + 0.5 * fp.attention_flops_per_token(input_tokens) * input_tokens
-    prefill_compute = prefill_flops / (par.tp * compute)
-    prefill_mem = weights_dev * par.pp / bw
-    prefill_tp = fp.layers * 2 * all_reduce_s(tp_link, input_tokens * fp.hidden * ACTIVATION_BYTES, eta_comm)
-    prefill_pp = (par.pp - 1) * p2p_s(pp_link, input_tokens * fp.hidden * ACTIVATION_BYTES / par.tp, eta_comm) if pp_link else 0.0
-    prefill = max(prefill_compute, prefill_mem) + prefill_tp + prefill_pp
-
+    alone_chunk = max(1.0, min(float(input_tokens), cost.budget))
+    alone_steps = math.ceil(input_tokens / alone_chunk)
+    prefill_alone = alone_steps * cost.seconds(0.0, 0.0, alone_chunk, alone_chunk * input_tokens / 2.0)
+    profile = ReplicaProfile(cost=cost, engine=engine, input_tokens=input_tokens, output_tokens=output_tokens,
+                             batch=batch, max_batch_fit=max_batch_fit, kv_capacity_tokens=kv_tokens, memory=memory,
+                             capacity_bytes=capacity, prefill_s=prefill_alone)
+    b = max(1.0, profile.max_running)
+    parts = cost.stage_parts(b / par.pp, b * profile.context_per_seq / par.pp, 0.0, 0.0)
     breakdown = {
-        "prefill_compute": prefill_compute,
-        "prefill_memory": prefill_mem,
-        "prefill_comm": prefill_tp + prefill_pp,
-        "decode_memory": decode_mem * par.pp,
-        "decode_compute": decode_compute * par.pp,
-        "decode_comm": (decode_tp + decode_ep + decode_pp) * par.pp,
+        "prefill": prefill_alone,
+        "decode_linear": parts["linear"] * par.pp,
+        "decode_kv": parts["kv"] * par.pp,
+        "decode_comm": parts["comm"] * par.pp,
+        "decode_layer_overhead": parts["layers"] * par.pp,
+        "decode_host_overhead": engine.step_overhead_s + engine.step_overhead_per_seq_s * b,
+        "request_overhead": engine.request_overhead_s,
     }
-    return ReplicaProfile(prefill_s=prefill, tpot_s=tpot, batch=batch, output_tokens=output_tokens,
-                          max_batch_fit=max_batch_fit, memory=memory, capacity_bytes=capacity, breakdown=breakdown)
+    return ReplicaProfile(**{**profile.__dict__, "breakdown": breakdown})
 
 
 def predict_serving(fp: LLMFootprint, *, requests_per_s: float, input_tokens: int, output_tokens: int,
                     par: Parallel, precision: str, device: Accelerator, family: DeviceFamily,
-                    system: System) -> Prediction:
+                    system: System, engine: EngineParams | None = None,
+                    slo_limits: dict[str, float] | None = None) -> Prediction:
     profile = replica_profile(fp, input_tokens=input_tokens, output_tokens=output_tokens, par=par,
-                              precision=precision, device=device, family=family, system=system)
-    return serving_prediction(profile, requests_per_s, par)
+                              precision=precision, device=device, family=family, system=system, engine=engine)
+    return serving_prediction(profile, requests_per_s, par, slo_limits)
 
 
-def serving_prediction(profile: ReplicaProfile, requests_per_s: float, par: Parallel) -> Prediction:
+def serving_prediction(profile: ReplicaProfile, requests_per_s: float, par: Parallel,
+                       slo_limits: dict[str, float] | None = None) -> Prediction:
+    """`slo_limits`: closed-form metric -> limit (s), for the highest per-replica rate within them all."""
     replicas = par.dp
     lat = latencies_at(profile, requests_per_s / replicas)
     stable = lat.utilization < 1.0
@@ -208,17 +576,27 @@ def serving_prediction(profile: ReplicaProfile, requests_per_s: float, par: Para
         memory_capacity_bytes=profile.capacity_bytes,
         breakdown={**profile.breakdown, "queueing_p99": lat.queueing_p99_s},
         ttft_p99_s=lat.ttft_p99_s,
+        ttft_mean_s=lat.ttft_mean_s,
+        ttft_p50_s=lat.ttft_p50_s,
+        ttft_p90_s=lat.ttft_p90_s,
         tpot_s=lat.tpot_s,
+        tpot_p99_s=lat.tpot_p99_s,
         e2e_p99_s=lat.e2e_p99_s,
+        e2e_mean_s=lat.e2e_mean_s,
         prefill_s=profile.prefill_s,
         utilization=lat.utilization,
+        running_batch=lat.running_batch,
         max_batch_fit=profile.max_batch_fit,
+        max_requests_per_s=min([profile.saturation_rate]
+                               + [max_rate(profile, metric, limit) for metric, limit in (slo_limits or {}).items()]),
+        engine=profile.engine.id,
         tokens_per_s=requests_per_s * profile.output_tokens if stable
-        else replicas * profile.batch / profile.tpot_s,
+        else replicas * profile.saturation_rate * profile.output_tokens,
     )
     if not stable:
         pred.notes.append(f"overloaded: each replica would need {lat.utilization:.2f}x its capacity; "
-                          "add replicas or batch")
+                          "add replicas or raise the batch cap")
     if profile.batch > profile.max_batch_fit:
-        pred.notes.append(f"batch {profile.batch} does not fit: at most {profile.max_batch_fit} sequences")
+        pred.notes.append(f"batch cap {profile.batch} exceeds the {profile.max_batch_fit} sequences whose KV cache "
+                          "fits: the engine runs at most that many")
     return pred

@@ -16,6 +16,7 @@ COMPUTE_PEAK_KEY = {
     "fp8": "fp8",
     "int8": "int8",
     "int4": "bf16",
+    "fp4": "fp4",
 }
 
 
@@ -79,11 +80,19 @@ class Prediction:
     time_to_train_s: float | None = None
     # serving
     ttft_p99_s: float | None = None
-    tpot_s: float | None = None
+    ttft_mean_s: float | None = None
+    ttft_p50_s: float | None = None
+    ttft_p90_s: float | None = None
+    tpot_s: float | None = None  # mean
+    tpot_p99_s: float | None = None
     e2e_p99_s: float | None = None
+    e2e_mean_s: float | None = None
     prefill_s: float | None = None
     utilization: float | None = None
+    running_batch: float | None = None
     max_batch_fit: int | None = None
+    max_requests_per_s: float | None = None  # per replica, within every SLO and the utilisation cap
+    engine: str | None = None
     # vision
     latency_s: float | None = None
     fps_capacity: float | None = None

@@ -1,0 +1,91 @@
+"""`planner simulate`: replay a serving configuration request by request and set it beside the closed form.
+
+The configuration is either the one the user fixed (the `planner estimate` flags) or, with none, the plan
+`planner solve` picks; each part of a plan is simulated at its share of the load. Both columns read the
+same per-step cost, so where they differ it is queueing and batching, which is what the check is for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from planner.constraints import SLO_METRICS
+from planner.errors import Problem, SpecError
+from planner.evaluate import Evaluation, ResolvedWorkload, serving_profile
+from planner.simulate import SimulationResult, Stats, simulate
+from planner.simulate.trace import Request, load_trace, poisson_requests
+
+MAX_REQUESTS = 200_000
+# Simulated figure each SLO field is judged on.
+SIMULATED = {"ttft_p99_ms": ("ttft_ms", "p99"), "ttft_mean_ms": ("ttft_ms", "mean"), "tpot_ms": ("tpot_ms", "mean"),
+             "tpot_p99_ms": ("tpot_ms", "p99"), "e2e_p99_ms": ("e2e_ms", "p99")}
+
+
+@dataclass
+class PartSimulation:
+    evaluation: Evaluation
+    replicas: int
+    rate_per_s: float
+    result: SimulationResult
+    slo: list[dict]
+
+    def as_dict(self) -> dict:
+        m = self.evaluation.metrics
+        closed = {"ttft_ms": {"mean": m.get("ttft_mean_ms"), "p50": m.get("ttft_p50_ms"), "p90": m.get("ttft_p90_ms"),
+                              "p99": m.get("ttft_p99_ms")},
+                  "tpot_ms": {"mean": m.get("tpot_ms"), "p99": m.get("tpot_p99_ms")},
+                  "e2e_ms": {"mean": m.get("e2e_mean_ms"), "p99": m.get("e2e_p99_ms")},
+                  "tokens_per_s": m.get("tokens_per_s")}
+        return {"configuration": self.evaluation.candidate.label(), "replicas": self.replicas,
+                "requests_per_s": round(self.rate_per_s, 6), "closed_form": _rounded(closed),
+                "simulated": self.result.as_dict(), "slo": self.slo}
+
+
+def _rounded(d):
+    if isinstance(d, dict):
+        return {k: _rounded(v) for k, v in d.items()}
+    return None if d is None else round(d, 3)
+
+
+def requests_for(work: ResolvedWorkload, rate: float, count: int, seed: int, lengths: str,
+                 trace: Path | None) -> list[Request]:
+    if trace is not None:
+        return load_trace(trace)
+    if not 1 <= count <= MAX_REQUESTS:
+        raise SpecError(Problem(f"--requests {count} is outside 1..{MAX_REQUESTS:,}", fix="simulate fewer requests"))
+    t = work.spec.workload.traffic
+    return poisson_requests(rate, count, t.input_tokens, t.output_tokens, seed, lengths)
+
+
+def slo_verdicts(work: ResolvedWorkload, evaluation: Evaluation, result: SimulationResult) -> list[dict]:
+    """Each SLO the spec sets, judged on the closed form and on the simulation."""
+    slo = work.spec.workload.slo
+    out = []
+    for unit, (field, _metric) in SLO_METRICS.items():
+        limit = getattr(slo, field)
+        if limit is None:
+            continue
+        stat, key = SIMULATED[field]
+        simulated = getattr(getattr(result, stat), key)
+        closed = evaluation.metrics.get(field)
+        out.append({"id": unit, "limit_ms": limit, "closed_form_ms": None if closed is None else round(closed, 3),
+                    "simulated_ms": round(simulated, 3), "closed_form_ok": closed is not None and closed <= limit,
+                    "simulated_ok": simulated <= limit})
+    return out
+
+
+def simulate_evaluation(work: ResolvedWorkload, catalog, evaluation: Evaluation, rate: float, *, requests: int,
+                        seed: int, lengths: str = "fixed", trace: Path | None = None) -> PartSimulation:
+    if work.kind != "serving":
+        raise SpecError(Problem(f"simulation replays LLM serving; this spec is {work.kind}",
+                                path="workload.kind", fix="simulate a serving spec"))
+    cand = evaluation.candidate
+    profile = serving_profile(work, catalog, cand)
+    reqs = requests_for(work, rate, requests, seed, lengths, trace)
+    result = simulate(profile, reqs, replicas=cand.parallel.dp, seed=seed)
+    return PartSimulation(evaluation, cand.parallel.dp, rate, result, slo_verdicts(work, evaluation, result))
+
+
+def stats_line(name: str, s: Stats) -> str:
+    return f"{name}: mean {s.mean:.1f}, p50 {s.p50:.1f}, p90 {s.p90:.1f}, p99 {s.p99:.1f} ms"

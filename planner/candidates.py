@@ -430,38 +430,29 @@ def _replica_variants(work, catalog, device, family, system, precision, par, tab
     host_share = (system.host_power_w or 0.0) * dpr / system.devices_per_node
     idle = family.power_at_idle.value
     full = family.power_at_full_load.value
-    engine = EngineParams.of(catalog.engine(w.engine), device, dpr) if work.kind == "serving" else None
-    fit = None
+    engine = None
+    if work.kind == "serving":
+        engine = EngineParams.of(catalog.engine(w.engine), device, dpr)
+
+        def profile(batch: int) -> ReplicaProfile:
+            return replica_profile(work.footprint, input_tokens=w.traffic.input_tokens,
+                                   output_tokens=w.traffic.output_tokens, par=replace(par, micro_batch=batch),
+                                   precision=precision, device=device, family=family, system=system, engine=engine)
+
+        fit = profile(max(1, par.pp)).max_batch_fit  # what the KV cache holds does not depend on the cap
+        if fit < max(1, par.pp):
+            table.exclude("memory.fits_device", f"{Candidate(device.id, system.id, precision, par).label()}: the "
+                                                "weights leave no room for one sequence's KV cache", device.id)
+            return []
+        # The engine cap (max_num_seqs) is what is searched; a cap past the sequences that fit runs what fits.
+        batches = sorted({min(b, fit) for b in batches if b >= par.pp})
     for batch in batches:
-        if fit is not None and batch > fit:
-            # The engine cap (max_num_seqs) is searched; past the sequences whose KV fits, every larger cap
-            # runs the same batch, so the first one above is tried at exactly what fits.
-            if batch_tried_fit:
-                continue
-            batch, batch_tried_fit = fit, True
         p = replace(par, micro_batch=batch)
         cand = Candidate(device.id, system.id, precision, p)
         table.evaluated += 1
         prof = None
         if work.kind == "serving":
-            if batch < p.pp:
-                continue
-            prof = replica_profile(work.footprint, input_tokens=w.traffic.input_tokens,
-                                   output_tokens=w.traffic.output_tokens, par=p, precision=precision,
-                                   device=device, family=family, system=system, engine=engine)
-            if fit is None:
-                fit, batch_tried_fit = prof.max_batch_fit, False
-            if prof.max_batch_fit < max(1, p.pp):
-                table.exclude("memory.fits_device", f"{cand.label()}: the weights leave no room for one sequence's "
-                                                    "KV cache", device.id)
-                break
-            if batch > fit:
-                batch_tried_fit = True
-                p = replace(par, micro_batch=fit)
-                cand = Candidate(device.id, system.id, precision, p)
-                prof = replica_profile(work.footprint, input_tokens=w.traffic.input_tokens,
-                                       output_tokens=w.traffic.output_tokens, par=p, precision=precision,
-                                       device=device, family=family, system=system, engine=engine)
+            prof = profile(batch)
             service = prof.service_s
             latency = prof.prefill_s + (w.traffic.output_tokens - 1) * prof.tpot_s
         else:

@@ -324,7 +324,9 @@ PLAN_FIELDS = {
                  ("tokens_per_s", "tokens/s"), ("mfu", "MFU"), ("memory_gib_per_device", "memory per device (GiB)"),
                  ("power_kw", "IT power (kW)"), ("usd_per_hour", "cost (USD/h)"), ("usd_per_job", "cost per job (USD)"),
                  ("energy_kwh_per_job", "energy per job (kWh)"), ("carbon_kg_per_job", "carbon per job (kg CO2e)")],
-    "serving": [("ttft_p99_ms", "TTFT p99 (ms)"), ("tpot_ms", "TPOT (ms)"), ("e2e_p99_ms", "end-to-end p99 (ms)"),
+    "serving": [("ttft_mean_ms", "TTFT mean (ms)"), ("ttft_p99_ms", "TTFT p99 (ms)"), ("tpot_ms", "TPOT mean (ms)"),
+                ("tpot_p99_ms", "TPOT p99 (ms)"), ("e2e_p99_ms", "end-to-end p99 (ms)"),
+                ("running_batch", "running sequences per replica"),
                 ("tokens_per_s", "output tokens/s"), ("utilization", "utilisation per replica"),
                 ("memory_gib_per_device", "memory per device (GiB)"), ("power_kw", "IT power (kW)"),
                 ("usd_per_hour", "cost (USD/h)"), ("usd_per_million_tokens", "cost per 1M tokens (USD)"),
@@ -372,7 +374,9 @@ def render_result(result, checks, work) -> None:
         m = part.evaluation.metrics
         share = f", {100 * part.load_share:.0f}% of the load" if len(result.plan.parts) > 1 else ""
         console.print(f"[bold]{c.devices} x {c.device}[/bold] on {_where(c)}{share}")
-        console.print(f"  {_layout(c, kind)}, {c.precision}, batch {c.parallel.micro_batch}, {m.get('nodes')} node(s)")
+        batch = (f"{m.get('engine')} max_num_seqs {c.parallel.micro_batch}" if kind == "serving"
+                 else f"batch {c.parallel.micro_batch}")
+        console.print(f"  {_layout(c, kind)}, {c.precision}, {batch}, {m.get('nodes')} node(s)")
         t = Table(show_header=False, box=None, padding=(0, 2))
         t.add_column()
         t.add_column(justify="right")

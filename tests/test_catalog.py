@@ -97,3 +97,54 @@ def test_llm_shapes_reproduce_published_sizes(catalog):
             continue
         counted = llm_footprint(m.shape).total_params / 1e9
         assert counted == pytest.approx(m.shape.params_b, rel=0.03), (m.id, counted)
+
+
+# ------------------------------------------------------------------------------------------ serving engines
+
+
+def test_engines_are_sourced_and_every_fitted_value_says_on_what(catalog):
+    assert {"vllm", "sglang", "trtllm", "trtllm-tensorrt"} <= set(catalog.engines)
+    assert catalog.default_engine == "vllm"
+    for engine in catalog.engines.values():
+        for name, value in engine:
+            if hasattr(value, "reason"):
+                assert value.reason and "PENDING" not in value.reason, (engine.id, name)
+                assert value.source or "itted" in value.reason or "reserve" in value.reason, (engine.id, name)
+
+
+def test_driver_reported_memory_is_a_little_above_the_marketed_decimal_figure(catalog):
+    for device in catalog.accelerators.values():
+        if device.memory_visible_gib:
+            assert 0.9 <= device.memory_bytes / (device.memory_gb * 1e9) <= 1.1, device.id
+    assert catalog.accelerators["h100-sxm"].memory_bytes == pytest.approx(81559 * 2**20)
+
+
+def _catalog_copy(tmp_path, edit):
+    import shutil
+
+    from planner.catalog.loader import default_catalog_dir
+
+    root = tmp_path / "catalogs"
+    shutil.copytree(default_catalog_dir(), root)
+    path = root / "engines.yaml"
+    path.write_text(edit(path.read_text()))
+    return root
+
+
+def test_an_engine_rule_naming_an_unknown_device_is_refused(tmp_path):
+    from planner.errors import CatalogError
+
+    root = _catalog_copy(tmp_path, lambda t: t.replace("devices: [a100-80gb, a100-80gb-pcie, a100-40gb], value: 256",
+                                                       "devices: [a100-80g], value: 256", 1))
+    with pytest.raises(CatalogError) as err:
+        load_catalogs(root)
+    assert "unknown device `a100-80g`. Did you mean `a100-80gb`?" in str(err.value.problems[0].render())
+
+
+def test_an_unlisted_default_engine_is_refused(tmp_path):
+    from planner.errors import CatalogError
+
+    root = _catalog_copy(tmp_path, lambda t: t.replace("default: vllm", "default: vlm", 1))
+    with pytest.raises(CatalogError) as err:
+        load_catalogs(root)
+    assert any("default engine `vlm` is not listed" in p.render() for p in err.value.problems)

@@ -28,6 +28,7 @@ ESTIMATE_ARGS = {
     "yolov8-video": ["--device", "l4", "--precision", "int8", "--micro-batch", "4"],
     "spot-vs-ondemand-training": ["--device", "h100-sxm", "--dp", "16", "--pricing", "spot"],
     "qwen3-32b-h200-peer": ["--device", "h200-sxm", "--tp", "4", "--precision", "fp8", "--micro-batch", "96"],
+    "llama3-70b-h100-peer": ["--device", "h100-sxm", "--tp", "4", "--precision", "bf16", "--micro-batch", "32"],
 }
 
 
@@ -113,3 +114,75 @@ def test_unknown_device_suggests(tmp_path):
 def test_missing_file():
     result = run("validate", "no-such-spec.yaml")
     assert result.exit_code == 2 and "file not found" in result.output
+
+
+# ------------------------------------------------------------------------------ serving engines, simulate
+
+
+def test_estimate_reports_mean_and_tail_latencies_and_the_engine():
+    result = run("estimate", str(EXAMPLES / "llama3-70b-chat.yaml"), "--device", "h100-sxm", "--tp", "4",
+                 "--precision", "fp8", "--format", "json")
+    assert result.exit_code == 0, result.output
+    m = json.loads(result.output)["metrics"]
+    for key in ("ttft_mean_ms", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "tpot_mean_ms", "tpot_p99_ms",
+                "e2e_mean_ms", "e2e_p99_ms", "tokens_per_s", "max_requests_per_s"):
+        assert m[key] is not None and m[key] > 0, key
+    assert m["ttft_p50_ms"] <= m["ttft_p90_ms"] <= m["ttft_p99_ms"]
+    assert m["tpot_mean_ms"] <= m["tpot_p99_ms"]
+    assert m["engine"] == "vllm" and m["max_num_seqs"] == 1024  # vLLM's default cap on an 80 GB H100
+
+
+def test_simulate_a_fixed_configuration_as_json():
+    result = run("simulate", str(EXAMPLES / "llama3-70b-chat.yaml"), "--device", "h100-sxm", "--tp", "4",
+                 "--precision", "fp8", "--requests", "300", "--seed", "3", "--format", "json")
+    assert result.exit_code == 0, result.output
+    part = json.loads(result.output)["parts"][0]
+    sim = part["simulated"]
+    assert sim["requests"] == 300 and sim["measured_requests"] > 200
+    for stat in ("ttft_ms", "tpot_ms", "e2e_ms"):
+        assert set(sim[stat]) == {"mean", "p50", "p90", "p99"}
+        assert sim[stat]["p50"] <= sim[stat]["p99"]
+    assert {v["id"] for v in part["slo"]} == {"latency.ttft_p99", "latency.tpot"}
+
+
+def test_simulate_without_flags_replays_the_plan_solve_picks():
+    result = run("simulate", str(EXAMPLES / "small-model-serving.yaml"), "--requests", "200", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["parts"][0]["replicas"] >= 1
+
+
+def test_solve_simulate_reports_both_columns():
+    result = run("solve", str(EXAMPLES / "small-model-serving.yaml"), "--simulate", "--no-explain", "--format", "json")
+    assert result.exit_code == 0, result.output
+    sims = json.loads(result.output)["simulation"]
+    assert sims and all("closed_form_ms" in v and "simulated_ms" in v for v in sims[0]["slo"])
+
+
+def test_a_bad_trace_row_is_one_line_with_file_and_row(tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n0.0,100,10\n0.5,abc,10\n")
+    result = run("simulate", str(EXAMPLES / "small-model-serving.yaml"), "--device", "l4", "--precision", "int8",
+                 "--trace", str(trace))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{trace}: row 3: a value is not a number" in result.output
+
+
+def test_a_trace_missing_a_column_names_the_header(tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text("time,input_tokens,output_tokens\n0,1,1\n")
+    result = run("simulate", str(EXAMPLES / "small-model-serving.yaml"), "--device", "l4", "--trace", str(trace))
+    assert result.exit_code == 2 and "missing column arrival_s" in result.output
+
+
+def test_an_unknown_engine_gets_did_you_mean(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text((EXAMPLES / "small-model-serving.yaml").read_text().replace("kind: serving",
+                                                                               "kind: serving\n  engine: sglan"))
+    result = run("solve", str(spec))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "workload.engine: unknown serving engine `sglan`. Did you mean `sglang`?" in result.output
+
+
+def test_simulate_refuses_a_training_spec():
+    result = run("simulate", str(EXAMPLES / "llama3-8b-pretrain.yaml"))
+    assert result.exit_code == 2 and "replays LLM serving" in result.output

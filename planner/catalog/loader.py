@@ -191,7 +191,7 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
                       "power_at_full_load", "power_at_idle"):
             problems += _check_sources([getattr(fam, fname)], sources, f_eff, f"families[{i}].{fname}")
         for optional in ("fp8_matmul_efficiency", "kv_read_efficiency", "inference_matmul_efficiency",
-                         "inference_fp4_matmul_efficiency"):
+                         "inference_fp4_matmul_efficiency", "roofline_overlap_exponent"):
             if getattr(fam, optional) is not None:
                 problems += _check_sources([getattr(fam, optional)], sources, f_eff, f"families[{i}].{optional}")
     for i, region in enumerate(pri.regions):

@@ -56,12 +56,19 @@ class Accelerator(Cited):
     # Dense peak per precision, TFLOP/s (TOPS for int8/int4). Sparse figures never go here.
     peak_dense_tflops: dict[Precision, float]
     memory_gb: float = Field(gt=0)
+    # What the driver reports (nvidia-smi / rocm-smi total), GiB: HBM is sold in binary units, so an "80 GB"
+    # H100 holds 81,559 MiB. Serving engines size their KV cache from it. Absent: memory_gb x 1e9 bytes.
+    memory_visible_gib: float | None = Field(default=None, gt=0)
     memory_bw_gb_per_s: float | None = Field(default=None, gt=0)
     tdp_w: float | None = Field(default=None, gt=0)
     scaleup_link: str | None = None
     scaleup_bw_gb_per_s_bidir: float | None = Field(default=None, gt=0)
     host_link: str | None = None
     release_year: int | None = None
+
+    @property
+    def memory_bytes(self) -> float:
+        return self.memory_visible_gib * 2**30 if self.memory_visible_gib else self.memory_gb * 1e9
 
     @field_validator("peak_dense_tflops")
     @classmethod
@@ -76,6 +83,14 @@ class EfficiencyFactor(Strict):
     """A modelling parameter: a fraction of a datasheet peak that real software reaches."""
 
     value: float = Field(gt=0, le=1)
+    reason: str
+    source: list[str] = Field(default_factory=list)
+
+
+class OverlapExponent(Strict):
+    """A fitted shape parameter (>= 1) with its reason."""
+
+    value: float = Field(ge=1, le=64)
     reason: str
     source: list[str] = Field(default_factory=list)
 
@@ -102,6 +117,9 @@ class DeviceFamily(Strict):
     inference_matmul_efficiency: EfficiencyFactor | None = None
     # The same for 4-bit floating-point GEMMs (NVFP4) against their doubled peak; absent: the family has none.
     inference_fp4_matmul_efficiency: EfficiencyFactor | None = None
+    # How a kernel near its ridge point combines its memory and compute times: (m^k + c^k)^(1/k). Large k
+    # is the plain roofline max; a GEMM whose tiles wait on both memory and math is slower. Absent: max.
+    roofline_overlap_exponent: "OverlapExponent | None" = None
     # Decode reads the KV cache in pages scattered over HBM (paged attention), slower than streaming weights.
     # Absent: the family's memory_bw_efficiency is used.
     kv_read_efficiency: EfficiencyFactor | None = None

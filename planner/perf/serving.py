@@ -30,7 +30,8 @@ O - 1 steps. The simulator checks all of these on a trace.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from planner.catalog.schema import Accelerator, DeviceFamily, Engine, System
 from planner.catalog.topology import group_link
@@ -160,6 +161,14 @@ class StepCost:
     layers: int  # per stage
     budget: float  # tokens a step may carry
     engine: EngineParams
+    overlap_k: float | None = None  # None: the plain roofline max
+
+    def _roofline(self, memory_s: float, compute_s: float) -> float:
+        if self.overlap_k is None or memory_s <= 0 or compute_s <= 0:
+            return max(memory_s, compute_s)
+        k = self.overlap_k
+        big = max(memory_s, compute_s)
+        return big * ((memory_s / big) ** k + (compute_s / big) ** k) ** (1.0 / k)
 
     def _allreduce(self, tokens: float) -> float:
         if self.allreduces == 0 or tokens <= 0:
@@ -175,9 +184,9 @@ class StepCost:
         weights = self.dense_bytes
         if self.expert_bytes:
             weights += self.expert_bytes * (1.0 - (1.0 - self.expert_share) ** tokens)
-        linear = max(weights / self.bw, tokens * self.linear_flops_per_token / self.gemm_flops)
-        kv = max(context_tokens * self.kv_bytes_per_token / self.kv_bw,
-                 context_tokens * self.attn_flops_per_pair / self.attn_flops)
+        linear = self._roofline(weights / self.bw, tokens * self.linear_flops_per_token / self.gemm_flops)
+        kv = self._roofline(context_tokens * self.kv_bytes_per_token / self.kv_bw,
+                            context_tokens * self.attn_flops_per_pair / self.attn_flops)
         prefill_attn = prefill_pairs * self.attn_flops_per_pair / self.attn_flops
         comm = self._allreduce(tokens)
         if self.ep_link is not None:
@@ -235,6 +244,7 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
         layers=max(1, fp.layers // par.pp),
         budget=engine.step_budget(input_tokens, par.micro_batch),
         engine=engine,
+        overlap_k=family.roofline_overlap_exponent.value if family.roofline_overlap_exponent else None,
     )
 
 
@@ -323,6 +333,15 @@ class ReplicaProfile:
             return self.cost.seconds(b, b * self.context_per_seq, chunk, pairs)
         return self.cost.seconds(0.0, 0.0, chunk, pairs)
 
+    @staticmethod
+    def _per_prompt(s: dict[str, float]) -> float:
+        """GPU time one prompt adds to the steps that carry it."""
+        return s["delta"] * s["input"] / s["chunk"] if s["chunk"] > 0 else 0.0
+
+    @cached_property
+    def _idle_per_prompt(self) -> float:
+        return self._per_prompt(self._state(0.0))
+
     def _state(self, b: float) -> dict[str, float]:
         i, d = self.input_tokens, self.decode_steps
         t_dec = self.decode_step_s(max(b, 1e-6))
@@ -333,7 +352,7 @@ class ReplicaProfile:
         tpot = t_dec + share * delta
         lam = b / (d * tpot) if tpot > 0 else 0.0
         return {"b": b, "t_dec": t_dec, "t_pre": t_pre, "delta": delta, "share": share, "tpot": tpot, "lam": lam,
-                "chunk": chunk}
+                "chunk": chunk, "input": float(i)}
 
     @property
     def saturation_rate(self) -> float:
@@ -404,7 +423,9 @@ class ReplicaProfile:
         # Prompts queue for the GPU time their prefill takes beyond a decode step (M/D/1, Pollaczek-
         # Khinchine, with the decode step as the server's vacation): it is the residual above when prompts
         # are rare and the queue of bursts when they are not. Its tail is exponential beyond an atom at zero.
-        per_prompt = s["delta"] * i / s["chunk"] if s["chunk"] > 0 else 0.0
+        # Never below an idle replica's cost: amortising expert reads over a busier step (MoE) must not make
+        # the queue shorter as the load grows.
+        per_prompt = max(self._per_prompt(s), self._idle_per_prompt)
         rho_p = min(lam * per_prompt, 0.999999)
         queue_mean = rho_p * per_prompt / (2.0 * (1.0 - rho_p))
         wait_before = max(residual_mean, busy * t_short / 2.0 + queue_mean)
@@ -417,14 +438,7 @@ class ReplicaProfile:
             return mean / p_any * math.log(p_any / (1.0 - q))
 
         def ttft_q(q: float) -> float:
-            # Residual of the step in progress: uniform over a long or a short step, length-biased.
-            miss = (1.0 - q) / busy if busy > 0 else 1.0
-            if busy <= 0 or miss >= 1.0:
-                residual = 0.0
-            elif miss < long_share:
-                residual = t_long * (1.0 - miss / long_share)
-            else:
-                residual = t_short * (1.0 - (miss - long_share) / max(1e-12, 1.0 - long_share))
+            residual = _residual_quantile(q, busy, long_share, t_long, t_short)
             waiting = max(residual, exp_tail(queue_mean, rho_p, q)) + exp_tail(wait_admit, p_admit, q)
             # Bursts are in the queue's tail already; the prompt's own step carries the mean co-arrivals.
             return base + waiting + prefill_mean
@@ -447,6 +461,22 @@ class ReplicaProfile:
             tokens_per_s=lam * self.output_tokens)
 
 
+def _residual_quantile(q: float, busy: float, long_share: float, t_long: float, t_short: float) -> float:
+    """Quantile of the time left in the step under way when a prompt arrives: with probability `busy` a step
+    runs, long (share `long_share` of the time) or short, and the time left is uniform over it:
+    P(R > r) = busy x [long_share (1 - r/t_long)+ + (1 - long_share)(1 - r/t_short)+]."""
+    tail = 1.0 - q
+    if busy <= tail or t_long <= 0:
+        return 0.0
+    if t_short >= t_long or long_share >= 1.0:
+        return t_long * (1.0 - tail / busy)
+    beyond_short = busy * long_share * (1.0 - t_short / t_long)  # P(R > t_short)
+    if beyond_short >= tail:
+        return t_long * (1.0 - tail / (busy * long_share))
+    rate = long_share / t_long + (1.0 - long_share) / max(t_short, 1e-12)
+    return (1.0 - tail / busy) / rate
+
+
 def latencies_at(profile: ReplicaProfile, lam: float) -> Latencies:
     """Latencies of one replica offered `lam` requests/s (see the module docstring)."""
     sat = profile.saturation_rate
@@ -457,15 +487,18 @@ def latencies_at(profile: ReplicaProfile, lam: float) -> Latencies:
     return profile.at_batch(profile._batch_for_rate(lam))
 
 
+SCAN_POINTS = 12
 RATE_METRICS = ("utilization", "ttft_p99_s", "ttft_mean_s", "tpot_s", "tpot_p99_s", "e2e_p99_s", "e2e_mean_s")
 
 
 def max_rate(profile: ReplicaProfile, metric: str, limit: float) -> float:
     """Largest per-replica request rate at which `metric` stays within `limit` (0 when none does).
 
-    Every latency grows with the load (the running batch B), so the answer is a threshold in B, found by a
-    safeguarded regula falsi (Illinois) to 1e-6 of the batch range, far below the solver's 1e-4 demand
-    granularity; utilisation is the share of the saturation rate.
+    Latencies grow with the load (the running batch B), up to wiggles of a fraction of a percent where an
+    approximation's terms trade against each other; so the answer is the first B where the metric crosses
+    the limit: a coarse scan finds the first grid cell that crosses, a safeguarded regula falsi (Illinois)
+    narrows it to 1e-6 of the batch range, far below the solver's 1e-4 demand granularity. Utilisation is
+    the share of the saturation rate.
     """
     sat = profile.saturation_rate
     if metric == "utilization":
@@ -481,7 +514,13 @@ def max_rate(profile: ReplicaProfile, metric: str, limit: float) -> float:
     if sat <= 0 or value(0.0) > limit:
         return 0.0
     lo, hi = 0.0, profile.max_running
-    g_lo, g_hi = value(lo) - limit, math.inf
+    for k in range(1, SCAN_POINTS):
+        b = profile.max_running * k / SCAN_POINTS
+        if value(b) > limit:
+            hi = b
+            break
+        lo = b
+    g_lo, g_hi = value(lo) - limit, value(hi) - limit if hi < profile.max_running else math.inf
     side = 0
     for _ in range(60):
         if hi - lo <= 1e-6 * profile.max_running:
@@ -515,7 +554,7 @@ def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, 
     kv_tok_dev = kv_bytes_per_token_per_device(fp, precision, par, engine)
     framework = engine.runtime_overhead_bytes if engine.runtime_overhead_bytes is not None else (
         family.framework_overhead_gib * GIB)
-    capacity = device.memory_gb * 1e9
+    capacity = device.memory_bytes
     if engine.memory_fraction_of == "total":
         kv_bytes = engine.memory_fraction * capacity - weights_dev - framework
     elif engine.memory_fraction_of == "free_after_weights":
@@ -551,7 +590,7 @@ def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, 
         "decode_host_overhead": engine.step_overhead_s + engine.step_overhead_per_seq_s * b,
         "request_overhead": engine.request_overhead_s,
     }
-    return ReplicaProfile(**{**profile.__dict__, "breakdown": breakdown})
+    return replace(profile, breakdown=breakdown)
 
 
 def predict_serving(fp: LLMFootprint, *, requests_per_s: float, input_tokens: int, output_tokens: int,

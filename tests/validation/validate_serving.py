@@ -67,9 +67,12 @@ PARAMETERS = {
     "kv_read_efficiency": ("family", [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95], 0.85),
     "inference_matmul_efficiency": ("family", [0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8], 0.5),
     "inference_fp4_matmul_efficiency": ("family", [0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6], 0.3),
+    "roofline_overlap_exponent": ("family", [1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0, 64.0], 3.0),
     "runtime_overhead_gib": ("engine", [0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0], 2.0),
     "allreduce_bw_efficiency": ("engine", [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], 0.7),
 }
+LOSS_CAP = math.log(2.0)
+HEADLINE = ("tokens/s", "tpot_mean", "ttft_mean")
 ENGINE_SCALE = {"step_overhead_ms": ("step_overhead_s", 1e-3), "step_overhead_per_seq_us": ("step_overhead_per_seq_s", 1e-6),
                 "request_overhead_ms": ("request_overhead_s", 1e-3), "allreduce_base_us": ("allreduce_base_s", 1e-6),
                 "layer_overhead_us": ("layer_overhead_s", 1e-6), "runtime_overhead_gib": ("runtime_overhead_bytes", 2**30),
@@ -110,6 +113,9 @@ class Case:
 def source_group(row: dict) -> str:
     """Rows of one publication series form one group (the unit left out)."""
     text = (row.get("url") or "") + " " + row["source"]
+    if "perf-overview" in text:
+        # Each release's page is its own measurement campaign (software version, dates, GPUs).
+        return f"trtllm-perf-overview {row.get('engine_version') or 'unversioned'}"
     for key, group in (("inference_results_v", "mlperf"), ("MLPerf", "mlperf"), ("perf-overview", "trtllm-perf-overview"),
                        ("performance.md", "trtllm-performance-md"), ("rocm", "amd-rocm"), ("ROCm", "amd-rocm"),
                        ("amd.com", "amd-rocm"), ("sglang", "sglang"), ("lmsys", "sglang"), ("vllm", "vllm"),
@@ -149,6 +155,8 @@ def load_rows(catalog: Catalog) -> tuple[list[Row], list[tuple[str, str]]]:
             devices = int(raw.get("devices") or tp * pp)
             engine = raw.get("engine") or ("trtllm" if "TensorRT" in raw["source"] or "MLPerf" in raw["source"]
                                            else "vllm")
+            if engine == "trtllm" and _tensorrt_engine_flow(raw):
+                engine = "trtllm-tensorrt"
             if engine not in catalog.engines:
                 skipped.append((rid, f"engine {engine} not modelled"))
                 continue
@@ -165,6 +173,19 @@ def load_rows(catalog: Catalog) -> tuple[list[Row], list[tuple[str, str]]]:
             rows.append(Row(raw, source_group(raw), engine, model, system_id, precision,
                             Parallel(tp=tp, pp=pp, ep=ep if ep == tp else 1, dp=1), max(1, devices // (tp * pp)), devices))
     return rows, skipped
+
+
+def _tensorrt_engine_flow(raw: dict) -> bool:
+    """TensorRT-LLM runs that built TensorRT engines (C++ runtime): the tables up to v0.18, and NVIDIA's MLPerf
+    submissions; from v0.19 the performance tables run the PyTorch backend (the file's method notes)."""
+    version = str(raw.get("engine_version") or "")
+    if "MLPerf" in raw["source"] or "inference_results" in (raw.get("url") or "") or version.startswith("TensorRT"):
+        return True
+    try:
+        major, minor = (int(x) for x in version.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) < (0, 19)
 
 
 def _scenario(raw: dict) -> str:
@@ -193,32 +214,33 @@ def with_parameters(catalog: Catalog, row: Row, params: dict, offline: bool) -> 
     return engine, family
 
 
+# The performance tables' method: kv_cache_free_gpu_mem_fraction 0.95 "in the majority of cases" (source G4).
+BENCH_KV_FRACTION = 0.95
+
+
 def trtllm_bench_settings(fp, row: Row, device, isl: int, osl: int) -> tuple[int, int]:
     """max_batch_size and max_num_tokens as trtllm-bench derives them when the user gives neither
     (bench/build/tuning.py calc_engine_setting / finetune_setting, source G3): requests whose whole
-    input + output KV fits 90% of total memory less the weights, rounded up to a coarse grid."""
+    input + output KV fits the KV fraction of total memory less the weights, rounded up to a coarse grid."""
     par = row.par
     bpe = {"fp8": 1.0, "fp4": 0.5}.get(row.precision, 2.0)
     # 2 x layers x max(tp, kv heads) x head size: KV heads are replicated when tp exceeds them.
     kv_bytes_per_token = (fp.layers * fp.kv_elems_per_token_per_layer * max(par.tp, fp.kv_heads) / fp.kv_heads
                           * (1.0 if bpe < 2 else 2.0))
-    avail = device.memory_gb * 1e9 * par.tp * par.pp - fp.total_params * bpe
-    max_reqs = max(1.0, avail * 0.90 / (kv_bytes_per_token * (isl + osl)))
+    avail = device.memory_bytes * par.tp * par.pp - fp.total_params * bpe
+    max_reqs = max(1.0, avail * BENCH_KV_FRACTION / (kv_bytes_per_token * (isl + osl)))
     raw_bs = min(max_reqs, 4096) / par.pp
     raw_tok = min(raw_bs * (1 + isl / osl), 32768)
-    if raw_bs < 256:
-        bs = max(64, 32 * math.ceil(raw_bs / 32))
-    elif raw_bs < 1024:
-        bs = 128 * math.ceil(raw_bs / 128)
-    else:
-        bs = 256 * math.ceil(raw_bs / 256)
-    if raw_tok < 4096:
-        tok = max(2048, 256 * math.ceil(raw_tok / 256))
-    elif raw_tok < 8192:
-        tok = 512 * math.ceil(raw_tok / 512)
-    else:
-        tok = 1024 * math.ceil(raw_tok / 1024)
+    bs = _round_up_tiered(raw_bs, (256, 1024), (32, 128, 256), floor=64)
+    tok = _round_up_tiered(raw_tok, (4096, 8192), (256, 512, 1024), floor=2048)
     return bs, max(tok, isl + bs)  # chunked prefill is off: a whole prompt must fit
+
+
+def _round_up_tiered(raw: float, limits: tuple[int, int], steps: tuple[int, int, int], floor: int) -> int:
+    """trtllm-bench's rounding: up to a multiple of a step that grows past each limit, never below floor."""
+    step = steps[0] if raw < limits[0] else steps[1] if raw < limits[1] else steps[2]
+    value = step * math.ceil(raw / step)
+    return max(floor, value) if raw < limits[0] else value
 
 
 def predict_row(catalog: Catalog, row: Row, params: dict) -> dict[str, float]:
@@ -231,9 +253,9 @@ def predict_row(catalog: Catalog, row: Row, params: dict) -> dict[str, float]:
     fp = llm_footprint(catalog.models[row.model].shape)
     i, o = int(raw["input_tokens"]), int(raw["output_tokens"])
     cap = int(raw.get("batch") or raw.get("concurrency") or engine.max_num_seqs)
-    if scenario == "offline" and row.engine == "trtllm" and not raw.get("batch"):
+    if scenario == "offline" and row.engine.startswith("trtllm") and not raw.get("batch"):
         cap, tokens = trtllm_bench_settings(fp, row, device, i, o)
-        engine = replace(engine, max_num_seqs=cap, max_step_tokens=tokens)
+        engine = replace(engine, max_num_seqs=cap, max_step_tokens=tokens, memory_fraction=BENCH_KV_FRACTION)
     prof = replica_profile(fp, input_tokens=i, output_tokens=o, par=replace(row.par, micro_batch=cap),
                            precision=row.precision, device=device, family=family, system=system, engine=engine)
     out: dict[str, float] = {}
@@ -300,10 +322,12 @@ def cases_of(catalog: Catalog, rows: list[Row], params: dict) -> list[Case]:
 
 
 def loss(cases: list[Case]) -> float:
-    """Mean absolute log error, each quantity weighted equally (throughput rows outnumber latency rows)."""
+    """Mean absolute log error, each quantity weighted equally (throughput rows outnumber latency rows).
+    Each figure's error is capped at a factor of two, so rows of a layout the model does not capture
+    (an overloaded prediction counts as infinitely wrong) cannot steer every parameter."""
     by_q = defaultdict(list)
     for c in cases:
-        by_q[c.quantity].append(min(abs(math.log(c.predicted / c.published)), 3.0))
+        by_q[c.quantity].append(min(abs(math.log(c.predicted / c.published)), LOSS_CAP))
     return sum(statistics.fmean(v) for v in by_q.values()) / max(1, len(by_q))
 
 
@@ -323,13 +347,19 @@ def current_value(catalog: Catalog, key) -> float:
         return getattr(catalog.engines[owner], name).value
     fam = catalog.families[owner]
     value = getattr(fam, name)
-    return (value or fam.memory_bw_efficiency).value
+    if value is None:
+        return 64.0 if name == "roofline_overlap_exponent" else fam.memory_bw_efficiency.value  # what absence means
+    return value.value
 
 
-def fit(catalog: Catalog, rows: list[Row], sweeps: int = 2) -> dict:
-    """The better of two coordinate descents: from the catalog's values and from the physical priors."""
+def fit(catalog: Catalog, rows: list[Row], sweeps: int = 2, from_catalog: bool = True) -> dict:
+    """The better of two coordinate descents: from the catalog's values and from the physical priors.
+    Leave-one-source-out folds start from the priors alone: the catalog's values were fitted on every row,
+    the held-out source's included."""
     keys = [k for k in parameter_keys(catalog, rows) if _owned_rows(catalog, rows, k)]
-    starts = [{k: current_value(catalog, k) for k in keys}, {k: PARAMETERS[k[2]][2] for k in keys}]
+    starts = [{k: PARAMETERS[k[2]][2] for k in keys}]
+    if from_catalog:
+        starts.append({k: current_value(catalog, k) for k in keys})
     fits = [_descend(catalog, rows, keys, start, sweeps) for start in starts]
     return min(fits, key=lambda f: f[1])[0]
 
@@ -403,7 +433,7 @@ def _held_out(group: str) -> list[Case]:
     """Fit without `group`'s rows, predict them (one leave-one-source-out fold; runs in a worker)."""
     catalog = load_catalogs()
     rows, _ = load_rows(catalog)
-    params = fit(catalog, [r for r in rows if r.source != group])
+    params = fit(catalog, [r for r in rows if r.source != group], from_catalog=False)
     return cases_of(catalog, [r for r in rows if r.source == group], params)
 
 
@@ -420,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
         for c in cases:
             print(f"{c.row_id:60} {c.quantity:10} {c.published:10.1f} {c.predicted:10.1f} {100 * c.error:+7.1f}%")
     summarize(cases, "catalog parameters, in sample")
+    for quantity in HEADLINE:
+        summarize([c for c in cases if c.quantity == quantity], f"catalog parameters, in sample: {quantity} only")
     if args.fit:
         params = fit(catalog, rows)
         for k, v in sorted(params.items()):
@@ -430,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
         with multiprocessing.Pool(min(len(groups), os.cpu_count() or 1)) as pool:
             held = [c for part in pool.map(_held_out, groups) for c in part]
         summarize(held, "leave one source out (refit without the source, predict it)")
+        for quantity in HEADLINE:
+            summarize([c for c in held if c.quantity == quantity], f"leave one source out: {quantity} only")
     print(f"\n{len(rows)} rows used, {len(skipped)} skipped")
     reasons = defaultdict(int)
     for _, why in skipped:

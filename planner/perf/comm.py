@@ -16,14 +16,19 @@ def _bw(link: GroupLink, efficiency: float) -> float:
     return link.bw_bytes_per_s * efficiency
 
 
-def all_reduce_s(link: GroupLink, message_bytes: float, efficiency: float) -> float:
+def all_reduce_lines(link: GroupLink, efficiency: float) -> tuple[float, float, float, float]:
+    """Ring and tree all-reduce as (fixed s, s per byte) each: the cost is the cheaper line at a size."""
     n = link.size
-    if n <= 1 or message_bytes <= 0:
-        return 0.0
     bw = _bw(link, efficiency)
-    ring = 2 * (n - 1) / n * message_bytes / bw + 2 * (n - 1) * link.latency_s
-    tree = 2 * message_bytes / bw + 2 * math.ceil(math.log2(n)) * link.latency_s
-    return min(ring, tree)
+    return (2 * (n - 1) * link.latency_s, 2 * (n - 1) / n / bw,
+            2 * math.ceil(math.log2(n)) * link.latency_s, 2 / bw)
+
+
+def all_reduce_s(link: GroupLink, message_bytes: float, efficiency: float) -> float:
+    if link.size <= 1 or message_bytes <= 0:
+        return 0.0
+    ring_fixed, ring_per_byte, tree_fixed, tree_per_byte = all_reduce_lines(link, efficiency)
+    return min(ring_fixed + ring_per_byte * message_bytes, tree_fixed + tree_per_byte * message_bytes)
 
 
 def all_gather_s(link: GroupLink, message_bytes: float, efficiency: float) -> float:

@@ -35,7 +35,7 @@ from functools import cached_property
 
 from planner.catalog.schema import Accelerator, DeviceFamily, Engine, System
 from planner.catalog.topology import group_link
-from planner.perf.comm import all_reduce_s, all_to_all_s, p2p_s
+from planner.perf.comm import all_reduce_lines, all_to_all_s, p2p_s
 from planner.perf.roofline import achievable_bandwidth, matmul_efficiency, peak_flops
 from planner.perf.shapes import LLMFootprint, model_split_problems
 from planner.perf.types import MemoryBreakdown, Parallel, Prediction
@@ -170,11 +170,16 @@ class StepCost:
         big = max(memory_s, compute_s)
         return big * ((memory_s / big) ** k + (compute_s / big) ** k) ** (1.0 / k)
 
+    @cached_property
+    def _allreduce_lines(self) -> tuple[float, float, float, float]:
+        return all_reduce_lines(self.tp_link, self.engine.allreduce_bw_efficiency or self.comm_efficiency)
+
     def _allreduce(self, tokens: float) -> float:
         if self.allreduces == 0 or tokens <= 0:
             return 0.0
-        one = self.engine.allreduce_base_s + all_reduce_s(self.tp_link, tokens * self.hidden_bytes_per_token,
-                                                          self.engine.allreduce_bw_efficiency or self.comm_efficiency)
+        ring_fixed, ring_per_byte, tree_fixed, tree_per_byte = self._allreduce_lines
+        size = tokens * self.hidden_bytes_per_token
+        one = self.engine.allreduce_base_s + min(ring_fixed + ring_per_byte * size, tree_fixed + tree_per_byte * size)
         return self.allreduces * one
 
     def stage_parts(self, decode_seqs: float, context_tokens: float, prefill_tokens: float,
@@ -204,9 +209,26 @@ class StepCost:
         if decode_seqs <= 0 and prefill_tokens <= 0:
             return 0.0
         pp = self.pp
-        parts = self.stage_parts(decode_seqs / pp, context_tokens / pp, prefill_tokens / pp, prefill_pairs / pp)
+        # sum(stage_parts(...).values()) without the dict: this is the inner loop of every rate search.
+        parts = self.stage_parts(decode_seqs / pp, context_tokens / pp, prefill_tokens / pp, prefill_pairs / pp) \
+            if self.ep_link is not None or self.pp_link is not None else None
+        stage = (sum(parts.values()) if parts is not None
+                 else self._dense_stage(decode_seqs, context_tokens, prefill_tokens, prefill_pairs))
         host = self.engine.step_overhead_s + self.engine.step_overhead_per_seq_s * decode_seqs
-        return host + pp * sum(parts.values())
+        return host + pp * stage
+
+    def _dense_stage(self, decode_seqs: float, context_tokens: float, prefill_tokens: float,
+                     prefill_pairs: float) -> float:
+        """stage_parts summed, for one stage holding every layer and no expert or pipeline links (pp = 1)."""
+        tokens = decode_seqs + prefill_tokens
+        weights = self.dense_bytes
+        if self.expert_bytes:
+            weights += self.expert_bytes * (1.0 - (1.0 - self.expert_share) ** tokens)
+        linear = self._roofline(weights / self.bw, tokens * self.linear_flops_per_token / self.gemm_flops)
+        kv = self._roofline(context_tokens * self.kv_bytes_per_token / self.kv_bw,
+                            context_tokens * self.attn_flops_per_pair / self.attn_flops)
+        return (linear + kv + prefill_pairs * self.attn_flops_per_pair / self.attn_flops + self._allreduce(tokens)
+                + self.layers * self.engine.layer_overhead_s)
 
 
 def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accelerator, family: DeviceFamily,
@@ -291,19 +313,19 @@ class ReplicaProfile:
 
     # ---- the load model, parametrised by the number of decoding sequences B
 
-    @property
+    @cached_property
     def decode_steps(self) -> int:
         return max(1, self.output_tokens - 1)
 
-    @property
+    @cached_property
     def context_per_seq(self) -> float:
         return self.input_tokens + self.output_tokens / 2.0
 
-    @property
+    @cached_property
     def slots(self) -> int:
         return max(0, min(self.batch, self.max_batch_fit))
 
-    @property
+    @cached_property
     def max_running(self) -> float:
         """The largest B the replica reaches: slots, and (mixed batching) the step token budget."""
         b = float(self.slots)
@@ -354,7 +376,7 @@ class ReplicaProfile:
         return {"b": b, "t_dec": t_dec, "t_pre": t_pre, "delta": delta, "share": share, "tpot": tpot, "lam": lam,
                 "chunk": chunk, "input": float(i)}
 
-    @property
+    @cached_property
     def saturation_rate(self) -> float:
         b = self.max_running
         return self._state(b)["lam"] if b > 0 else 0.0
@@ -380,8 +402,9 @@ class ReplicaProfile:
                 hi = mid
         return (lo + hi) / 2
 
-    def at_batch(self, b: float) -> Latencies:
-        """Every latency with B sequences decoding on average (0 <= B < max_running)."""
+    def at_batch(self, b: float, metric: str | None = None) -> Latencies:
+        """Every latency with B sequences decoding on average (0 <= B < max_running). With `metric`, only
+        that one need be right (a rate search asks for one; the others may be left out as NaN)."""
         if self.max_running <= 0 or b >= self.max_running:
             return Latencies.overloaded(math.inf if self.max_running <= 0 else max(1.0, b / self.max_running), b)
         s = self._state(b)
@@ -447,17 +470,22 @@ class ReplicaProfile:
         # A request's mean TPOT varies with the prompts co-scheduled during its life (Poisson, about B of
         # them), amplified by 1 / (1 - rho_p) because more prompts make the life longer and so meet more
         # prompts; and with the running batch itself (time-averaged over a lifetime: variance 2B/3).
-        h = 0.5 * max(b, 1.0)
-        lo_b = max(1e-6, b - h)
-        slope = (self.decode_step_s(b + h) - self.decode_step_s(lo_b)) / (b + h - lo_b)
-        prompts_spread = math.sqrt(b) * per_prompt / d / (1.0 - rho_p)
-        spread = math.sqrt(prompts_spread ** 2 + slope ** 2 * 2.0 * b / 3.0)
-        tpot_p99 = tpot + Z99 * spread
+        tpot_p99 = math.nan
+        if metric in (None, "tpot_p99_s", "e2e_p99_s"):
+            h = 0.5 * max(b, 1.0)
+            lo_b = max(1e-6, b - h)
+            slope = (self.decode_step_s(b + h) - self.decode_step_s(lo_b)) / (b + h - lo_b)
+            prompts_spread = math.sqrt(b) * per_prompt / d / (1.0 - rho_p)
+            spread = math.sqrt(prompts_spread ** 2 + slope ** 2 * 2.0 * b / 3.0)
+            tpot_p99 = tpot + Z99 * spread
         ttft_p99 = ttft_q(0.99)
+        everything = metric is None
         return Latencies(
-            utilization=rho, running_batch=b, ttft_mean_s=ttft_mean, ttft_p50_s=ttft_q(0.5), ttft_p90_s=ttft_q(0.9),
+            utilization=rho, running_batch=b, ttft_mean_s=ttft_mean,
+            ttft_p50_s=ttft_q(0.5) if everything else math.nan, ttft_p90_s=ttft_q(0.9) if everything else math.nan,
             ttft_p99_s=ttft_p99, tpot_s=tpot, tpot_p99_s=tpot_p99, e2e_mean_s=ttft_mean + d * tpot,
-            e2e_p99_s=ttft_p99 + d * tpot_p99, queueing_p99_s=max(0.0, ttft_p99 - base - own_prefill(1.0)),
+            e2e_p99_s=ttft_p99 + d * tpot_p99,
+            queueing_p99_s=max(0.0, ttft_p99 - base - own_prefill(1.0)) if everything else math.nan,
             tokens_per_s=lam * self.output_tokens)
 
 
@@ -487,7 +515,7 @@ def latencies_at(profile: ReplicaProfile, lam: float) -> Latencies:
     return profile.at_batch(profile._batch_for_rate(lam))
 
 
-SCAN_POINTS = 12
+SCAN_POINTS = 6
 RATE_METRICS = ("utilization", "ttft_p99_s", "ttft_mean_s", "tpot_s", "tpot_p99_s", "e2e_p99_s", "e2e_mean_s")
 
 
@@ -510,7 +538,7 @@ def max_rate(profile: ReplicaProfile, metric: str, limit: float) -> float:
             return profile._state(b)["tpot"] if b < profile.max_running else math.inf
     else:
         def value(b: float) -> float:
-            return getattr(profile.at_batch(b), metric)
+            return getattr(profile.at_batch(b, metric), metric)
     if sat <= 0 or value(0.0) > limit:
         return 0.0
     lo, hi = 0.0, profile.max_running

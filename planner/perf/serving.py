@@ -182,9 +182,11 @@ class StepCost:
         one = self.engine.allreduce_base_s + min(ring_fixed + ring_per_byte * size, tree_fixed + tree_per_byte * size)
         return self.allreduces * one
 
-    def stage_parts(self, decode_seqs: float, context_tokens: float, prefill_tokens: float,
-                    prefill_pairs: float) -> dict[str, float]:
-        """One stage's kernel times for its share of the step (already divided by pp)."""
+    STAGE_TERMS = ("linear", "kv", "prefill_attention", "comm", "layers")
+
+    def _stage_terms(self, decode_seqs: float, context_tokens: float, prefill_tokens: float,
+                     prefill_pairs: float) -> tuple[float, float, float, float, float]:
+        """One stage's kernel times for its share of the step (already divided by pp), as STAGE_TERMS."""
         tokens = decode_seqs + prefill_tokens
         weights = self.dense_bytes
         if self.expert_bytes:
@@ -199,8 +201,13 @@ class StepCost:
             comm += self.allreduces * all_to_all_s(self.ep_link, msg, self.comm_efficiency)
         if self.pp_link is not None:
             comm += p2p_s(self.pp_link, tokens * self.hidden_bytes_per_token, self.comm_efficiency)
-        layers = self.layers * self.engine.layer_overhead_s
-        return {"linear": linear, "kv": kv, "prefill_attention": prefill_attn, "comm": comm, "layers": layers}
+        return linear, kv, prefill_attn, comm, self.layers * self.engine.layer_overhead_s
+
+    def stage_parts(self, decode_seqs: float, context_tokens: float, prefill_tokens: float,
+                    prefill_pairs: float) -> dict[str, float]:
+        """The stage's terms by name (reports and breakdowns)."""
+        return dict(zip(self.STAGE_TERMS, self._stage_terms(decode_seqs, context_tokens, prefill_tokens,
+                                                              prefill_pairs)))
 
     def seconds(self, decode_seqs: float, context_tokens: float, prefill_tokens: float = 0.0,
                 prefill_pairs: float = 0.0) -> float:
@@ -209,26 +216,9 @@ class StepCost:
         if decode_seqs <= 0 and prefill_tokens <= 0:
             return 0.0
         pp = self.pp
-        # sum(stage_parts(...).values()) without the dict: this is the inner loop of every rate search.
-        parts = self.stage_parts(decode_seqs / pp, context_tokens / pp, prefill_tokens / pp, prefill_pairs / pp) \
-            if self.ep_link is not None or self.pp_link is not None else None
-        stage = (sum(parts.values()) if parts is not None
-                 else self._dense_stage(decode_seqs, context_tokens, prefill_tokens, prefill_pairs))
+        stage = sum(self._stage_terms(decode_seqs / pp, context_tokens / pp, prefill_tokens / pp, prefill_pairs / pp))
         host = self.engine.step_overhead_s + self.engine.step_overhead_per_seq_s * decode_seqs
         return host + pp * stage
-
-    def _dense_stage(self, decode_seqs: float, context_tokens: float, prefill_tokens: float,
-                     prefill_pairs: float) -> float:
-        """stage_parts summed, for one stage holding every layer and no expert or pipeline links (pp = 1)."""
-        tokens = decode_seqs + prefill_tokens
-        weights = self.dense_bytes
-        if self.expert_bytes:
-            weights += self.expert_bytes * (1.0 - (1.0 - self.expert_share) ** tokens)
-        linear = self._roofline(weights / self.bw, tokens * self.linear_flops_per_token / self.gemm_flops)
-        kv = self._roofline(context_tokens * self.kv_bytes_per_token / self.kv_bw,
-                            context_tokens * self.attn_flops_per_pair / self.attn_flops)
-        return (linear + kv + prefill_pairs * self.attn_flops_per_pair / self.attn_flops + self._allreduce(tokens)
-                + self.layers * self.engine.layer_overhead_s)
 
 
 def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accelerator, family: DeviceFamily,

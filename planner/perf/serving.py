@@ -4,27 +4,29 @@ One engine iteration (`StepCost.seconds`) is the unit both this closed form and 
 (`planner/simulate/`) read, so the two can only disagree about queueing and batching:
 
     step = host overhead (engine base + per running sequence)
-         + pp x [ linear layers: max(weights read / bw, tokens x 2 x active params / F)   (one roofline)
-                + decode attention: max(KV bytes at the real context / kv_bw, its FLOPs / F)
+         + pp x [ linear layers: R(weights read / bw, tokens x 2 x active params / F)
+                + decode attention: R(KV bytes at the real context / kv_bw, its FLOPs / F)
                 + prefill attention: causal pairs x 4 x attn_dim / F
-                + 2 all-reduces per layer, each the engine's kernel base + the link's ring/tree time ]
+                + a fixed kernel time per layer
+                + 2 all-reduces per layer, each the engine's kernel base + ring/tree time at its bandwidth ]
 
-Kernels of one layer run one after another, so memory-bound attention does not hide behind
-compute-bound GEMMs: the sum of per-kernel rooflines is the imperfect overlap engines show.
+R(m, c) = (m^k + c^k)^(1/k) is the roofline of a kernel near its ridge point, whose tiles wait on both
+memory and math (k per device family; large k is the plain max). Kernels of a layer run one after
+another, so memory-bound attention does not hide behind compute-bound GEMMs either.
 
-Load (`operating_point`): a replica offered lambda requests/s keeps B sequences decoding, B = lambda x
-(O - 1) x TPOT (Little's law), capped by the engine's `max_num_seqs` and by the KV blocks that fit
-(paged: the tokens each sequence holds on average, I + O/2; reserve-max engines: I + O). Prompts arrive
-at B x I / (O - 1) tokens per step; with mixed batching they ride along decode steps in chunks of up to
-`max_step_tokens - B` tokens, a fraction f of steps carries one, and TPOT = T_decode + f x (T_mixed -
-T_decode); engines that run prefill as separate steps add the whole prefill step instead. Parametrised
-by B rather than lambda, every quantity is closed form; a rate is found by bisection on B.
+Load (`ReplicaProfile.at_batch`): a replica keeps B sequences decoding, B = lambda x (O - 1) x TPOT
+(Little's law), capped by the engine's `max_num_seqs` and by the KV that fits (paged: the tokens each
+sequence holds on average, I + O/2; reserve-max engines: I + O). Prompts that arrived during a step ride
+the next one (E[N | N >= 1] of them); with mixed batching they share decode steps and TPOT = T_decode +
+f x (T_mixed - T_decode) for the fraction f of steps that carry prompts; prefill-first engines add whole
+prefill steps instead. Parametrised by B rather than lambda, every quantity is closed form; a rate is
+found by searching B (`max_rate`).
 
-TTFT = request overhead + residual of the running step + admission wait (all slots busy: M/M/c by
-Sakasegawa's approximation, c = the batch cap) + prefill queue wait (M/D/1 on the prefill token
-capacity) + the prompt's own chunks. Tail quantiles take the waits as exponential beyond an atom at
-zero (exact for M/M/1); TPOT's tail is the binomial spread of prefill-carrying steps over a request's
-O - 1 steps. The simulator checks all of these on a trace.
+TTFT = request overhead + the length-biased residual of the step under way (or, when prompts queue, the
+M/D/1 wait for the GPU time their prefill takes, whichever is longer) + admission when every slot is
+busy (M/M/c, Sakasegawa's approximation) + the prompt's own step. Tails take the waits as exponential
+beyond an atom at zero; TPOT's tail is the spread of the prompts co-scheduled over a request's life
+(amplified by 1 / (1 - rho)) and of the running batch. The simulator checks all of these on a trace.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 from planner.constraints import SLO_METRICS
 from planner.errors import Problem, SpecError
 from planner.evaluate import Evaluation, ResolvedWorkload, serving_profile
-from planner.simulate import SimulationResult, Stats, simulate
+from planner.simulate import SimulationResult, simulate
 from planner.simulate.trace import Request, load_trace, poisson_requests
 
 MAX_REQUESTS = 200_000
@@ -86,6 +86,3 @@ def simulate_evaluation(work: ResolvedWorkload, catalog, evaluation: Evaluation,
     result = simulate(profile, reqs, replicas=cand.parallel.dp, seed=seed)
     return PartSimulation(evaluation, cand.parallel.dp, rate, result, slo_verdicts(work, evaluation, result))
 
-
-def stats_line(name: str, s: Stats) -> str:
-    return f"{name}: mean {s.mean:.1f}, p50 {s.p50:.1f}, p90 {s.p90:.1f}, p99 {s.p99:.1f} ms"

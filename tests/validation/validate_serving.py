@@ -73,11 +73,6 @@ PARAMETERS = {
 }
 LOSS_CAP = math.log(2.0)
 HEADLINE = ("tokens/s", "tpot_mean", "ttft_mean")
-ENGINE_SCALE = {"step_overhead_ms": ("step_overhead_s", 1e-3), "step_overhead_per_seq_us": ("step_overhead_per_seq_s", 1e-6),
-                "request_overhead_ms": ("request_overhead_s", 1e-3), "allreduce_base_us": ("allreduce_base_s", 1e-6),
-                "layer_overhead_us": ("layer_overhead_s", 1e-6), "runtime_overhead_gib": ("runtime_overhead_bytes", 2**30),
-                "allreduce_bw_efficiency": ("allreduce_bw_efficiency", 1.0)}
-
 
 @dataclass
 class Row:
@@ -201,10 +196,12 @@ def _scenario(raw: dict) -> str:
 
 def with_parameters(catalog: Catalog, row: Row, params: dict, offline: bool) -> tuple[EngineParams, object]:
     device = catalog.accelerators[catalog.systems[row.system].accelerator]
-    engine = EngineParams.of(catalog.engines[row.engine], device, row.par.tp * row.par.pp, offline)
-    updates = {name: value for (kind, owner, name), value in params.items() if kind == "engine" and owner == row.engine}
-    if updates:
-        engine = replace(engine, **{ENGINE_SCALE[k][0]: v * ENGINE_SCALE[k][1] for k, v in updates.items()})
+    entry = catalog.engines[row.engine]
+    # A trial value replaces the catalog's (rules included), so EngineParams.of does the unit conversions.
+    updates = {name: getattr(entry, name).model_copy(update={"value": value, "rules": []})
+               for (kind, owner, name), value in params.items() if kind == "engine" and owner == row.engine}
+    engine = EngineParams.of(entry.model_copy(update=updates) if updates else entry, device, row.par.tp * row.par.pp,
+                             offline)
     family = catalog.family_of(device)
     fam_updates = {name: getattr(family, name).model_copy(update={"value": value}) if getattr(family, name) is not None
                    else family.memory_bw_efficiency.model_copy(update={"value": value})

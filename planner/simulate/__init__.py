@@ -42,7 +42,8 @@ class SimulationResult:
     ttft_ms: Stats
     tpot_ms: Stats
     e2e_ms: Stats
-    tokens_per_s: float  # output tokens per second, all replicas
+    tokens_per_s: float  # output tokens per second, all replicas, over the measured arrivals
+    makespan_s: float  # first arrival to last completion: the duration a finite benchmark run divides by
     requests: int
     measured: int
     replicas: int
@@ -53,7 +54,8 @@ class SimulationResult:
 
     def as_dict(self) -> dict:
         return {"ttft_ms": self.ttft_ms.as_dict(), "tpot_ms": self.tpot_ms.as_dict(), "e2e_ms": self.e2e_ms.as_dict(),
-                "tokens_per_s": round(self.tokens_per_s, 3), "requests": self.requests,
+                "tokens_per_s": round(self.tokens_per_s, 3), "makespan_s": round(self.makespan_s, 3),
+                "requests": self.requests,
                 "measured_requests": self.measured, "replicas": self.replicas,
                 "mean_running_batch": round(self.mean_running_batch, 3), "preemptions": self.preemptions,
                 "steps": self.steps, "wall_s": round(self.wall_s, 3)}
@@ -85,5 +87,6 @@ def simulate(profile: ReplicaProfile, requests: list[Request], replicas: int = 1
     return SimulationResult(
         ttft_ms=Stats.of([t.ttft_s for t in kept]), tpot_ms=Stats.of([t.tpot_s for t in multi]),
         e2e_ms=Stats.of([t.e2e_s for t in kept]), tokens_per_s=tokens / span if hi > lo else 0.0,
+        makespan_s=max((t.arrival_s + t.e2e_s for t in timings), default=0.0) - (arrivals[0] if arrivals else 0.0),
         requests=len(requests), measured=len(kept), replicas=replicas, mean_running_batch=running / replicas,
         preemptions=preemptions, steps=steps, wall_s=time.perf_counter() - started)

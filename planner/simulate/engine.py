@@ -100,7 +100,8 @@ def run_replica(profile: ReplicaProfile, requests: list[Request], max_steps: int
         in_use = sum(reserved(s) for s in running)
         while waiting and len(running) < cap:
             s = waiting[0]
-            need = s.req.input_tokens + (s.req.output_tokens if eng.kv_admission == "reserve_max" else 0)
+            # A preempted sequence comes back needing everything it held (recompute), not just its prompt.
+            need = reserved(s) if eng.kv_admission == "reserve_max" else s.target
             if in_use + need > kv_capacity and running:
                 break
             waiting.popleft()
@@ -157,9 +158,11 @@ def run_replica(profile: ReplicaProfile, requests: list[Request], max_steps: int
                                              now - s.req.arrival_s, s.req.output_tokens, s.first_step_s))
         if eng.kv_admission == "paged":
             # Decoding grew the cache: preempt the newest sequences until it fits (vLLM recompute).
-            while running and sum(s.held for s in running) > kv_capacity and len(running) > 1:
+            held = sum(s.held for s in running)
+            while held > kv_capacity and len(running) > 1:
                 victim = max(running, key=lambda x: x.index)
                 running.remove(victim)
+                held -= victim.held
                 victim.target, victim.prefilled = victim.req.input_tokens + victim.generated, 0
                 waiting.appendleft(victim)
                 run.preemptions += 1

@@ -8,7 +8,9 @@ Each row is rebuilt as the engine would run it (see `predict_row`):
 - offline: every replica at its saturation rate (the batch cap is the row's stated batch, or the engine's
   default), output tokens/s over all the row's devices;
 - static_batch: b prompts prefilled together, then decoded to the end (the old gptSessionBenchmark);
-- online_rate: the closed-form latencies at the row's request rate per replica;
+- online_rate: the closed-form latencies at the row's request rate per replica; a run of N requests
+  reports throughput over its whole duration (its quantity is `tokens/s@rate`, not the maximum), and a
+  rate the closed form calls overloaded is simulated as the benchmark sent it (N Poisson arrivals);
 - online_concurrency: N clients in a closed loop, so N = running + those waiting for their first token.
 Only like is compared with like: mean against mean, p99 against p99, output tokens against output tokens.
 
@@ -35,6 +37,7 @@ from planner.catalog.loader import Catalog, load_catalogs
 from planner.perf.serving import EngineParams, latencies_at, replica_profile
 from planner.perf.shapes import llm_footprint
 from planner.perf.types import Parallel
+from planner.simulate import poisson_requests, simulate
 
 HERE = Path(__file__).resolve().parent
 SYSTEM_FOR_DEVICE = {"h100-sxm": "hgx-h100-8", "h200-sxm": "hgx-h200-8", "a100-80gb": "hgx-a100-80gb-8",
@@ -240,8 +243,9 @@ def _round_up_tiered(raw: float, limits: tuple[int, int], steps: tuple[int, int,
     return max(floor, value) if raw < limits[0] else value
 
 
-def predict_row(catalog: Catalog, row: Row, params: dict) -> dict[str, float]:
-    """The row's stated quantities as the model predicts them (keys as in QUANTITIES' values)."""
+def predict_row(catalog: Catalog, row: Row, params: dict, simulate_overload: bool = False) -> dict[str, float]:
+    """The row's stated quantities as the model predicts them (keys as in QUANTITIES' values). An online
+    row the closed form calls overloaded is simulated when `simulate_overload` (too slow for the fit)."""
     raw = row.raw
     scenario = _scenario(raw)
     engine, family = with_parameters(catalog, row, params, offline=scenario == "offline")
@@ -279,7 +283,11 @@ def predict_row(catalog: Catalog, row: Row, params: dict) -> dict[str, float]:
                 hi = mid
         lat = prof.at_batch(lo)
     else:
-        lat = latencies_at(prof, float(raw["request_rate_per_s"]) / row.replicas)
+        rate = float(raw["request_rate_per_s"]) / row.replicas
+        lat = latencies_at(prof, rate)
+        count = int(raw.get("num_requests") or 0) // row.replicas
+        if not math.isfinite(lat.tpot_s) and count and simulate_overload:
+            return simulated_run(prof, raw, rate, count, row)
     # A request's mean TPOT spreads symmetrically (binomial share of prefill-carrying steps): median = mean.
     # The median gap between two tokens is a decode step, with a prefill chunk only when most steps carry one.
     s = prof._state(lat.running_batch) if math.isfinite(lat.tpot_s) else None
@@ -288,17 +296,35 @@ def predict_row(catalog: Catalog, row: Row, params: dict) -> dict[str, float]:
                 "e2e_p50": (lat.ttft_p50_s + max(1, o - 1) * lat.tpot_s) * 1000})
     out.update({"ttft_mean": lat.ttft_mean_s * 1000, "ttft_p50": lat.ttft_p50_s * 1000, "ttft_p90": lat.ttft_p90_s * 1000,
                 "ttft_p99": lat.ttft_p99_s * 1000, "tpot_mean": lat.tpot_s * 1000, "tpot_p99": lat.tpot_p99_s * 1000,
-                "e2e_mean": lat.e2e_mean_s * 1000,
-                "tokens/s": lat.tokens_per_s * row.replicas / row.devices})
+                "e2e_mean": lat.e2e_mean_s * 1000})
+    if scenario == "online_concurrency":
+        out["tokens/s"] = lat.tokens_per_s * row.replicas / row.devices
+    else:
+        # A run of N requests divides by its whole duration, arrivals plus the drain of the last one.
+        duration = count / rate + lat.e2e_mean_s if count else 1.0 / rate
+        out["tokens/s@rate"] = (count or 1) * o / duration * row.replicas / row.devices
     return out
 
 
-def cases_of(catalog: Catalog, rows: list[Row], params: dict) -> list[Case]:
+def simulated_run(prof, raw: dict, rate: float, count: int, row: Row) -> dict[str, float]:
+    """A finite benchmark run the closed form calls overloaded (no steady state exists): its N requests
+    simulated as the benchmark sent them, every request measured, throughput over the whole run."""
+    lengths = "uniform" if raw.get("lengths") == "random_uniform" else "fixed"
+    requests = poisson_requests(rate, count, int(raw["input_tokens"]), int(raw["output_tokens"]), seed=0, lengths=lengths)
+    result = simulate(prof, requests, trim=0.0)
+    output = sum(r.output_tokens for r in requests)
+    return {"ttft_mean": result.ttft_ms.mean, "ttft_p50": result.ttft_ms.p50, "ttft_p90": result.ttft_ms.p90,
+            "ttft_p99": result.ttft_ms.p99, "tpot_mean": result.tpot_ms.mean, "tpot_p50": result.tpot_ms.p50,
+            "tpot_p99": result.tpot_ms.p99, "e2e_mean": result.e2e_ms.mean, "e2e_p50": result.e2e_ms.p50,
+            "tokens/s@rate": output / result.makespan_s * row.replicas / row.devices}
+
+
+def cases_of(catalog: Catalog, rows: list[Row], params: dict, simulate_overload: bool = False) -> list[Case]:
     cases = []
     for row in rows:
         raw = row.raw
         try:
-            predicted = predict_row(catalog, row, params)
+            predicted = predict_row(catalog, row, params, simulate_overload)
         except ValueError:
             continue  # a layout the catalog cannot host (listed by load_rows)
         measured = raw.get("measured") or {}
@@ -308,6 +334,8 @@ def cases_of(catalog: Catalog, rows: list[Row], params: dict) -> list[Case]:
             if quantity == "tokens/s" and key == "output_tokens_per_s" and "output_tokens_per_s_per_device" in measured:
                 continue
             published = float(measured[key]) / (row.devices if key == "output_tokens_per_s" else 1)
+            if quantity == "tokens/s" and _scenario(raw) == "online_rate":
+                quantity = "tokens/s@rate"  # the offered rate's throughput, not the maximum
             value = predicted.get(quantity)
             if value is None:
                 continue  # e.g. the TTFT of a burst of requests sent at once: not a steady state
@@ -431,7 +459,7 @@ def _held_out(group: str) -> list[Case]:
     catalog = load_catalogs()
     rows, _ = load_rows(catalog)
     params = fit(catalog, [r for r in rows if r.source != group], from_catalog=False)
-    return cases_of(catalog, [r for r in rows if r.source == group], params)
+    return cases_of(catalog, [r for r in rows if r.source == group], params, simulate_overload=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -442,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     catalog = load_catalogs()
     rows, skipped = load_rows(catalog)
-    cases = cases_of(catalog, rows, {})
+    cases = cases_of(catalog, rows, {}, simulate_overload=True)
     if args.rows:
         for c in cases:
             print(f"{c.row_id:60} {c.quantity:10} {c.published:10.1f} {c.predicted:10.1f} {100 * c.error:+7.1f}%")
@@ -453,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         params = fit(catalog, rows)
         for k, v in sorted(params.items()):
             print(f"fitted {'.'.join(k)} = {v}  (catalog {current_value(catalog, k)})")
-        summarize(cases_of(catalog, rows, params), "refitted on every row")
+        summarize(cases_of(catalog, rows, params, simulate_overload=True), "refitted on every row")
     if args.loso:
         groups = sorted({r.source for r in rows})
         with multiprocessing.Pool(min(len(groups), os.cpu_count() or 1)) as pool:

@@ -182,6 +182,11 @@ def enumerate_candidates(work: ResolvedWorkload, catalog: Catalog) -> CandidateT
 # ------------------------------------------------------------------------------------------- training
 
 
+# Ring attention pays for itself only when one sequence's activations crowd a device: from 16k tokens.
+CP_FROM_SEQ_LEN = 16384
+CP_DEGREES = (1, 2, 4, 8)
+
+
 def _training_layouts(work: ResolvedWorkload, system: System, max_devices: int):
     fp = work.footprint
     deg = work.spec.search.degrees
@@ -191,17 +196,20 @@ def _training_layouts(work: ResolvedWorkload, system: System, max_devices: int):
         tps = [t for t in tps if t == 1]
     pps = deg.pp or [p for p in _powers_of_two(min(64, fp.layers))]
     w = work.spec.workload
+    cps = deg.cp or [c for c in CP_DEGREES if c == 1 or w.seq_len >= CP_FROM_SEQ_LEN]
+    cps = [c for c in cps if w.seq_len % (2 * c) == 0 or c == 1]  # ring attention balances 2 x cp chunks
     for tp in tps:
-        for pp in pps:
-            if tp * pp > max_devices:
-                continue
-            dps = deg.dp or _powers_of_two(max_devices // (tp * pp))
-            for dp in dps:
-                if tp * pp * dp > max_devices or dp > w.global_batch_seqs:
+        for cp in cps:
+            for pp in pps:
+                if tp * cp * pp > max_devices:
                     continue
-                eps = deg.ep or ([e for e in _powers_of_two(dp) if fp.experts % e == 0] if fp.is_moe else [1])
-                for ep in eps:
-                    yield tp, pp, dp, ep
+                dps = deg.dp or _powers_of_two(max_devices // (tp * cp * pp))
+                for dp in dps:
+                    if tp * cp * pp * dp > max_devices or dp > w.global_batch_seqs:
+                        continue
+                    eps = deg.ep or ([e for e in _powers_of_two(dp * cp) if fp.experts % e == 0] if fp.is_moe else [1])
+                    for ep in eps:
+                        yield tp, pp, dp, ep, cp
 
 
 def _training_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
@@ -215,6 +223,9 @@ def _training_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
     recomputes = spec.search.recompute or list(TRAINING_RECOMPUTE)
     micro_batches = spec.search.micro_batches or [1]
     for device in _devices(work, catalog):
+        if not device.trains:
+            table.exclude("structural", f"{device.id}: an inference accelerator, not offered for training", device.id)
+            continue
         for system in sorted(catalog.systems_for(device.id), key=lambda s: s.id):
             offerings = _offerings(work, catalog, system)
             if not offerings:
@@ -225,8 +236,8 @@ def _training_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
                 # Same device count on the same offering costs the same per hour and draws the same power,
                 # so only the fastest layout of each size can be optimal: keep one per size.
                 fastest: dict[int, tuple[float, Candidate]] = {}
-                for tp, pp, dp, ep in _training_layouts(work, system, max_devices):
-                    best = _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep,
+                for tp, pp, dp, ep, cp in _training_layouts(work, system, max_devices):
+                    best = _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, cp,
                                             zeros, recomputes, micro_batches, table)
                     if best is None:
                         continue
@@ -241,7 +252,7 @@ def _training_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
     return table
 
 
-def _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, zeros, recomputes, micro_batches,
+def _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, cp, zeros, recomputes, micro_batches,
                      table: CandidateTable) -> tuple[float, Candidate] | None:
     """The fastest variant (recompute, ZeRO, interleaving, micro-batch) of one layout whose memory fits.
 
@@ -249,6 +260,7 @@ def _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, z
     down and the search stops at the first memory fit; only the interleaving depth is compared by time.
     """
     w = work.spec.workload
+    adapter = w.adapter.to_perf() if w.adapter else None
     family = catalog.family_of(device)
     capacity = device.memory_gb * 1e9
     depths = TRAINING_VIRTUAL_STAGES if pp > 1 else (1,)
@@ -256,7 +268,7 @@ def _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, z
     for mb in sorted(micro_batches):
         for zero in sorted(zeros):
             for recompute in sorted(recomputes, key=TRAINING_RECOMPUTE.index):
-                par = Parallel(tp=tp, pp=pp, dp=dp, ep=ep, micro_batch=mb, zero_stage=zero, recompute=recompute)
+                par = Parallel(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, micro_batch=mb, zero_stage=zero, recompute=recompute)
                 cand = Candidate(device.id, system.id, precision, par)
                 issues = structural_issues(work, catalog, cand)
                 if issues:
@@ -264,7 +276,8 @@ def _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, z
                     return None
                 batch = w.batch_for(dp * mb)
                 micro_batches_per_step = batch // (dp * mb)
-                memory = training_memory(work.footprint, w.seq_len, par, precision, micro_batches_per_step, family)
+                memory = training_memory(work.footprint, w.seq_len, par, precision, micro_batches_per_step, family,
+                                         adapter)
                 if memory.total > capacity:
                     last_reason = (cand, memory.total)
                     continue
@@ -275,7 +288,8 @@ def _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, z
                         continue
                     pred = predict_training(work.footprint, tokens=w.tokens, seq_len=w.seq_len,
                                             global_batch_seqs=batch, par=trial, precision=precision,
-                                            device=device, family=family, system=system)
+                                            device=device, family=family, system=system,
+                                            framework=catalog.framework(w.framework), adapter=adapter)
                     table.evaluated += 1
                     if pred.step_time_s < best_time:
                         best_par, best_time = trial, pred.step_time_s

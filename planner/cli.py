@@ -168,7 +168,12 @@ def configuration_options(device_required: bool):
             click.option("--micro-batch", type=click.IntRange(min=1), default=None,
                          help="Training micro-batch (default 1); serving: the engine's cap on running sequences per "
                               "replica (max_num_seqs; default: the engine's own); vision: frames per batch (default 1)."),
-            click.option("--zero", "zero_stage", type=click.IntRange(0, 3), default=1, show_default=True),
+            click.option("--cp", type=click.IntRange(min=1), default=1, show_default=True,
+                         help="Context-parallel degree (training): each sequence split over cp devices."),
+            click.option("--zero", "zero_stage", type=click.IntRange(0, 3), default=None,
+                         help="ZeRO stage (3 = FSDP full sharding); default: the workload framework's."),
+            click.option("--shard-group", type=click.IntRange(min=1), default=None,
+                         help="ZeRO-3/FSDP hybrid sharding: devices one shard spans (default: every replica)."),
             click.option("--recompute", type=click.Choice(["none", "selective", "full"]), default="selective",
                          show_default=True),
             click.option("--virtual-stages", type=click.IntRange(min=1), default=1, show_default=True,
@@ -184,7 +189,7 @@ def configuration_options(device_required: bool):
     return apply
 
 
-CONFIG_KEYS = ("device", "tp", "pp", "dp", "ep", "precision", "micro_batch", "zero_stage", "recompute",
+CONFIG_KEYS = ("device", "tp", "pp", "dp", "ep", "cp", "precision", "micro_batch", "zero_stage", "shard_group", "recompute",
                "virtual_stages", "system_id", "provider", "region", "pricing")
 
 
@@ -426,12 +431,13 @@ def catalog() -> None:
 
 
 @catalog.command("list")
-@click.argument("what", type=click.Choice(["devices", "systems", "models", "prices", "edge", "engines"]),
+@click.argument("what", type=click.Choice(["devices", "systems", "models", "prices", "edge", "engines", "frameworks"]),
                 default="devices")
 @FORMAT
 @click.pass_context
 def catalog_list(ctx: click.Context, what: str, fmt: str) -> None:
-    """List devices, systems, models, prices, edge devices (one row per power mode) or serving engines."""
+    """List devices, systems, models, prices, edge devices (one row per power mode), serving engines or
+    training frameworks."""
     from planner.report import catalog_rows, render_rows
 
     cols, rows = catalog_rows(_catalog(ctx), what)

@@ -23,8 +23,9 @@ MAX_AUTO_REPLICAS = 100_000
 
 
 def estimate_configuration(spec: WorkloadSpec, catalog: Catalog, *, spec_file: str | None, device: str, tp: int = 1,
-                           pp: int = 1, dp: int | None = None, ep: int = 1, precision: str | None = None,
-                           micro_batch: int | None = None, zero_stage: int = 1, recompute: str = "selective",
+                           pp: int = 1, dp: int | None = None, ep: int = 1, cp: int = 1, precision: str | None = None,
+                           micro_batch: int | None = None, zero_stage: int | None = None,
+                           shard_group: int | None = None, recompute: str = "selective",
                            virtual_stages: int = 1, system_id: str | None = None, provider: str | None = None,
                            region: str | None = None,
                            pricing: str | None = None) -> tuple[Evaluation, list[ConstraintCheck]]:
@@ -37,10 +38,15 @@ def estimate_configuration(spec: WorkloadSpec, catalog: Catalog, *, spec_file: s
         micro_batch = EngineParams.of(catalog.engine(spec.workload.engine), catalog.accelerators[device], tp * pp).max_num_seqs
     elif micro_batch is None:
         micro_batch = 1
+    if kind != "training" and cp > 1:
+        raise EstimateError(Problem("--cp applies to training only (serving splits sequences with --tp)",
+                                    fix="drop --cp"))
+    if zero_stage is None:
+        zero_stage = catalog.framework(getattr(spec.workload, "framework", None)).zero_stage if kind == "training" else 1
 
     def candidate(replicas: int) -> Candidate:
-        par = Parallel(tp=tp, pp=pp, dp=replicas, ep=ep, micro_batch=micro_batch, zero_stage=zero_stage,
-                       recompute=recompute, virtual_stages=virtual_stages)
+        par = Parallel(tp=tp, pp=pp, dp=replicas, ep=ep, cp=cp, micro_batch=micro_batch, zero_stage=zero_stage,
+                       shard_group=shard_group or 0, recompute=recompute, virtual_stages=virtual_stages)
         def can_run(system) -> bool:
             return not structural_issues(work, catalog, Candidate(device, system.id, precision, par))
 

@@ -97,6 +97,11 @@ def resolve_workload(spec: WorkloadSpec, catalog: Catalog, spec_file: str | None
         problems.append(Problem(f"unknown serving engine `{engine}`.{did_you_mean(engine, catalog.engines)}",
                                 file=spec_file, path="workload.engine",
                                 fix=f"use one of: {', '.join(sorted(catalog.engines))}"))
+    framework = getattr(spec.workload, "framework", None)
+    if framework is not None and framework not in catalog.frameworks:
+        problems.append(Problem(f"unknown training framework `{framework}`.{did_you_mean(framework, catalog.frameworks)}",
+                                file=spec_file, path="workload.framework",
+                                fix=f"use one of: {', '.join(sorted(catalog.frameworks))}"))
     for i, dev in enumerate(spec.search.devices):
         if dev not in catalog.accelerators:
             problems.append(Problem(f"unknown device `{dev}`.{did_you_mean(dev, catalog.accelerators)}", file=spec_file,
@@ -148,6 +153,11 @@ def structural_issues(work: ResolvedWorkload, catalog: Catalog, cand: Candidate)
     # Replicas of a serving/vision fleet need no fabric; a training job spanning nodes does.
     if work.kind == "training" and system.scaleout is None and cand.devices > max(domain, system.devices_per_node):
         issues.append(f"{system.id}: no scale-out network in the catalog, so one node ({system.devices_per_node}) at most")
+    if work.kind == "training" and not device.trains:
+        issues.append(f"{device.id} is an inference accelerator: its vendor's stack does not train models")
+    if work.kind == "training" and work.spec.workload.seq_len % (2 * cand.parallel.cp) and cand.parallel.cp > 1:
+        issues.append(f"cp={cand.parallel.cp} needs the sequence length to divide into 2 x cp chunks (ring "
+                      f"attention's load balance)")
     if work.kind == "training":
         w = work.spec.workload
         batch = w.batch_for(cand.parallel.dp * cand.parallel.micro_batch)
@@ -191,7 +201,9 @@ def evaluate(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> Evalu
     if isinstance(w, TrainingWorkload):
         batch = w.batch_for(par.dp * par.micro_batch)
         pred = predict_training(work.footprint, tokens=w.tokens, seq_len=w.seq_len, global_batch_seqs=batch,
-                                par=par, precision=cand.precision, device=device, family=family, system=system)
+                                par=par, precision=cand.precision, device=device, family=family, system=system,
+                                framework=catalog.framework(w.framework),
+                                adapter=w.adapter.to_perf() if w.adapter else None)
         utilization = 1.0
     elif isinstance(w, ServingWorkload):
         engine = EngineParams.of(catalog.engine(w.engine), device, par.tp * par.pp)

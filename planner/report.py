@@ -56,8 +56,10 @@ def evaluation_dict(ev: Evaluation, checks: list[ConstraintCheck]) -> dict:
         "notes": pred.notes,
     }
     if pred.kind == "training":
+        out["parallel"]["cp"] = p.cp
         out["batch"]["global"] = ev.metrics.get("global_batch_sequences")
         out["zero_stage"] = p.zero_stage
+        out["shard_group"] = p.shard_size
         out["recompute"] = p.recompute
     return _clean(out)
 
@@ -129,7 +131,8 @@ def render_evaluation(ev: Evaluation, checks: list[ConstraintCheck]) -> None:
     p = c.parallel
     console.print(f"[bold]{c.device}[/bold] on {c.system}, {where}")
     console.print(f"dp={p.dp} tp={p.tp} pp={p.pp} ep={p.ep}  precision={c.precision}  micro-batch={p.micro_batch}"
-                  + (f"  zero={p.zero_stage} recompute={p.recompute}" if ev.prediction.kind == "training" else ""))
+                  + (f"  cp={p.cp} zero={p.zero_stage}" + (f" shard-group={p.shard_size}" if p.shard_size < p.dp * p.cp else "")
+                     + f" recompute={p.recompute}" if ev.prediction.kind == "training" else ""))
     table = Table(title="Prediction", show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -202,6 +205,10 @@ def catalog_rows(catalog, what: str) -> tuple[list[str], list[list[Any]]]:
         rows = [[e.id, e.name, e.version, e.max_num_seqs.value, e.max_step_tokens.value, e.chunked_prefill,
                  e.mixed_prefill, e.kv_admission, e.fp8_kv_with_fp8_weights, e.id == catalog.default_engine]
                 for e in catalog.engines.values()]
+    elif what == "frameworks":
+        cols = ["id", "name", "version", "TP comm overlap", "grad reduce bytes", "default ZeRO", "default"]
+        rows = [[f.id, f.name, f.version, f.tp_comm_overlap, f.grad_reduce_bytes, f.zero_stage,
+                 f.id == catalog.default_framework] for f in catalog.frameworks.values()]
     elif what == "prices":
         cols = ["provider", "region", "instance", "system", "devices", "pricing", "USD/h", "USD/device-h", "as of"]
         rows = [[o.provider, o.region, o.instance, o.system, o.devices, o.pricing, o.usd_per_hour,
@@ -257,7 +264,8 @@ def part_dict(part) -> dict:
     }
     if ev.prediction.kind == "training":
         out["parallel"]["cp"] = p.cp
-        out["training"] = {"zero_stage": p.zero_stage, "recompute": p.recompute, "virtual_stages": p.virtual_stages}
+        out["training"] = {"zero_stage": p.zero_stage, "shard_group": p.shard_size, "recompute": p.recompute,
+                           "virtual_stages": p.virtual_stages}
     return out
 
 
@@ -350,6 +358,8 @@ def _layout(c, kind: str) -> str:
     parts.append(f"dp{p.dp}" if kind == "training" else f"{p.dp} replicas")
     if p.ep > 1:
         parts.append(f"ep{p.ep}")
+    if kind == "training" and p.cp > 1:
+        parts.append(f"cp{p.cp}")
     if kind == "training":
         parts += [f"zero{p.zero_stage}", f"recompute={p.recompute}"] + ([f"vp{p.virtual_stages}"] if p.virtual_stages > 1 else [])
     return " ".join(parts)

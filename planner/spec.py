@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from planner.catalog.schema import PRICING_MODELS, LLMShape, PricingModel, VisionShape
+from planner.perf.types import Adapter
 from planner.errors import Problem, SpecError, did_you_mean
 from planner.yamlio import YamlDocument, load_yaml, parse_document
 
@@ -41,6 +42,18 @@ class ServingSLO(Strict):
     e2e_p99_ms: PositiveFloat | None = None
 
 
+class AdapterSpec(Strict):
+    """LoRA / QLoRA: train low-rank adapters on a frozen base. Defaults follow NeMo 2 / Megatron-Bridge
+    (rank 32 on the attention and MLP linears, source F2)."""
+
+    method: Literal["lora", "qlora"]
+    rank: PositiveInt = 32
+    targets: list[Literal["attention", "mlp"]] = Field(default=["attention", "mlp"], min_length=1)
+
+    def to_perf(self) -> Adapter:
+        return Adapter(method=self.method, rank=self.rank, targets=tuple(self.targets))
+
+
 class TrainingWorkload(Strict):
     kind: Literal["training"]
     model: str | LLMShape
@@ -50,6 +63,11 @@ class TrainingWorkload(Strict):
         default=None, description="approximate: each layout rounds it to the nearest multiple of dp x micro-batch sequences")
     global_batch_sequences: PositiveInt | None = Field(
         default=None, description="exact: dp x micro-batch must divide it")
+    adapter: AdapterSpec | None = Field(default=None, description="fine-tune adapters on a frozen base "
+                                        "(lora | qlora) instead of every weight")
+    framework: str | None = Field(default=None, description="training framework: megatron-core | megatron-lm | "
+                                  "torchtitan | deepspeed | llm-foundry (default: the catalog's default, "
+                                  "megatron-core); see `planner catalog list frameworks`")
 
     @model_validator(mode="after")
     def _one_batch_size(self) -> "TrainingWorkload":
@@ -101,6 +119,8 @@ class Degrees(Strict):
     pp: list[PositiveInt] = []
     dp: list[PositiveInt] = []
     ep: list[PositiveInt] = []
+    cp: list[PositiveInt] = Field(default=[], description="context parallel (training); default: 1, and up to 8 "
+                                  "for sequences of 16k tokens or more")
 
 
 class SpotPolicy(Strict):

@@ -19,6 +19,8 @@ from planner.catalog.schema import (
     EfficiencyFile,
     Engine,
     EnginesFile,
+    Framework,
+    FrameworksFile,
     EngineValue,
     Model,
     ModelsFile,
@@ -44,6 +46,7 @@ CATALOG_FILES = {
     "edge.yaml": EdgeFile,
     "edge_measurements.yaml": EdgeMeasurementsFile,
     "engines.yaml": EnginesFile,
+    "frameworks.yaml": FrameworksFile,
 }
 
 
@@ -81,6 +84,18 @@ class Catalog:
     edge_measurements: tuple[EdgeMeasurement, ...] = ()
     engines: dict[str, Engine] = field(default_factory=dict)
     default_engine: str = "vllm"
+    frameworks: dict[str, Framework] = field(default_factory=dict)
+    default_framework: str = "megatron-core"
+
+    def framework(self, framework_id: str | None) -> Framework:
+        name = framework_id or self.default_framework
+        try:
+            return self.frameworks[name]
+        except KeyError:
+            raise CatalogError(
+                Problem(f"unknown training framework `{name}`.{did_you_mean(name, self.frameworks)}",
+                        fix=f"use one of: {', '.join(sorted(self.frameworks))}")
+            ) from None
 
     def engine(self, engine_id: str | None) -> Engine:
         name = engine_id or self.default_engine
@@ -173,7 +188,7 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
     mod: ModelsFile = parsed["models.yaml"]
     pri: PricesFile = parsed["prices.yaml"]
     edge: EdgeFile = parsed["edge.yaml"]
-    f_acc, f_eff, f_sys, f_mod, f_pri, f_edge, _, f_eng = (str(root / n) for n in list(CATALOG_FILES)[1:])
+    f_acc, f_eff, f_sys, f_mod, f_pri, f_edge, _, f_eng, f_fw = (str(root / n) for n in list(CATALOG_FILES)[1:])
 
     problems += _check_ids_unique(acc.accelerators, f_acc, "accelerators")
     problems += _check_ids_unique(eff.families, f_eff, "families")
@@ -230,6 +245,12 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
     if eng.default not in {e.id for e in eng.engines}:
         problems.append(Problem(f"default engine `{eng.default}` is not listed", file=f_eng, path="default",
                                 fix="name one of the engines below"))
+    fw: FrameworksFile = parsed["frameworks.yaml"]
+    problems += _check_ids_unique(fw.frameworks, f_fw, "frameworks")
+    problems += _check_sources(fw.frameworks, sources, f_fw, "frameworks")
+    if fw.default not in {f.id for f in fw.frameworks}:
+        problems.append(Problem(f"default framework `{fw.default}` is not listed", file=f_fw, path="default",
+                                fix="name one of the frameworks below"))
     if problems:
         raise CatalogError(problems)
 
@@ -249,6 +270,8 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
         edge_measurements=tuple(parsed["edge_measurements.yaml"].measurements),
         engines={e.id: e for e in eng.engines},
         default_engine=eng.default,
+        frameworks={f.id: f for f in fw.frameworks},
+        default_framework=fw.default,
     )
 
 

@@ -65,6 +65,8 @@ class Accelerator(Cited):
     scaleup_bw_gb_per_s_bidir: float | None = Field(default=None, gt=0)
     host_link: str | None = None
     release_year: int | None = None
+    # False: the vendor's software stack serves models on it but does not train them (AWS Inferentia).
+    trains: bool = True
 
     @property
     def memory_bytes(self) -> float:
@@ -91,6 +93,14 @@ class OverlapExponent(Strict):
     """A fitted shape parameter (>= 1) with its reason."""
 
     value: float = Field(ge=1, le=64)
+    reason: str
+    source: list[str] = Field(default_factory=list)
+
+
+class GemmHalfDimension(Strict):
+    """A fitted GEMM dimension (elements) at which a kernel reaches half its large-shape efficiency."""
+
+    value: float = Field(ge=0, le=4096)
     reason: str
     source: list[str] = Field(default_factory=list)
 
@@ -123,6 +133,12 @@ class DeviceFamily(Strict):
     # Decode reads the KV cache in pages scattered over HBM (paged attention), slower than streaming weights.
     # Absent: the family's memory_bw_efficiency is used.
     kv_read_efficiency: EfficiencyFactor | None = None
+    # Training GEMMs reach matmul_efficiency only on large shapes: a GEMM whose smallest dimension d (tokens,
+    # hidden / tp or ffn / tp) is small fills fewer SMs per wave, reaching d / (d + half) of it. Absent: shape-free.
+    gemm_half_dim: GemmHalfDimension | None = None
+    # Share of the 16-bit peak the training attention core (FlashAttention forward + backward) reaches on
+    # the FLOPs the MFU convention counts (full, unmasked s x s). Absent: matmul_efficiency.
+    attention_efficiency: EfficiencyFactor | None = None
     collective_bw_efficiency: EfficiencyFactor
     # Share of the data-parallel gradient sync that overlaps the backward pass (bucketed reduction).
     comm_overlap: Fraction
@@ -225,6 +241,36 @@ class EnginesFile(Strict):
     schema_version: Literal[1]
     default: str
     engines: list[Engine]
+
+
+class Framework(Strict):
+    """What a training framework does by default that the step time depends on (read from its source)."""
+
+    id: str
+    name: str
+    version: str
+    # TP all-reduces / all-gathers overlapped with the GEMMs they feed (Transformer Engine userbuffers,
+    # async TP): the family's comm_overlap share of them is hidden.
+    tp_comm_overlap: bool
+    tp_comm_overlap_reason: str
+    # Context parallelism passing K/V around a ring while attention blocks compute (Megatron's p2p), or
+    # gathering them first (torchtitan's allgather rotation, DeepSpeed-Ulysses all-to-all): not hidden.
+    cp_comm_overlap: bool
+    cp_comm_overlap_reason: str
+    # Bytes per gradient element the data-parallel reduction moves (fp32 4, bf16 2).
+    grad_reduce_bytes: float = Field(gt=0, le=4)
+    grad_reduce_reason: str
+    # The data-parallel sharding a run of this framework uses unless told otherwise (the planner searches
+    # the spec's zero_stages; this is what `estimate` assumes without --zero).
+    zero_stage: Literal[0, 1, 2, 3]
+    zero_stage_reason: str
+    source: list[str]
+
+
+class FrameworksFile(Strict):
+    schema_version: Literal[1]
+    default: str
+    frameworks: list[Framework]
 
 
 # ---------------------------------------------------------------------------------------------- systems

@@ -15,6 +15,7 @@ def find_entry(catalog: Catalog, name: str) -> dict:
         "edge device": catalog.edge_devices,
         "edge family": catalog.edge_families,
         "serving engine": catalog.engines,
+        "training framework": catalog.frameworks,
     }
     for kind, table in tables.items():
         if name in table:
@@ -26,10 +27,10 @@ def find_entry(catalog: Catalog, name: str) -> dict:
                 "offerings": [o.model_dump(mode="json") | {"sources": _sources(catalog, o.model_dump(mode="json"))}
                               for o in offers]}
     names = [*catalog.accelerators, *catalog.systems, *catalog.models, *catalog.families, *catalog.edge_devices,
-             *catalog.engines,
+             *catalog.engines, *catalog.frameworks,
              *{o.instance for o in catalog.offerings}]
     raise CatalogError(Problem(f"nothing named `{name}` in the catalogs.{did_you_mean(name, names)}",
-                               fix="see `planner catalog list devices|systems|models|prices|edge|engines`"))
+                               fix="see `planner catalog list devices|systems|models|prices|edge|engines|frameworks`"))
 
 
 def _sources(catalog: Catalog, entry: dict) -> dict:

@@ -33,6 +33,14 @@ class Parallel:
     recompute: Literal["none", "selective", "full"] = "selective"
     # Interleaved 1F1B: each device holds `virtual_stages` model chunks, dividing the bubble by as much.
     virtual_stages: int = 1
+    # Devices a ZeRO/FSDP shard spans; 0 = every data-parallel replica (full sharding). Hybrid sharding
+    # (HSDP) shards within a smaller group, typically a node, and all-reduces across the groups.
+    shard_group: int = 0
+
+    @property
+    def shard_size(self) -> int:
+        replicas = self.dp * self.cp
+        return min(self.shard_group, replicas) if self.shard_group else replicas
 
     @property
     def devices_per_replica(self) -> int:
@@ -41,6 +49,15 @@ class Parallel:
     @property
     def devices(self) -> int:
         return self.tp * self.cp * self.pp * self.dp
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """Parameter-efficient fine-tuning of a frozen base (the spec's `workload.adapter`)."""
+
+    method: Literal["lora", "qlora"] = "lora"
+    rank: int = 32
+    targets: tuple[str, ...] = ("attention", "mlp")
 
 
 @dataclass

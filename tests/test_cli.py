@@ -29,6 +29,8 @@ ESTIMATE_ARGS = {
     "spot-vs-ondemand-training": ["--device", "h100-sxm", "--dp", "16", "--pricing", "spot"],
     "qwen3-32b-h200-peer": ["--device", "h200-sxm", "--tp", "4", "--precision", "fp8", "--micro-batch", "96"],
     "llama3-70b-h100-peer": ["--device", "h100-sxm", "--tp", "4", "--precision", "bf16", "--micro-batch", "32"],
+    "llama3-8b-lora": ["--device", "h100-sxm"],
+    "llama3-8b-qlora": ["--device", "l4", "--recompute", "full"],
 }
 
 
@@ -186,3 +188,42 @@ def test_an_unknown_engine_gets_did_you_mean(tmp_path):
 def test_simulate_refuses_a_training_spec():
     result = run("simulate", str(EXAMPLES / "llama3-8b-pretrain.yaml"))
     assert result.exit_code == 2 and "replays LLM serving" in result.output
+
+
+def test_estimate_context_parallel_and_hybrid_sharding_flags():
+    spec = str(EXAMPLES / "llama3-8b-pretrain.yaml")
+    base = ["estimate", spec, "--device", "h100-sxm", "--dp", "16", "--format", "json"]
+    plain = json.loads(run(*base).output)
+    cp = json.loads(run(*base, "--cp", "2").output)
+    assert cp["parallel"]["cp"] == 2 and cp["metrics"]["devices"] == 2 * plain["metrics"]["devices"]
+    full = json.loads(run(*base, "--zero", "3").output)
+    hybrid = json.loads(run(*base, "--zero", "3", "--shard-group", "8").output)
+    # Gathers inside an NVSwitch node instead of across 16 GPUs on two nodes: faster, more memory.
+    assert hybrid["metrics"]["tokens_per_s"] > full["metrics"]["tokens_per_s"]
+    assert hybrid["metrics"]["memory_gib_per_device"] > full["metrics"]["memory_gib_per_device"]
+
+
+def test_estimate_rejects_cp_for_serving_and_training_on_an_inference_chip():
+    result = run("estimate", str(EXAMPLES / "llama3-70b-chat.yaml"), "--device", "h100-sxm", "--tp", "4", "--cp", "2")
+    assert result.exit_code != 0 and "--cp applies to training only" in result.output
+    assert "Traceback" not in result.output
+    result = run("estimate", str(EXAMPLES / "llama3-8b-lora.yaml"), "--device", "inferentia2")
+    assert result.exit_code != 0 and "inference accelerator" in result.output
+
+
+def test_unknown_framework_and_adapter_method_are_one_line_errors(tmp_path):
+    text = (EXAMPLES / "llama3-8b-lora.yaml").read_text()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text.replace("  adapter:", "  framework: torchtitn\n  adapter:"))
+    result = run("solve", str(spec))
+    assert result.exit_code != 0 and "torchtitan" in result.output and "workload.framework" in result.output
+    spec.write_text(text.replace("method: lora", "method: dora"))
+    result = run("solve", str(spec))
+    assert result.exit_code != 0 and "workload.adapter.method" in result.output and "Traceback" not in result.output
+
+
+def test_catalog_lists_frameworks_and_new_devices():
+    result = run("catalog", "list", "frameworks", "--format", "json")
+    assert {f["id"] for f in json.loads(result.output)} >= {"megatron-core", "torchtitan", "deepspeed"}
+    devices = {d["id"] for d in json.loads(run("catalog", "list", "devices", "--format", "json").output)}
+    assert devices >= {"gh200-96gb", "gb300", "b300", "h800-sxm", "h20", "mi355x", "tpu7x"}

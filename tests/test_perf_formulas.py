@@ -6,11 +6,19 @@ import math
 
 import pytest
 
+from planner.catalog.schema import GemmHalfDimension
 from planner.catalog.topology import GroupLink, group_link
 from planner.perf.comm import all_gather_s, all_reduce_s, p2p_s
 from planner.perf.shapes import llm_footprint
-from planner.perf.training import predict_training, training_flops_per_token, training_memory
-from planner.perf.types import Parallel
+from planner.perf.adapters import NF4_BYTES_PER_PARAM, adapter_params
+from planner.perf.training import (
+    gemm_shape_slowdown,
+    predict_training,
+    sharded_dp_times,
+    training_flops_per_token,
+    training_memory,
+)
+from planner.perf.types import Adapter, Parallel
 
 
 def test_kv_cache_per_token_is_gqa_aware(llama_shape):
@@ -88,8 +96,56 @@ def test_compute_time_is_flops_over_peak_times_efficiency(gpt_shape, device, fam
     pred = predict_training(fp, tokens=1e9, seq_len=2048, global_batch_seqs=4, par=par, precision="bf16",
                             device=device, family=family, system=system)
     _, hw = training_flops_per_token(fp, 2048, "none")
-    assert pred.breakdown["compute"] == pytest.approx(hw * 4 * 2048 / (1000e12 * 0.5))
+    # The memory-bound kernels between GEMMs: 3 passes over Korthikanti's 34 bytes per token x hidden
+    # per layer (4h MLP), at 80% of 2,000 GB/s.
+    elementwise = 3 * 34 * 2048 * 24 / (2000e9 * 0.8)
+    assert pred.breakdown["compute"] == pytest.approx(4 * 2048 * (hw / (1000e12 * 0.5) + elementwise))
     assert pred.mfu == pytest.approx(hw * 4 * 2048 / (pred.step_time_s * 1000e12))
+
+
+def test_gemm_shape_slowdown_by_smallest_dimension(gpt_shape, family):
+    fp = llm_footprint(gpt_shape)
+    assert gemm_shape_slowdown(fp, 1, 2048, family) == 1.0  # no half dimension: shape-free
+    shaped = family.model_copy(update={"gemm_half_dim": GemmHalfDimension(value=64.0, reason="test")})
+    # TP1, 2,048 tokens: every GEMM's smallest side is 2,048.
+    assert gemm_shape_slowdown(fp, 1, 2048, shaped) == pytest.approx(1 + 64 / 2048)
+    # TP8: QKV 2048 x 768, attention out 256 x 2048, MLP 2048 x 1024 and 1024 x 2048, FLOP-weighted.
+    flops = [2048 * 768, 256 * 2048, 2048 * 1024, 1024 * 2048]
+    sides = [768, 256, 1024, 1024]
+    expected = sum(f * (1 + 64 / d) for f, d in zip(flops, sides)) / sum(flops)
+    assert gemm_shape_slowdown(fp, 8, 2048, shaped) == pytest.approx(expected)
+    # Four tokens per micro-batch: the token side binds every GEMM.
+    assert gemm_shape_slowdown(fp, 1, 4, shaped) == pytest.approx(1 + 64 / 4)
+
+
+def test_zero3_gathers_every_layer_twice_and_hides_behind_compute(gpt_shape, system):
+    fp = llm_footprint(gpt_shape)
+    par = Parallel(dp=4, zero_stage=3)
+    layers = fp.layers
+    link = group_link(system, 4, 1)
+    per_layer = fp.total_params / layers
+    gather = all_gather_s(link, per_layer * 2.0, 1.0)
+    scatter = all_gather_s(link, per_layer * 4.0, 1.0)
+    # Compute far longer than any collective: only the first gather and last reduce-scatter show.
+    exposed, step = sharded_dp_times(fp, par, system, 1e3, layers, 1.0)
+    assert exposed == pytest.approx(gather + scatter) and step == 0.0
+    # No compute to hide behind: every layer pays two gathers and a reduce-scatter.
+    exposed, _ = sharded_dp_times(fp, par, system, 1e-12, layers, 1.0)
+    assert exposed == pytest.approx(layers * (2 * gather + scatter) + gather + scatter, rel=1e-6)
+    # ZeRO-1 pays one gradient all-reduce per step instead, and nothing per micro-batch.
+    exposed, step = sharded_dp_times(fp, Parallel(dp=4, zero_stage=1), system, 1.0, layers, 1.0)
+    assert exposed == 0.0 and step == pytest.approx(all_reduce_s(link, fp.total_params * 4.0, 1.0))
+
+
+def test_hybrid_sharding_gathers_in_its_group_and_all_reduces_across(gpt_shape, system):
+    fp = llm_footprint(gpt_shape)
+    full = sharded_dp_times(fp, Parallel(dp=16, zero_stage=3), system, 1e-12, fp.layers, 1.0)
+    hybrid = sharded_dp_times(fp, Parallel(dp=16, zero_stage=3, shard_group=8), system, 1e-12, fp.layers, 1.0)
+    assert full[1] == 0.0
+    across = group_link(system, 2, 8)
+    assert hybrid[1] == pytest.approx(all_reduce_s(across, fp.total_params / 8 * 4.0, 1.0))
+    # Gathers inside one NVSwitch node beat gathers over the 16-GPU fabric.
+    assert hybrid[0] < full[0]
 
 
 def test_training_memory_bytes_per_param_and_zero(gpt_shape, family):
@@ -100,7 +156,11 @@ def test_training_memory_bytes_per_param_and_zero(gpt_shape, family):
     zero1 = training_memory(fp, 2048, Parallel(dp=4, zero_stage=1), "bf16", 1, family)
     assert zero1.optimizer == pytest.approx(12 * params / 4)
     zero3 = training_memory(fp, 2048, Parallel(dp=4, zero_stage=3), "bf16", 1, family)
-    assert zero3.weights + zero3.gradients + zero3.optimizer == pytest.approx(18 * params / 4)
+    # The shards, plus two layers' bf16 weights gathered whole (the one computing, the one prefetched).
+    prefetch = 2 * 2 * params / fp.layers
+    assert zero3.weights + zero3.gradients + zero3.optimizer == pytest.approx(18 * params / 4 + prefetch)
+    hybrid = training_memory(fp, 2048, Parallel(dp=8, zero_stage=3, shard_group=2), "bf16", 1, family)
+    assert hybrid.optimizer == pytest.approx(12 * params / 2)
 
 
 def test_activation_memory_follows_korthikanti(gpt_shape, family):
@@ -125,3 +185,50 @@ def test_torus_ring_uses_one_port_per_neighbour(system):
     assert column.bw_bytes_per_s == pytest.approx(100e9 / 4) and column.hops == 1
     half = group_link(torus, 2, 1)  # two neighbours of a row that has no wrap-around of its own
     assert half.hops == 1
+
+
+def test_lora_trains_adapters_on_a_frozen_base(llama_shape, family):
+    fp = llm_footprint(llama_shape)
+    lora = Adapter(method="lora", rank=32)
+    # Rank 32 on QKV (4096 -> 4096 + 2 x 1024), attention out, gated MLP in (4096 -> 2 x 14336) and out.
+    per_layer = 32 * (4096 + 6144) + 32 * (4096 + 4096) + 32 * (4096 + 28672) + 32 * (14336 + 4096)
+    assert adapter_params(fp, lora) == pytest.approx(per_layer * 32)
+    # No weight gradients for the base: 4 FLOPs per base parameter instead of 6, plus 6 per adapter one.
+    full_model, _ = training_flops_per_token(fp, 4096, "none")
+    lora_model, _ = training_flops_per_token(fp, 4096, "none", lora)
+    attention = 3 * fp.attention_flops_per_token(4096)
+    assert lora_model == pytest.approx(4 * fp.active_params + 6 * per_layer * 32 + attention)
+    assert full_model == pytest.approx(6 * fp.active_params + attention)
+    mem = training_memory(fp, 4096, Parallel(), "bf16", 1, family, lora)
+    assert mem.weights == pytest.approx(2 * fp.total_params + 2 * per_layer * 32)
+    assert mem.optimizer == pytest.approx(12 * per_layer * 32)  # Adam state for the adapters only
+    qlora = training_memory(fp, 4096, Parallel(), "bf16", 1, family, Adapter(method="qlora", rank=32))
+    assert qlora.weights == pytest.approx(NF4_BYTES_PER_PARAM * fp.total_params + 2 * per_layer * 32)
+    assert NF4_BYTES_PER_PARAM == pytest.approx(0.5 + 1 / 64 + 4 / (64 * 256))
+
+
+def test_qlora_pays_for_dequantising_its_base(llama_shape, device, family, system):
+    fp = llm_footprint(llama_shape)
+    kwargs = dict(tokens=1e9, seq_len=4096, global_batch_seqs=4, par=Parallel(recompute="none"), precision="bf16",
+                  device=device, family=family, system=system)
+    lora = predict_training(fp, adapter=Adapter(method="lora"), **kwargs)
+    qlora = predict_training(fp, adapter=Adapter(method="qlora"), **kwargs)
+    # Two passes (forward, backward) read the NF4 codes and write bf16, per micro-batch, at 80% of 2 TB/s.
+    expected = 4 * 2 * fp.total_params * (NF4_BYTES_PER_PARAM + 2) / (2000e9 * 0.8)
+    assert qlora.breakdown["dequantize"] == pytest.approx(expected)
+    assert lora.breakdown["dequantize"] == 0.0
+    assert qlora.step_time_s > lora.step_time_s
+
+
+def test_framework_tp_overlap_hides_its_share_of_tp_comm(llama_shape, device, system):
+    from planner.catalog.loader import load_catalogs
+
+    catalog = load_catalogs()
+    fp = llm_footprint(llama_shape)
+    family = catalog.families["nvidia-hopper"]
+    kwargs = dict(tokens=1e9, seq_len=4096, global_batch_seqs=8, par=Parallel(tp=8), precision="bf16",
+                  device=device, family=family, system=system)
+    plain = predict_training(fp, framework=catalog.framework("megatron-lm"), **kwargs)
+    overlapped = predict_training(fp, framework=catalog.framework("megatron-core"), **kwargs)
+    share = 1 - family.comm_overlap.value
+    assert overlapped.breakdown["tp_comm"] == pytest.approx(plain.breakdown["tp_comm"] * share)

@@ -184,3 +184,19 @@ def test_cp_model_import_leaves_real_pandas_importable():
     import pandas
 
     assert hasattr(pandas, "DataFrame")
+
+
+def test_lora_fine_tune_costs_less_and_fits_fewer_devices_than_full_fine_tune(catalog):
+    lora = load_spec(EXAMPLES / "llama3-8b-lora.yaml")
+    full = lora.model_copy(update={"workload": lora.workload.model_copy(update={"adapter": None})})
+    one_gpu = {"limits": lora.limits.model_copy(update={"max_devices": 1}), "search": lora.search.model_copy(
+        update={"devices": ["h100-sxm"]})}
+    results = {name: solve(resolve_workload(spec, catalog), catalog, SolverSettings(workers=8))
+               for name, spec in (("lora", lora), ("full", full))}
+    assert results["lora"].objective_value < results["full"].objective_value
+    # On one 80 GB H100, LoRA fits (frozen bf16 base, adapter-only optimizer state); a full fine-tune of
+    # 8B parameters (18 bytes each) cannot.
+    lora_1 = solve(resolve_workload(lora.model_copy(update=one_gpu), catalog), catalog, SolverSettings(workers=8))
+    full_1 = solve(resolve_workload(full.model_copy(update=one_gpu), catalog), catalog, SolverSettings(workers=8))
+    assert lora_1.status == "optimal" and lora_1.plan is not None
+    assert full_1.status == "infeasible"

@@ -433,14 +433,20 @@ def catalog() -> None:
 @catalog.command("list")
 @click.argument("what", type=click.Choice(["devices", "systems", "models", "prices", "edge", "engines", "frameworks"]),
                 default="devices")
+@click.option("--device", default=None, help="Only rows of this device (an id, or a prefix such as h100).")
+@click.option("--provider", default=None, help="Only this provider's offerings (prices).")
+@click.option("--region", default=None, help="Only this region's offerings (prices).")
 @FORMAT
 @click.pass_context
-def catalog_list(ctx: click.Context, what: str, fmt: str) -> None:
+def catalog_list(ctx: click.Context, what: str, device: str | None, provider: str | None, region: str | None,
+                 fmt: str) -> None:
     """List devices, systems, models, prices, edge devices (one row per power mode), serving engines or
-    training frameworks."""
-    from planner.report import catalog_rows, render_rows
+    training frameworks; `prices --device h100 --provider aws --region us-east-1` narrows the list."""
+    from planner.report import catalog_rows, filter_catalog_rows, render_rows
 
-    cols, rows = catalog_rows(_catalog(ctx), what)
+    catalog = _catalog(ctx)
+    cols, rows = filter_catalog_rows(catalog, what, *catalog_rows(catalog, what), device=device, provider=provider,
+                                     region=region)
     if fmt == "json":
         click.echo(json.dumps([dict(zip(cols, r)) for r in rows], indent=2, default=str))
     else:

@@ -28,7 +28,8 @@ class Problem:
             where = f"{where}: {self.path}" if where else self.path
         text = f"{where}: {self.message}" if where else self.message
         if self.fix:
-            text = f"{text} To fix: {self.fix}"
+            # One sentence each, so the fix never runs into the message ("...workload To fix").
+            text = f"{_sentence(text)} To fix: {_sentence(self.fix)}"
         return text
 
 
@@ -62,7 +63,28 @@ class SolveError(PlannerError):
     """The optimisation model could not be built or run."""
 
 
+def _sentence(text: str) -> str:
+    text = text.rstrip()
+    return text if text.endswith((".", "?", "!", ":")) else text + "."
+
+
+def name_matches(name: str, choices: Iterable[str]) -> list[str]:
+    """The ids a typed name most likely means, best first: ids it is a prefix of (`h100` -> h100-sxm,
+    h100-pcie, h100-nvl; case and a SkyPilot-style `:8` count ignored), else the closest spelling."""
+    typed = name.split(":")[0].strip().lower()
+    ordered = sorted(choices)
+    prefixed = [c for c in ordered if c.lower().startswith(typed)] if typed else []
+    if prefixed:
+        return prefixed
+    return get_close_matches(typed, ordered, n=1, cutoff=0.6)
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """' Did you mean `x`?' or '' — appended to unknown-name messages."""
-    close = get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
-    return f" Did you mean `{close[0]}`?" if close else ""
+    """' Did you mean `x`?' (or `x`, `y` or `z`) or '' — appended to unknown-name messages."""
+    close = name_matches(name, choices)
+    if not close:
+        return ""
+    if len(close) == 1:
+        return f" Did you mean `{close[0]}`?"
+    shown = [f"`{c}`" for c in close[:5]]
+    return f" Did you mean {', '.join(shown[:-1])} or {shown[-1]}?"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from planner.catalog.loader import Catalog
 from planner.catalog.schema import LLMShape, Offering, System, VisionShape
 from planner.catalog.topology import scaleup_domain
-from planner.errors import EstimateError, Problem, SpecError, did_you_mean
+from planner.errors import EstimateError, Problem, SpecError, did_you_mean, name_matches
 from planner.perf.power import Economics, SiteFacts, economics, it_power_w, usd_per_million_tokens
 from planner.constraints import serving_slo_limits
 from planner.perf.serving import (
@@ -102,10 +102,22 @@ def resolve_workload(spec: WorkloadSpec, catalog: Catalog, spec_file: str | None
         problems.append(Problem(f"unknown training framework `{framework}`.{did_you_mean(framework, catalog.frameworks)}",
                                 file=spec_file, path="workload.framework",
                                 fix=f"use one of: {', '.join(sorted(catalog.frameworks))}"))
+    devices: list[str] = []
     for i, dev in enumerate(spec.search.devices):
-        if dev not in catalog.accelerators:
-            problems.append(Problem(f"unknown device `{dev}`.{did_you_mean(dev, catalog.accelerators)}", file=spec_file,
-                                    path=f"search.devices[{i}]", fix="see `planner catalog list devices`"))
+        if dev in catalog.accelerators:
+            devices.append(dev)
+            continue
+        # A name as people type it (SkyPilot's `L4:1`, `H100:8`) is that id, or every variant it prefixes.
+        base = dev.split(":")[0].strip().lower()
+        variants = [base] if base in catalog.accelerators else \
+            [m for m in name_matches(dev, catalog.accelerators) if m.startswith(base)]
+        if variants:
+            devices += [v for v in variants if v not in devices]
+            continue
+        problems.append(Problem(f"unknown device `{dev}`.{did_you_mean(dev, catalog.accelerators)}", file=spec_file,
+                                path=f"search.devices[{i}]", fix="see `planner catalog list devices`"))
+    if devices != list(spec.search.devices):
+        spec = spec.model_copy(update={"search": spec.search.model_copy(update={"devices": devices})})
     providers = {o.provider for o in catalog.offerings} | {"onprem"}
     for i, prov in enumerate(spec.search.providers):
         if prov == "onprem" and (spec.onprem is None or not spec.limits.inventory):

@@ -218,15 +218,63 @@ def catalog_rows(catalog, what: str) -> tuple[list[str], list[list[Any]]]:
     return cols, rows
 
 
+def filter_catalog_rows(catalog, what: str, cols: list[str], rows: list[list[Any]], *, device: str | None = None,
+                        provider: str | None = None, region: str | None = None) -> tuple[list[str], list[list[Any]]]:
+    """Keep the rows of one device (id or prefix), provider and region; a filter the listing has no column
+    for is refused rather than ignored."""
+    from planner.errors import CatalogError, Problem
+
+    wanted: dict[str, set[str] | str] = {}
+    if device:
+        base = device.split(":")[0].strip().lower()
+        ids = {base} if base in catalog.accelerators else {a for a in catalog.accelerators if a.startswith(base)}
+        if not ids:
+            from planner.errors import did_you_mean
+
+            raise CatalogError(Problem(f"unknown device `{device}`.{did_you_mean(device, catalog.accelerators)}",
+                                       fix="see `planner catalog list devices`"))
+        systems = {s.id for s in catalog.systems.values() if s.accelerator in ids}
+        wanted["device"] = ids | systems
+    if provider:
+        wanted["provider"] = provider.lower()
+    if region:
+        wanted["region"] = region.lower()
+    column_for = {"device": ("id", "accelerator", "system"), "provider": ("provider",), "region": ("region",)}
+    for key in wanted:
+        if what == "devices" and key == "device":
+            continue
+        if not any(c in cols for c in column_for[key]):
+            raise CatalogError(Problem(f"`catalog list {what}` has no {key} column to filter by",
+                                       fix=f"drop --{key}, or list prices"))
+
+    def keep(row: list[Any]) -> bool:
+        cells = dict(zip(cols, row))
+        if "device" in wanted:
+            keys = [k for k in ("id", "accelerator", "system") if k in cells]
+            if not any(str(cells[k]) in wanted["device"] for k in keys):
+                return False
+        for key in ("provider", "region"):
+            if key in wanted and str(cells.get(key, "")).lower() != wanted[key]:
+                return False
+        return True
+
+    return cols, [r for r in rows if keep(r)]
+
+
 def render_rows(title: str, cols: list[str], rows: list[list[Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    for c in cols:
-        table.add_column(c)
-    for r in rows:
-        table.add_row(*[_fmt(v) for v in r])
+    cells = [[_fmt(v) for v in r] for r in rows]
+    for i, c in enumerate(cols):
+        # Ids are what people copy into specs: printed whole on one line. Other cells fold onto a second
+        # line when the terminal is narrow, never cut with an ellipsis.
+        is_id = i == 0 or c in ("instance", "system")
+        widest = max((len(r[i]) for r in cells), default=0)
+        table.add_column(c, min_width=widest if is_id else None, no_wrap=is_id, overflow="fold")
+    for r in cells:
+        table.add_row(*r)
     Console().print(table)
 
 

@@ -227,3 +227,20 @@ def test_catalog_lists_frameworks_and_new_devices():
     assert {f["id"] for f in json.loads(result.output)} >= {"megatron-core", "torchtitan", "deepspeed"}
     devices = {d["id"] for d in json.loads(run("catalog", "list", "devices", "--format", "json").output)}
     assert devices >= {"gh200-96gb", "gb300", "b300", "h800-sxm", "h20", "mi355x", "tpu7x"}
+
+
+def test_catalog_list_filters_by_device_prefix_provider_and_region():
+    rows = json.loads(run("catalog", "list", "prices", "--device", "h100", "--provider", "aws", "--region",
+                          "us-east-1", "--format", "json").output)
+    assert rows and all(r["provider"] == "aws" and r["region"] == "us-east-1" for r in rows)
+    assert all(r["system"].startswith("hgx-h100") for r in rows)
+    devices = json.loads(run("catalog", "list", "devices", "--device", "mi3", "--format", "json").output)
+    assert {d["id"] for d in devices} == {"mi300x", "mi325x", "mi355x"}
+    refused = run("catalog", "list", "engines", "--region", "us-east-1")
+    assert refused.exit_code != 0 and "no region column" in refused.output
+
+
+def test_catalog_tables_print_ids_whole_at_100_columns():
+    result = CliRunner(env={"COLUMNS": "100"}).invoke(main, ["catalog", "list", "devices"])
+    assert "h100-96gb-hbm2e" in result.output and "gb300" in result.output
+    assert "h100-pc…" not in result.output

@@ -92,3 +92,23 @@ def test_all_problems_reported_at_once(tmp_path):
         load_spec(write(tmp_path, text))
     assert len(info.value.problems) == 2
     assert all(p.line for p in info.value.problems)
+
+
+def test_device_names_as_people_type_them_expand_to_the_variants(tmp_path):
+    from planner.catalog.loader import load_catalogs
+    from planner.errors import did_you_mean
+    from planner.evaluate import resolve_workload
+    from planner.spec import WorkloadSpec
+
+    catalog = load_catalogs()
+    spec = WorkloadSpec.model_validate({
+        "name": "aliases", "workload": {"kind": "serving", "model": "llama-3.1-8b",
+                     "traffic": {"requests_per_s": 5, "input_tokens": 512, "output_tokens": 128},
+                     "slo": {"ttft_p99_ms": 2000, "tpot_ms": 50}},
+        "search": {"devices": ["h100", "L4:1", "mi300x"]}})
+    devices = resolve_workload(spec, catalog).spec.search.devices
+    assert devices == ["h100-96gb-hbm2e", "h100-nvl", "h100-pcie", "h100-sxm", "l4", "mi300x"]
+    # A name that prefixes several ids lists them all; a typo still gets the closest spelling.
+    assert "`h100-pcie`" in did_you_mean("h100", catalog.accelerators)
+    assert did_you_mean("mi300", catalog.accelerators) == " Did you mean `mi300x`?"
+    assert did_you_mean("h100sxm", catalog.accelerators) == " Did you mean `h100-sxm`?"

@@ -297,7 +297,7 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
     from planner.check import check_plan
     from planner.evaluate import resolve_workload
     from planner.report import render_markdown, render_result, result_dict, to_json
-    from planner.solve import DEFAULT_WORKERS, SolverSettings
+    from planner.solve import DEFAULT_WORKERS, SolverSettings, with_every_price
     from planner.solve import solve as run_solve
     from planner.spec import load_spec
 
@@ -321,6 +321,7 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
     work = resolve_workload(spec, catalog_data, str(spec_path))
     settings = SolverSettings(time_limit_s=time_limit, workers=1 if reproducible else (workers or DEFAULT_WORKERS))
     result = run_solve(work, catalog_data, settings, top=top)
+    with_every_price(work, catalog_data, result, settings)
     checks = check_plan(work, catalog_data, result.plan) if result.plan else []
     explanation = None
     if not no_explain and result.status in ("optimal", "feasible", "infeasible"):

@@ -335,10 +335,27 @@ def matching_offerings(catalog: Catalog, system_id: str, spec: WorkloadSpec, pro
             continue
         if s.pricing and o.pricing not in s.pricing:
             continue
+        if not confident_enough(o, spec):
+            continue
         if provider and o.provider != provider or region and o.region != region or pricing and o.pricing != pricing:
             continue
         out.append(o)
     return sorted(out, key=lambda o: (o.usd_per_device_hour, o.provider, o.region, o.pricing, o.instance))
+
+
+CONFIDENCE_RANK = {"low": 0, "medium": 1, "high": 2}
+
+
+def confident_enough(o: Offering, spec: WorkloadSpec) -> bool:
+    return CONFIDENCE_RANK[o.confidence] >= CONFIDENCE_RANK[spec.search.min_price_confidence]
+
+
+def cheaper_unconfident_offers(catalog: Catalog, spec: WorkloadSpec, device_id: str,
+                               usd_per_device_hour: float) -> list[Offering]:
+    """Offerings of a device left out by the price-confidence floor that would have been cheaper."""
+    systems = {s.id for s in catalog.systems.values() if s.accelerator == device_id}
+    return sorted((o for o in catalog.offerings if o.system in systems and not confident_enough(o, spec)
+                   and o.usd_per_device_hour < usd_per_device_hour), key=lambda o: o.usd_per_device_hour)
 
 
 def owned_hardware_allowed(spec: WorkloadSpec, device_id: str) -> bool:

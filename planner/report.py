@@ -30,7 +30,7 @@ def offering_dict(c) -> dict:
     o = c.offering
     return {"provider": o.provider, "region": o.region, "pricing": o.pricing, "instance": o.instance,
             "usd_per_hour_per_instance": o.usd_per_hour, "devices_per_instance": o.devices,
-            "source": list(o.source), "as_of": o.as_of.isoformat()}
+            "confidence": o.confidence, "source": list(o.source), "as_of": o.as_of.isoformat()}
 
 
 def evaluation_dict(ev: Evaluation, checks: list[ConstraintCheck]) -> dict:
@@ -353,6 +353,7 @@ def result_dict(result, checks, explanation=None) -> dict:
         "gap": result.gap,
         "plan": plan_dict(result.plan) if result.plan else None,
         "constraints": constraints,
+        "price_notes": result.price_notes,
     }
     if len(result.plans) > 1:
         out["alternatives_top"] = [plan_dict(p) | {"objective_value": v}
@@ -432,6 +433,10 @@ def render_result(result, checks, work) -> None:
         m = part.evaluation.metrics
         share = f", {100 * part.load_share:.0f}% of the load" if len(result.plan.parts) > 1 else ""
         console.print(f"[bold]{c.devices} x {c.device}[/bold] on {_where(c)}{share}")
+        if c.offering is not None:
+            o = c.offering
+            console.print(f"  price ${o.usd_per_hour:,.2f}/h per {o.devices}-device instance, "
+                          f"{o.confidence} confidence, as of {o.as_of.isoformat()} ({', '.join(o.source)})")
         batch = (f"{m.get('engine')} max_num_seqs {c.parallel.micro_batch}" if kind == "serving"
                  else f"batch {c.parallel.micro_batch}")
         console.print(f"  {_layout(c, kind)}, {c.precision}, {batch}, {m.get('nodes')} node(s)")
@@ -442,6 +447,8 @@ def render_result(result, checks, work) -> None:
             if m.get(key) is not None:
                 t.add_row(label, _fmt(m[key]))
         console.print(t)
+    for note in result.price_notes:
+        console.print(f"[yellow]Cheaper at lower confidence:[/yellow] {note}.")
     if len(result.plans) > 1:
         top = Table(title=f"Top {len(result.plans)} distinct plans")
         for col in ("#", "devices", "where", "layout", result.objective_unit):

@@ -18,7 +18,7 @@ from planner.candidates import CandidateTable, enumerate_candidates
 from planner.catalog.loader import Catalog
 from planner.check import rebuild
 from planner.compile import DEMAND_UNITS, CompiledModel, compile_model
-from planner.evaluate import ResolvedWorkload
+from planner.evaluate import ResolvedWorkload, cheaper_unconfident_offers, confident_enough
 from planner.plan import Plan
 
 # Measured on 2 cores (benchmarks/solve_bench.py): the portfolio of 8 workers proves these one-hot
@@ -65,6 +65,8 @@ class SolveResult:
     table: CandidateTable
     compiled: CompiledModel
     stats: dict = field(default_factory=dict)
+    # Cheaper prices the confidence floor left out, one sentence each (the plan rests on trusted prices).
+    price_notes: list[str] = field(default_factory=list)
 
     @property
     def plan(self) -> Plan | None:
@@ -168,7 +170,53 @@ def solve_compiled(work: ResolvedWorkload, catalog: Catalog, compiled: CompiledM
                 bound = value
     return SolveResult(status=status, objective_name=objective_name, objective_unit=unit, objective_value=value,
                        bound=bound, gap=gap, plans=plans, table=compiled.table, compiled=compiled,
-                       stats={"top_values": [plan_value(p, work) for p in plans]})
+                       stats={"top_values": [plan_value(p, work) for p in plans]},
+                       price_notes=price_notes(work, catalog, plans[0]) if plans else [])
+
+
+def with_every_price(work: ResolvedWorkload, catalog: Catalog, result: SolveResult,
+                     settings: SolverSettings) -> None:
+    """When the confidence floor left offerings out, solve once more with every price and, if that plan is
+    better, say what it would give (so the trusted plan's cost of trust is visible)."""
+    floor = work.spec.search.min_price_confidence
+    if floor == "low" or result.objective_value is None:
+        return
+    if not any(not confident_enough(o, work.spec) for o in catalog.offerings):
+        return
+    spec = work.spec.model_copy(update={"search": work.spec.search.model_copy(update={"min_price_confidence": "low"})})
+    other = solve(replace_work(work, spec), catalog, settings)
+    if other.plan is None or other.objective_value is None or other.objective_value >= result.objective_value - 1e-9:
+        return
+    parts = "; ".join(f"{p.evaluation.candidate.devices} x {p.evaluation.candidate.device} on "
+                      f"{p.evaluation.candidate.offering.provider} {p.evaluation.candidate.offering.region} "
+                      f"{p.evaluation.candidate.offering.pricing} ({p.evaluation.candidate.offering.confidence} "
+                      f"confidence)" if p.evaluation.candidate.offering else f"{p.evaluation.candidate.devices} x "
+                      f"{p.evaluation.candidate.device} owned" for p in other.plan.parts)
+    result.price_notes.append(
+        f"with every price, low-confidence ones too: {parts} at {other.objective_value:,.4g} {other.objective_unit} "
+        f"against {result.objective_value:,.4g}; set `search.min_price_confidence: low` to plan on it")
+
+
+def replace_work(work: ResolvedWorkload, spec) -> ResolvedWorkload:
+    return ResolvedWorkload(spec=spec, model_id=work.model_id, shape=work.shape, footprint=work.footprint)
+
+
+def price_notes(work: ResolvedWorkload, catalog: Catalog, plan) -> list[str]:
+    """Say when a price below the spec's confidence floor would have been cheaper for a chosen device."""
+    notes = []
+    floor = work.spec.search.min_price_confidence
+    for part in plan.parts:
+        c = part.evaluation.candidate
+        if c.offering is None:
+            continue
+        cheaper = cheaper_unconfident_offers(catalog, work.spec, c.device, c.offering.usd_per_device_hour)
+        if cheaper:
+            o = cheaper[0]
+            notes.append(f"{c.device}: {o.provider} {o.region} {o.pricing} ({o.instance}) lists "
+                         f"${o.usd_per_device_hour:.2f} per device-hour against the plan's "
+                         f"${c.offering.usd_per_device_hour:.2f}, at {o.confidence} price confidence (below the "
+                         f"`search.min_price_confidence: {floor}` floor); set it to {o.confidence} to weigh it")
+    return notes
 
 
 def _hint(model: cp_model.CpModel, compiled: CompiledModel, solver: cp_model.CpSolver) -> None:

@@ -151,6 +151,8 @@ class Search(Strict):
     recompute: list[Recompute] = []
     allow_mix: bool = False
     spot: SpotPolicy | None = Field(default=None, description="training on spot: interruption and checkpoint costs")
+    min_price_confidence: Literal["high", "medium", "low"] = Field(
+        default="medium", description="offerings whose price confidence is below this are left out (low: use every price)")
 
 
 class Limits(Strict):

@@ -16,7 +16,7 @@ TODAY = dt.date(2026, 1, 1)
 
 def offering(price: float, devices: int = 1, provider: str = "cloud") -> Offering:
     return Offering(provider=provider, region="r1", instance=f"i{devices}", system="sys", devices=devices,
-                    pricing="on-demand", usd_per_hour=price, source=["T"], as_of=TODAY)
+                    pricing="on-demand", usd_per_hour=price, confidence="high", source=["T"], as_of=TODAY)
 
 
 def replica_row(index: int, *, device: str = "gpu-a", dpr: int = 1, rates: dict[str, float], price: float,

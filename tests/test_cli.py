@@ -244,3 +244,18 @@ def test_catalog_tables_print_ids_whole_at_100_columns():
     result = CliRunner(env={"COLUMNS": "100"}).invoke(main, ["catalog", "list", "devices"])
     assert "h100-96gb-hbm2e" in result.output and "gb300" in result.output
     assert "h100-pc…" not in result.output
+
+
+def test_plans_rest_on_trusted_prices_and_say_what_lower_confidence_would_give(tmp_path):
+    result = run("solve", str(EXAMPLES / "llama3-70b-chat.yaml"), "--format", "json", "--no-explain")
+    data = json.loads(result.output)
+    offering = data["plan"]["offering"]
+    assert offering["confidence"] in ("medium", "high") and offering["as_of"]
+    assert any("min_price_confidence: low" in note for note in data["price_notes"])
+    spec = tmp_path / "low.yaml"
+    spec.write_text((EXAMPLES / "llama3-70b-chat.yaml").read_text().replace("search:", "search:\n  min_price_confidence: low", 1))
+    low = json.loads(run("solve", str(spec), "--format", "json", "--no-explain").output)
+    assert low["objective"]["value"] < data["objective"]["value"]
+    assert low["price_notes"] == []  # nothing was left out
+    text = run("solve", str(EXAMPLES / "llama3-70b-chat.yaml"), "--no-explain").output
+    assert "confidence, as of" in text and "Cheaper at lower confidence" in text

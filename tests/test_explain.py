@@ -138,7 +138,7 @@ def _without(spec, catalog, kind, keep: set[str]):
 def test_every_reported_conflict_is_minimal(catalog, rps, ttft, tpot, power, max_devices, device):
     spec = serving(**{"workload.model": "llama-3.1-70b", "workload.traffic.requests_per_s": rps,
                       "workload.slo": {"ttft_p99_ms": ttft, "tpot_ms": tpot}, "search.devices": [device],
-                      "search.providers": [], "search.pricing": [],
+                      "search.providers": [], "search.pricing": [], "search.min_price_confidence": "low",
                       "limits": {"power_kw": power, "max_devices": max_devices}})
     work, result, expl = explained(spec, catalog)
     if result.status != "infeasible" or expl.conflict.physical:

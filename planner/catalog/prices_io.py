@@ -102,9 +102,10 @@ def read_skypilot_csv(path: Path, catalog: Catalog, provider: str | None = None)
         for pricing, value in (("on-demand", price), ("spot", spot)):
             if value is None:
                 continue
+            # The user's own file: the prices they pay, so trusted as given.
             offerings.append(Offering(provider=cloud, region=region, instance=instance, system=system, devices=count,
                                       pricing=pricing, usd_per_hour=value, source=[source_id], as_of=as_of,
-                                      notes=f"{name} row {row_no}"))
+                                      confidence="high", notes=f"{name} row {row_no}"))
     return offerings, skipped
 
 
@@ -205,7 +206,7 @@ def apply_scenario(catalog: Catalog, path: Path) -> tuple[Catalog, PriceScenario
                                          "notes": f"{o.notes or ''} [price from scenario {scenario.name}]".strip()})
         offerings.append(o)
     for new in scenario.add:
-        offerings.append(Offering(**new.model_dump(), source=[source_id], as_of=as_of,
+        offerings.append(Offering(**new.model_dump(), source=[source_id], as_of=as_of, confidence="high",
                                   notes=f"added by scenario {scenario.name}"))
     sources = {**catalog.sources, source_id: Source(title=f"price scenario {scenario.name} ({path.name})",
                                                     url=None, as_of=as_of)}

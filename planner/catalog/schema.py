@@ -411,6 +411,9 @@ class Offering(Cited):
     devices: int = Field(ge=1, description="accelerators per billed unit (instance, or chip for TPUs)")
     pricing: PricingModel
     usd_per_hour: float = Field(gt=0)
+    # How far the price can be trusted (prices.yaml's header gives the rule); plans say it, and offerings
+    # below the spec's search.min_price_confidence are left out.
+    confidence: Literal["high", "medium", "low"]
 
     @property
     def usd_per_device_hour(self) -> float:

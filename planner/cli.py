@@ -65,12 +65,24 @@ def _catalog(ctx: click.Context, prices: tuple[Path, ...] = (), scenario: Path |
         for path in prices:
             offerings, skipped = read_skypilot_csv(path, catalog)
             catalog = with_prices(catalog, offerings, path.name)
+            ctx.obj.setdefault("price_providers", set()).update(o.provider for o in offerings)
             click.echo(f"prices: {len(offerings)} offerings from {path}"
                        + (f"; {len(skipped)} rows skipped (first: {skipped[0]})" if skipped else ""), err=True)
         if scenario:
             catalog, applied = apply_scenario(catalog, scenario)
             click.echo(f"price scenario: {applied.name}", err=True)
     return catalog
+
+
+def _with_price_providers(ctx: click.Context, spec):
+    """A price file's providers join a spec that lists its providers, so its offerings are not read and
+    then silently filtered out."""
+    providers = spec.search.providers
+    extra = sorted(ctx.obj.get("price_providers", set()) - set(providers)) if providers else []
+    if not extra:
+        return spec
+    click.echo(f"prices: provider(s) {', '.join(extra)} from --prices join search.providers", err=True)
+    return spec.model_copy(update={"search": spec.search.model_copy(update={"providers": [*providers, *extra]})})
 
 
 def price_options(f):
@@ -318,6 +330,7 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
     if updates:
         spec = spec.model_copy(update=updates)
     catalog_data = _catalog(ctx, prices, price_scenario)
+    spec = _with_price_providers(ctx, spec)
     work = resolve_workload(spec, catalog_data, str(spec_path))
     settings = SolverSettings(time_limit_s=time_limit, workers=1 if reproducible else (workers or DEFAULT_WORKERS))
     result = run_solve(work, catalog_data, settings, top=top)

@@ -172,3 +172,22 @@ def test_compare_runs_every_procurement_example(path, expected):
     result = CliRunner().invoke(main, ["compare", str(EXAMPLES / path)], terminal_width=160)
     assert result.exit_code == 0, result.output
     assert expected in result.output
+
+
+def test_a_price_files_provider_joins_a_spec_that_lists_its_providers(tmp_path):
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    prices = write(tmp_path, HEADER + "gpu8,H100,8,192,2048,8.0,,dc-1\n", name="mycloud.csv")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((EXAMPLES / "llama3-70b-chat.yaml").read_text()
+                    .replace("search:", "search:\n  providers: [aws]\n  min_price_confidence: high", 1))
+    result = CliRunner().invoke(main, ["solve", str(spec), "--prices", str(prices), "--format", "json", "--no-explain"])
+    assert result.exit_code == 0, result.output
+    assert "provider(s) mycloud from --prices join search.providers" in result.stderr
+    import json as _json
+
+    data = _json.loads(result.stdout)
+    # A $1/GPU-hour H100 in the user's own file beats every listed AWS price: it must be the plan.
+    assert data["plan"]["offering"]["provider"] == "mycloud"

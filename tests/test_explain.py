@@ -155,3 +155,17 @@ def test_every_reported_conflict_is_minimal(catalog, rps, ttft, tpot, power, max
 def test_conflict_property_saw_infeasible_specs():
     # runs after the property test in file order: it must have exercised real conflicts
     assert len(INFEASIBLE_DRAWS) >= 3
+
+
+def test_why_not_names_the_catalog_gap_not_the_limit_it_trips(catalog):
+    spec = load_spec(EXAMPLES / "llama3-405b-pretrain.yaml")
+    spec = spec.model_copy(update={"search": spec.search.model_copy(update={
+        "devices": ["b200", "mi300x"], "pricing": [], "min_price_confidence": "low"})})
+    _, _, expl = explained(spec, catalog)
+    mi300x = next(a for a in expl.alternatives if a.name == "mi300x")
+    # mi300x-8 has no scale-out network in the catalog: one node, which cannot hold a 405B training run.
+    assert "no scale-out network for mi300x-8" in mi300x.reason and "at most 8 devices" in mi300x.reason
+    floor = spec.model_copy(update={"search": spec.search.model_copy(update={"min_price_confidence": "medium"})})
+    _, _, expl = explained(floor, catalog)
+    mi300x = next(a for a in expl.alternatives if a.name == "mi300x")
+    assert "left out by search.min_price_confidence (medium)" in mi300x.reason

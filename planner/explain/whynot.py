@@ -104,10 +104,13 @@ def _alternative(runner, kind, name, rows, chosen, objective, objective_name) ->
         if "memory.fits_device" in reasons:
             bigger = next_memory_size(runner.catalog, name)
             hint = f"; the next memory size, {bigger}, is in the catalog" if bigger else ""
+            cap = node_cap(runner.catalog, name) if runner.work.kind == "training" else None
+            hint = f"; {cap}" + hint if cap else hint
             return Alternative(kind, name, None, None, "impossible: memory.fits_device (no layout in the search "
                                f"space fits the model in its memory{hint})", ["memory.fits_device"], None)
-        why = ", ".join(reasons) or "no offering or system in the search space"
-        return Alternative(kind, name, None, None, f"impossible: {why}", [], None)
+        why = ", ".join(reasons + (offering_reasons(runner.catalog, runner.work.spec, name) if kind == "device" else []))
+        return Alternative(kind, name, None, None, f"impossible: {why or 'no offering or system in the search space'}",
+                           [], None)
     best = runner.base(frozenset(), rows)
     if best.feasible:
         delta = (best.value - objective) / objective if objective else None
@@ -115,4 +118,38 @@ def _alternative(runner, kind, name, rows, chosen, objective, objective_name) ->
                            best.plan)
     limits = ruling_limits(runner, rows)
     reason = "impossible: " + (", ".join(limits) if limits else "memory.fits_device or the structure")
+    if kind == "device" and runner.work.kind == "training":
+        cap = node_cap(runner.catalog, name)
+        if cap:
+            reason += f" ({cap})"
     return Alternative(kind, name, None, None, reason, limits, None)
+
+
+def node_cap(catalog, device: str) -> str | None:
+    """The catalog gap that caps a device at one node for training, when every system of it lacks a
+    scale-out network: that, not the user limit it then trips, is why it loses."""
+    systems = [sy for sy in catalog.systems.values() if sy.accelerator == device]
+    if not systems or any(sy.scaleout is not None for sy in systems):
+        return None
+    biggest = max(systems, key=lambda sy: sy.devices_per_node)
+    return (f"the catalog has no scale-out network for {', '.join(sorted(sy.id for sy in systems))}, so at most "
+            f"{biggest.devices_per_node} devices; a sourced NIC figure for it would lift the cap")
+
+
+def offering_reasons(catalog, spec, device: str) -> list[str]:
+    """Why none of a device's offerings is in the search space, filter by filter."""
+    from planner.evaluate import confident_enough, owned_hardware_allowed
+
+    systems = {sy.id for sy in catalog.systems.values() if sy.accelerator == device}
+    offers = [o for o in catalog.offerings if o.system in systems]
+    if not offers:
+        return [] if owned_hardware_allowed(spec, device) else [f"no cloud offering of {device} in the catalog"]
+    s = spec.search
+    counts = {
+        "search.providers": sum(1 for o in offers if s.providers and o.provider not in s.providers),
+        "search.regions": sum(1 for o in offers if s.regions and o.region not in s.regions),
+        "search.pricing": sum(1 for o in offers if s.pricing and o.pricing not in s.pricing),
+        f"search.min_price_confidence ({s.min_price_confidence})": sum(1 for o in offers if not confident_enough(o, spec)),
+    }
+    out = [f"{n} of its {len(offers)} offerings left out by {field}" for field, n in counts.items() if n]
+    return out

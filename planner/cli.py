@@ -220,10 +220,21 @@ def estimate(ctx: click.Context, spec_path: Path, fmt: str, prices: tuple[Path, 
 
     spec = load_spec(spec_path)
     ev, checks = estimate_configuration(spec, _catalog(ctx, prices, price_scenario), spec_file=str(spec_path), **config)
+    pred = ev.prediction
+    headline = None if pred.fits else (
+        f"does not fit: {pred.memory_gib_per_device:.1f} GiB per device needed, "
+        f"{pred.memory_capacity_bytes / 2**30:.1f} GiB on {ev.candidate.device}; more tp/pp, ZeRO-3 or recompute "
+        f"would lower it")
     if fmt == "json":
         click.echo(to_json(evaluation_dict(ev, checks)))
     else:
+        if headline:
+            click.echo(headline)
         render_evaluation(ev, checks)
+    if headline:
+        if fmt == "json":
+            click.echo(headline, err=True)
+        sys.exit(EXIT_INFEASIBLE)
 
 
 @main.command()

@@ -20,13 +20,13 @@ ESTIMATE_ARGS = {
     "deepseek-v3-serving": ["--device", "h200-sxm", "--tp", "8", "--ep", "8", "--precision", "fp8"],
     "long-context-serving": ["--device", "h100-sxm", "--tp", "1", "--micro-batch", "8"],
     "small-model-serving": ["--device", "l4", "--precision", "int8", "--micro-batch", "8"],
-    "llama3-8b-pretrain": ["--device", "h100-sxm", "--tp", "1", "--dp", "64", "--micro-batch", "1"],
-    "llama3-405b-pretrain": ["--device", "h100-sxm", "--tp", "8", "--pp", "16", "--dp", "64"],
+    "llama3-8b-pretrain": ["--device", "h100-sxm", "--tp", "1", "--dp", "64", "--micro-batch", "1", "--recompute", "full"],
+    "llama3-405b-pretrain": ["--device", "h100-sxm", "--tp", "8", "--pp", "16", "--dp", "64", "--recompute", "full"],
     "onprem-power-capped": ["--device", "h100-sxm", "--tp", "4", "--precision", "fp8"],
-    "energy-min-finetune": ["--device", "h100-sxm", "--dp", "32"],
+    "energy-min-finetune": ["--device", "h100-sxm", "--dp", "32", "--recompute", "full"],
     "impossible-tiny-budget": ["--device", "h100-sxm", "--tp", "8"],
     "yolov8-video": ["--device", "l4", "--precision", "int8", "--micro-batch", "4"],
-    "spot-vs-ondemand-training": ["--device", "h100-sxm", "--dp", "16", "--pricing", "spot"],
+    "spot-vs-ondemand-training": ["--device", "h100-sxm", "--dp", "16", "--pricing", "spot", "--recompute", "full"],
     "qwen3-32b-h200-peer": ["--device", "h200-sxm", "--tp", "4", "--precision", "fp8", "--micro-batch", "96"],
     "llama3-70b-h100-peer": ["--device", "h100-sxm", "--tp", "4", "--precision", "bf16", "--micro-batch", "32"],
     "llama3-8b-lora": ["--device", "h100-sxm"],
@@ -192,7 +192,7 @@ def test_simulate_refuses_a_training_spec():
 
 def test_estimate_context_parallel_and_hybrid_sharding_flags():
     spec = str(EXAMPLES / "llama3-8b-pretrain.yaml")
-    base = ["estimate", spec, "--device", "h100-sxm", "--dp", "16", "--format", "json"]
+    base = ["estimate", spec, "--device", "h100-sxm", "--dp", "16", "--recompute", "full", "--format", "json"]
     plain = json.loads(run(*base).output)
     cp = json.loads(run(*base, "--cp", "2").output)
     assert cp["parallel"]["cp"] == 2 and cp["metrics"]["devices"] == 2 * plain["metrics"]["devices"]
@@ -259,3 +259,11 @@ def test_plans_rest_on_trusted_prices_and_say_what_lower_confidence_would_give(t
     assert low["price_notes"] == []  # nothing was left out
     text = run("solve", str(EXAMPLES / "llama3-70b-chat.yaml"), "--no-explain").output
     assert "confidence, as of" in text and "Cheaper at lower confidence" in text
+
+
+
+def test_estimate_of_a_configuration_that_does_not_fit_exits_with_the_reason_first():
+    result = run("estimate", str(EXAMPLES / "llama3-405b-pretrain.yaml"), "--device", "h100-sxm", "--dp", "8")
+    assert result.exit_code == 3
+    assert result.output.splitlines()[0].startswith("does not fit: ")
+    assert "Traceback" not in result.output

@@ -50,6 +50,14 @@ CATALOG_FILES = {
 }
 
 
+def _named(table: dict, name: str, kind: str):
+    try:
+        return table[name]
+    except KeyError:
+        raise CatalogError(Problem(f"unknown {kind} `{name}`.{did_you_mean(name, table)}",
+                                   fix=f"use one of: {', '.join(sorted(table))}")) from None
+
+
 def _package_data_dir(name: str) -> Path:
     """`catalogs/` or `constraints/`: the repository copy in a checkout, the wheel copy when installed."""
     root = Path(__file__).resolve().parents[2]
@@ -88,24 +96,10 @@ class Catalog:
     default_framework: str = "megatron-core"
 
     def framework(self, framework_id: str | None) -> Framework:
-        name = framework_id or self.default_framework
-        try:
-            return self.frameworks[name]
-        except KeyError:
-            raise CatalogError(
-                Problem(f"unknown training framework `{name}`.{did_you_mean(name, self.frameworks)}",
-                        fix=f"use one of: {', '.join(sorted(self.frameworks))}")
-            ) from None
+        return _named(self.frameworks, framework_id or self.default_framework, "training framework")
 
     def engine(self, engine_id: str | None) -> Engine:
-        name = engine_id or self.default_engine
-        try:
-            return self.engines[name]
-        except KeyError:
-            raise CatalogError(
-                Problem(f"unknown serving engine `{name}`.{did_you_mean(name, self.engines)}",
-                        fix=f"use one of: {', '.join(sorted(self.engines))}")
-            ) from None
+        return _named(self.engines, engine_id or self.default_engine, "serving engine")
 
     def accelerator(self, device_id: str) -> Accelerator:
         try:

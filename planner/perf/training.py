@@ -194,8 +194,9 @@ def predict_training(fp: LLMFootprint, *, tokens: float, seq_len: int, global_ba
 
     cp_mb = 0.0
     if par.cp > 1:
-        # Ring attention passes K and V around the cp ring (forward) and their gradients back; it overlaps
-        # with the attention blocks, so only the part the family cannot overlap is exposed.
+        # Ring attention passes K and V around the cp ring (forward) and their gradients back. Rung while
+        # attention blocks compute (Megatron's p2p), only what the family cannot overlap shows; gathered
+        # before the attention (torchtitan, Ulysses), all of it does.
         kv_msg = 2 * par.micro_batch * seq_len * fp.kv_elems_per_token_per_layer / 2 * ACTIVATION_BYTES / par.tp
         cp_link = group_link(system, par.cp, par.tp)
         hidden = overlap if framework is None or framework.cp_comm_overlap else 0.0

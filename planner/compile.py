@@ -61,6 +61,9 @@ class CompiledModel:
     forced_out: dict[str, int] = field(default_factory=dict)  # unit id -> rows it cannot evaluate
     cost_terms: tuple[list, list[int]] | None = None
     replica_caps: list[int] = field(default_factory=list)
+    # Paid devices left idle (billed units x devices per unit - replicas x devices per replica), per row
+    # whose replicas do not fill whole instances.
+    idle_paid: list = field(default_factory=list)
 
     @property
     def kind(self) -> str:
@@ -212,12 +215,20 @@ def _max_replicas(row: ReplicaRow, demand: float) -> int:
     return max(cap, 0)
 
 
+def _fill_instances(row: ReplicaRow, cap: int) -> int:
+    """Allow as many replicas as the instances the cap needs could hold: a paid device need not idle."""
+    if row.usd_per_unit_hour is None or row.devices_per_replica % row.unit_devices == 0 or cap <= 0:
+        return cap
+    units = -(-cap * row.devices_per_replica // row.unit_devices)
+    return max(cap, units * row.unit_devices // row.devices_per_replica)
+
+
 def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: dict[str, float]) -> CompiledModel:
     rows: list[ReplicaRow] = table.replica_rows
     demand = table.demand
     per_unit_rate = demand / DEMAND_UNITS  # requests/s (or frames/s) per demand unit
     x, n, load = [], [], []
-    caps = [_max_replicas(r, demand) for r in rows]
+    caps = [_fill_instances(r, _max_replicas(r, demand)) for r in rows]
     mixing = spec.search.allow_mix
     for r in rows:
         x.append(model.new_bool_var(f"x[{r.index}]"))
@@ -289,7 +300,10 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
     ranked = sorted(rows, key=lambda r: r.latency_s)
     rank = {r.index: i for i, r in enumerate(ranked)}
     big = len(rows) + 1
-    compiled.secondary = (sum(n[r.index] * r.devices_per_replica for r in rows) * big * big
+    # Ties: no paid device idle first (more replicas on the instances already paid for cost nothing and
+    # cut latency), then fewer devices, lower latency, the earlier row.
+    compiled.secondary = (sum(compiled.idle_paid) * big * big * big
+                          + sum(n[r.index] * r.devices_per_replica for r in rows) * big * big
                           + sum(x[r.index] * (rank[r.index] * big + r.index) for r in rows))
     return compiled
 
@@ -319,6 +333,7 @@ def _cost_terms(model, rows, n, load, per_unit_rate, compiled: CompiledModel) ->
             cap = compiled.replica_caps[r.index] * r.devices_per_replica // r.unit_devices + 1
             b = model.new_int_var(0, cap, f"billed_units[{r.index}]")
             model.add(b * r.unit_devices >= n[r.index] * r.devices_per_replica)
+            compiled.idle_paid.append(b * r.unit_devices - n[r.index] * r.devices_per_replica)
             terms.append(b * price)
             continue
         site = r.site

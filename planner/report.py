@@ -290,6 +290,13 @@ COST_KEYS = ("usd_per_hour", "usd_per_job", "usd_per_million_tokens", "usd_per_m
              "energy_kwh_per_hour", "energy_kwh_per_job", "carbon_kg_per_hour", "carbon_kg_per_job")
 
 
+def devices_paid(c) -> int:
+    """Devices the bill covers: whole instances of the offering (owned hardware: the devices used)."""
+    if c.offering is None:
+        return c.devices
+    return -(-c.devices // c.offering.devices) * c.offering.devices
+
+
 def part_dict(part) -> dict:
     ev = part.evaluation
     c = ev.candidate
@@ -301,6 +308,7 @@ def part_dict(part) -> dict:
         "system": c.system,
         "offering": offering,
         "devices": c.devices,
+        "devices_paid": devices_paid(c),
         "nodes": m.get("nodes"),
         "replicas": part.replicas if part.replicas is not None else 1,
         "parallel": {"dp": p.dp, "tp": p.tp, "pp": p.pp, "ep": p.ep},
@@ -437,6 +445,10 @@ def render_result(result, checks, work) -> None:
             o = c.offering
             console.print(f"  price ${o.usd_per_hour:,.2f}/h per {o.devices}-device instance, "
                           f"{o.confidence} confidence, as of {o.as_of.isoformat()} ({', '.join(o.source)})")
+            idle = devices_paid(c) - c.devices
+            if idle:
+                console.print(f"  [yellow]{idle} of the {devices_paid(c)} paid devices idle[/yellow]: a layout "
+                              f"using them would not fit this instance size or would cost more")
         batch = (f"{m.get('engine')} max_num_seqs {c.parallel.micro_batch}" if kind == "serving"
                  else f"batch {c.parallel.micro_batch}")
         console.print(f"  {_layout(c, kind)}, {c.precision}, {batch}, {m.get('nodes')} node(s)")

@@ -191,3 +191,22 @@ def test_a_price_files_provider_joins_a_spec_that_lists_its_providers(tmp_path):
     data = _json.loads(result.stdout)
     # A $1/GPU-hour H100 in the user's own file beats every listed AWS price: it must be the plan.
     assert data["plan"]["offering"]["provider"] == "mycloud"
+
+
+def test_a_plan_fills_the_instances_it_pays_for_when_that_costs_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    # 8-GPU instances at $8/h: the cheapest plan needs 10 GPUs' worth of capacity, so it pays for two
+    # instances; the 6 paid GPUs left over must serve too (same bill, lower latency), not idle.
+    prices = write(tmp_path, HEADER + "gpu8,H100,8,192,2048,8.0,,dc-1\n", name="mycloud.csv")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((EXAMPLES / "llama3-70b-chat.yaml").read_text()
+                    .replace("search:", "search:\n  providers: [mycloud]", 1))
+    result = CliRunner().invoke(main, ["solve", str(spec), "--prices", str(prices), "--format", "json", "--no-explain"])
+    import json as _json
+
+    plan = _json.loads(result.stdout)["plan"]
+    assert plan["devices_paid"] == plan["devices"] == 16
+    assert plan["cost"]["usd_per_hour"] == pytest.approx(16.0)

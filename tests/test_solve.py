@@ -36,6 +36,14 @@ def test_every_example_solves_and_passes_the_checker(example, catalog):
     assert result.status == "optimal"
     assert result.gap == 0.0 and result.bound == pytest.approx(result.objective_value)
     assert not violations(check_plan(work, catalog, result.plan))
+    for part in result.plan.parts:
+        c = part.evaluation.candidate
+        o, system = c.offering, catalog.systems[c.system]
+        if o is None or o.devices >= system.devices_per_node or system.scaleup.topology.startswith("torus"):
+            continue
+        # Instances smaller than a node share no scale-up link: what must talk over it fits one instance.
+        talking = c.parallel.tp * c.parallel.pp if work.kind != "training" else c.devices
+        assert talking <= o.devices, (example.stem, c.label(), o.instance)
 
 
 def run(*args):

@@ -27,7 +27,7 @@ from planner.perf.shapes import LLMFootprint, llm_footprint
 from planner.perf.training import predict_training, structural_problems
 from planner.perf.types import COMPUTE_PEAK_KEY, Parallel, Prediction
 from planner.perf.vision import predict_vision
-from planner.spec import ServingWorkload, TrainingWorkload, VisionWorkload, WorkloadSpec
+from planner.spec import DEFAULT_SPOT_POLICY, ServingWorkload, TrainingWorkload, VisionWorkload, WorkloadSpec
 from planner.units import DAY_S, GIB, HOUR_S, ceil_div
 
 
@@ -290,6 +290,9 @@ def _metrics(work: ResolvedWorkload, cand: Candidate, system: System, pred: Pred
             "carbon_kg_per_job": job["carbon_kg"],
             "usd_per_million_tokens": usd_per_million_tokens(econ.usd_per_hour, pred.tokens_per_s),
         })
+        if cand.offering is not None and cand.offering.pricing == "spot":
+            spot = spot_policy(work.spec)
+            m["spot_overhead_factor"] = spot.slowdown if spot is not None else 1.0
     elif pred.kind == "serving":
         w = work.spec.workload
         total_tokens_per_s = w.traffic.requests_per_s * (w.traffic.input_tokens + w.traffic.output_tokens)
@@ -366,14 +369,21 @@ def owned_hardware_allowed(spec: WorkloadSpec, device_id: str) -> bool:
 
 
 def _with_spot_overhead(work: ResolvedWorkload, cand: Candidate, pred: Prediction) -> Prediction:
-    """A training job on spot capacity, stretched by checkpoints and interruptions (search.spot)."""
-    spot = work.spec.search.spot
+    """A training job on spot capacity, stretched by checkpoints and interruptions (search.spot, else the
+    stated default unless search.spot_overhead is false)."""
+    spot = spot_policy(work.spec)
     if pred.kind != "training" or spot is None or cand.offering is None or cand.offering.pricing != "spot":
         return pred
     factor = spot.slowdown
     return replace(pred, time_to_train_s=pred.time_to_train_s * factor, tokens_per_s=pred.tokens_per_s / factor,
                    breakdown={**pred.breakdown, "spot_overhead": pred.step_time_s * (factor - 1.0)},
                    notes=[*pred.notes, f"spot: {100 * (factor - 1):.1f}% longer for checkpoints and interruptions"])
+
+
+def spot_policy(spec: WorkloadSpec):
+    if spec.search.spot is not None:
+        return spec.search.spot
+    return DEFAULT_SPOT_POLICY if spec.search.spot_overhead else None
 
 
 def with_offering(work: ResolvedWorkload, catalog: Catalog, ev: Evaluation, offering: Offering | None) -> Evaluation:

@@ -286,8 +286,24 @@ __all__ = ["evaluation_dict", "render_evaluation", "to_json", "catalog_rows", "r
 PREDICTED_KEYS = ("engine", "ttft_mean_ms", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "tpot_ms", "tpot_mean_ms",
                   "tpot_p99_ms", "e2e_mean_ms", "e2e_p99_ms", "running_batch", "max_num_seqs", "max_requests_per_s", "tokens_per_s", "utilization", "memory_gib_per_device",
                   "power_kw", "step_time_s", "mfu", "time_to_train_days", "latency_ms", "fps_capacity")
-COST_KEYS = ("usd_per_hour", "usd_per_job", "usd_per_million_tokens", "usd_per_million_output_tokens",
+COST_KEYS = ("usd_per_hour", "usd_per_job", "spot_overhead_factor", "usd_per_million_tokens", "usd_per_million_output_tokens",
              "energy_kwh_per_hour", "energy_kwh_per_job", "carbon_kg_per_hour", "carbon_kg_per_job")
+
+
+def spot_exposure(work, c, metrics: dict) -> str:
+    """What running on spot risks, in the plan's own numbers."""
+    from planner.evaluate import spot_policy
+
+    spot = spot_policy(work.spec)
+    rate = spot.interruptions_per_hour if spot else 0.0
+    instances = -(-c.devices // c.offering.devices)
+    origin = "search.spot" if work.spec.search.spot is not None else "an assumed default; set search.spot"
+    if work.kind == "training":
+        factor = metrics.get("spot_overhead_factor", 1.0)
+        return (f"spot: {rate:g} interruptions per instance-hour ({origin}) stretch the job by "
+                f"{100 * (factor - 1):.1f}% for checkpoints and lost work")
+    return (f"spot: {rate:g} interruptions per instance-hour ({origin}): about {24 * rate * instances:.1f} "
+            f"evictions a day across {instances} instance(s), each taking its replicas away until replaced")
 
 
 def devices_paid(c) -> int:
@@ -445,6 +461,8 @@ def render_result(result, checks, work) -> None:
             o = c.offering
             console.print(f"  price ${o.usd_per_hour:,.2f}/h per {o.devices}-device instance, "
                           f"{o.confidence} confidence, as of {o.as_of.isoformat()} ({', '.join(o.source)})")
+            if o.pricing == "spot":
+                console.print("  " + spot_exposure(work, c, m))
             idle = devices_paid(c) - c.devices
             if idle:
                 console.print(f"  [yellow]{idle} of the {devices_paid(c)} paid devices idle[/yellow]: a layout "

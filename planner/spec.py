@@ -139,6 +139,13 @@ class SpotPolicy(Strict):
                 + self.interruptions_per_hour * (self.checkpoint_interval_min / 2.0 + self.restart_min) / 60.0)
 
 
+# What a spot plan assumes when the spec gives no `search.spot`: an ASSUMPTION, not a measured rate (no
+# provider publishes GPU interruption rates per hour), chosen so spot is never free of risk by default:
+# one interruption per 20 instance-hours, a 60 s checkpoint every 30 min, 15 min to restart.
+DEFAULT_SPOT_POLICY = SpotPolicy(interruptions_per_hour=0.05, checkpoint_interval_min=30, checkpoint_s=60,
+                                 restart_min=15)
+
+
 class Search(Strict):
     devices: list[str] = []
     providers: list[str] = []
@@ -150,7 +157,9 @@ class Search(Strict):
     zero_stages: list[Literal[0, 1, 2, 3]] = []
     recompute: list[Recompute] = []
     allow_mix: bool = False
-    spot: SpotPolicy | None = Field(default=None, description="training on spot: interruption and checkpoint costs")
+    spot: SpotPolicy | None = Field(default=None, description="training on spot: interruption and checkpoint costs "
+                                    "(default: an assumed 0.05 interruptions per hour, 30 min checkpoints)")
+    spot_overhead: bool = Field(default=True, description="false: plan spot training as if never interrupted")
     min_price_confidence: Literal["high", "medium", "low"] = Field(
         default="medium", description="offerings whose price confidence is below this are left out (low: use every price)")
 

@@ -210,3 +210,17 @@ def test_a_plan_fills_the_instances_it_pays_for_when_that_costs_nothing(tmp_path
     plan = _json.loads(result.stdout)["plan"]
     assert plan["devices_paid"] == plan["devices"] == 16
     assert plan["cost"]["usd_per_hour"] == pytest.approx(16.0)
+
+
+def test_spot_training_pays_for_interruptions_by_default(tmp_path, catalog):
+    from planner.spec import DEFAULT_SPOT_POLICY
+
+    base = load_spec(EXAMPLES / "spot-vs-ondemand-training.yaml")
+    spot_only = base.search.model_copy(update={"spot": None, "pricing": ["spot"]})
+    by_default = solve(resolve_workload(base.model_copy(update={"search": spot_only}), catalog), catalog)
+    factor = by_default.plan.main.evaluation.metrics["spot_overhead_factor"]
+    assert factor == pytest.approx(DEFAULT_SPOT_POLICY.slowdown) and factor > 1.0
+    off = spot_only.model_copy(update={"spot_overhead": False})
+    naive = solve(resolve_workload(base.model_copy(update={"search": off}), catalog), catalog)
+    assert naive.plan.main.evaluation.metrics["spot_overhead_factor"] == 1.0
+    assert naive.objective_value < by_default.objective_value

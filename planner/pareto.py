@@ -143,3 +143,21 @@ def plot(points: list[ParetoPoint], axis: str, chosen: ParetoPoint, path: str, t
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def off_the_front(work: ResolvedWorkload, catalog: Catalog, axis: str, points: list[ParetoPoint],
+                  settings: SolverSettings | None = None) -> list[str]:
+    """Plans with no footprint figure (a region without PUE or grid carbon) cannot sit on an energy or
+    carbon front; when one of them is the cheapest plan of all, say so rather than drop it silently."""
+    if AXES[axis][0] is not None or not points:
+        return []
+    spec = work.spec.model_copy(update={"objective": "cost"})
+    cheapest = solve(ResolvedWorkload(spec=spec, model_id=work.model_id, shape=work.shape, footprint=work.footprint),
+                     catalog, settings or SolverSettings())
+    if cheapest.plan is None or cheapest.objective_value >= min(p.objective for p in points) - 1e-9:
+        return []
+    c = cheapest.plan.main.evaluation.candidate
+    where = f"{c.offering.provider} {c.offering.region}" if c.offering else "owned hardware"
+    missing = "PUE" if axis == "energy" else "grid carbon intensity"
+    return [f"the cheapest plan, {c.devices} x {c.device} on {where} at {cheapest.objective_value:,.4g}, is not on "
+            f"this front: the catalog has no {missing} for {where}, so its {axis} is unknown"]

@@ -224,3 +224,29 @@ def test_spot_training_pays_for_interruptions_by_default(tmp_path, catalog):
     naive = solve(resolve_workload(base.model_copy(update={"search": off}), catalog), catalog)
     assert naive.plan.main.evaluation.metrics["spot_overhead_factor"] == 1.0
     assert naive.objective_value < by_default.objective_value
+
+
+def test_pareto_says_when_the_cheapest_plan_has_no_footprint_figure(tmp_path):
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("""name: pue-check
+workload:
+  kind: serving
+  model: llama-3.1-8b
+  traffic: {requests_per_s: 5, input_tokens: 512, output_tokens: 128}
+  slo: {ttft_p99_ms: 2000, tpot_ms: 50}
+search:
+  devices: [mi300x, h100-sxm]
+  providers: [tensorwave, aws]
+  min_price_confidence: low
+""")
+    result = CliRunner().invoke(main, ["compare", str(spec), "--pareto", "cost,energy", "--format", "json"])
+    import json as _json
+
+    data = _json.loads(result.stdout)
+    # TensorWave's region is not stated, so it has no PUE: its plan is cheapest but cannot be placed.
+    assert any("no PUE for tensorwave unspecified" in n for n in data["off_front"])
+    assert all("tensorwave" not in p["plan"] for p in data["points"])

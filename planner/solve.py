@@ -225,21 +225,20 @@ def _hint(model: cp_model.CpModel, compiled: CompiledModel, solver: cp_model.CpS
         model.add_hint(v, solver.value(v))
 
 
-def _shape(row) -> tuple:
-    """What makes two plans distinct for a reader: device, where, precision and layout (not the batch)."""
+def _purchase(row) -> tuple:
+    """What makes two plans distinct for a buyer: the device and the offering it is bought on (and, for
+    training, how many), not the layout or batch run on it: `--top K` lists K different purchases."""
     c = row.candidate
-    p = c.parallel
     o = c.offering
     where = (o.provider, o.region, o.pricing, o.instance) if o else ("owned", c.system)
-    return (c.device, c.system, where, c.precision, p.tp, p.pp, p.ep, p.cp,
-            p.dp if row.__class__.__name__ == "TrainingRow" else 0)
+    return (c.device, c.system, where, c.devices if row.__class__.__name__ == "TrainingRow" else 0)
 
 
 def _exclude(model: cp_model.CpModel, compiled: CompiledModel, solver: cp_model.CpSolver) -> None:
-    """Forbid the chosen configurations (in every batch size), so the next solve finds a distinct plan."""
+    """Forbid the chosen purchases (in every layout and batch), so the next solve finds a distinct one."""
     rows = compiled.table.rows
-    chosen = {_shape(r) for r in rows if solver.boolean_value(compiled.x[r.index])}
-    same = [compiled.x[r.index] for r in rows if _shape(r) in chosen]
+    chosen = {_purchase(r) for r in rows if solver.boolean_value(compiled.x[r.index])}
+    same = [compiled.x[r.index] for r in rows if _purchase(r) in chosen]
     groups = len(chosen)
     # A plan with several parts is excluded as a whole: at least one of its configurations must go.
     model.add(sum(same) <= len(same) - 1 if groups > 1 else sum(same) == 0)

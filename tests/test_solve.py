@@ -112,6 +112,11 @@ def test_top_k_plans_are_distinct_and_ordered(catalog):
     values = result.stats["top_values"]
     assert len(result.plans) == 4 and values == sorted(values)
     assert len({p.signature() for p in result.plans}) == 4
+    # Distinct purchases: no two plans buy the same device on the same offering.
+    bought = {(p.main.evaluation.candidate.device, p.main.evaluation.candidate.offering.instance,
+               p.main.evaluation.candidate.offering.region, p.main.evaluation.candidate.offering.pricing)
+              for p in result.plans}
+    assert len(bought) == 4
 
 
 def test_mixing_is_never_worse_than_one_device_type(catalog):

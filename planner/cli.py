@@ -194,7 +194,8 @@ def configuration_options(device_required: bool):
             click.option("--provider", default=None),
             click.option("--region", default=None),
             click.option("--pricing", type=click.Choice(["on-demand", "spot", "reserved-1y", "reserved-3y",
-                                                         "capacity-block"]), default=None),
+                                                         "capacity-block", "owned"]), default=None,
+                         help="owned: on-prem hardware, costed from the spec's onprem site (electricity)."),
         ]):
             f = option(f)
         return f

@@ -398,6 +398,11 @@ def with_offering(work: ResolvedWorkload, catalog: Catalog, ev: Evaluation, offe
     return Evaluation(candidate=cand, prediction=pred, economics=econ, metrics=_metrics(work, cand, system, pred, econ))
 
 
+def _owned_system(systems: list[System], devices: int) -> System:
+    """The smallest node type that holds the layout's scale-up group."""
+    return sorted(systems, key=lambda s: (s.devices_per_node < min(devices, scaleup_domain(s)), s.devices_per_node))[0]
+
+
 def choose_system_and_offering(catalog: Catalog, spec: WorkloadSpec, device_id: str, devices: int, tp: int,
                                system_id: str | None = None, provider: str | None = None, region: str | None = None,
                                pricing: str | None = None, can_run=None) -> tuple[System, Offering | None]:
@@ -415,6 +420,9 @@ def choose_system_and_offering(catalog: Catalog, spec: WorkloadSpec, device_id: 
         systems = [s for s in systems if can_run(s)] or systems
     if not systems:
         raise EstimateError(Problem(f"no system in the catalog carries {device_id}", fix="add one to systems.yaml"))
+    if pricing == "owned":
+        # Owned hardware: no offering, so costs come from the spec's site (onprem) or are omitted.
+        return _owned_system(systems, devices), None
     best: tuple[float, System, Offering] | None = None
     for system in sorted(systems, key=lambda s: s.id):
         for o in matching_offerings(catalog, system.id, spec, provider, region, pricing):
@@ -426,5 +434,4 @@ def choose_system_and_offering(catalog: Catalog, spec: WorkloadSpec, device_id: 
     if provider or region or pricing:
         raise EstimateError(Problem(f"no offering of {device_id} matches provider={provider} region={region} "
                                     f"pricing={pricing}", fix="see `planner catalog list prices`"))
-    fitting = sorted(systems, key=lambda s: (s.devices_per_node < min(devices, scaleup_domain(s)), s.devices_per_node))
-    return fitting[0], None
+    return _owned_system(systems, devices), None

@@ -127,7 +127,9 @@ def render_evaluation(ev: Evaluation, checks: list[ConstraintCheck]) -> None:
     console = Console()
     c = ev.candidate
     where = (f"{c.offering.provider} {c.offering.region} {c.offering.pricing} ({c.offering.instance})"
-             if c.offering else "no matching cloud offering: costs omitted")
+             if c.offering else ("owned hardware: electricity at the spec's onprem site"
+                                 if ev.metrics.get("usd_per_hour") is not None else
+                                 "no matching cloud offering and no onprem site: costs omitted"))
     p = c.parallel
     console.print(f"[bold]{c.device}[/bold] on {c.system}, {where}")
     console.print(f"dp={p.dp} tp={p.tp} pp={p.pp} ep={p.ep}  precision={c.precision}  micro-batch={p.micro_batch}"

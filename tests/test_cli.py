@@ -267,3 +267,15 @@ def test_estimate_of_a_configuration_that_does_not_fit_exits_with_the_reason_fir
     assert result.exit_code == 3
     assert result.output.splitlines()[0].startswith("does not fit: ")
     assert "Traceback" not in result.output
+
+
+def test_estimate_priced_as_owned_hardware():
+    result = run("estimate", str(EXAMPLES / "onprem-power-capped.yaml"), "--device", "h100-sxm", "--tp", "4",
+                 "--precision", "fp8", "--pricing", "owned", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    # No rental: the cost per hour is the site's electricity for the devices' power.
+    assert data["offering"] is None and 0 < data["metrics"]["usd_per_hour"] < 1.0
+    text = run("estimate", str(EXAMPLES / "onprem-power-capped.yaml"), "--device", "h100-sxm", "--tp", "4",
+               "--precision", "fp8", "--pricing", "owned").output
+    assert "owned hardware: electricity at the spec's onprem site" in text

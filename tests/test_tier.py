@@ -514,3 +514,16 @@ def test_energy_objective_minimises_kwh_per_site():
                 if o.role in ("edge", "cloud") and o.latency_ms <= 200 and o.uplink_mbps <= 100]
     assert result.plan.value == pytest.approx(min(o.energy_kwh_per_month for o in feasible))
     assert all(o.energy_kwh_per_month is not None for o in result.table.options)
+
+
+def test_tier_json_lists_exclusions_as_records():
+    import json
+
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    out = CliRunner().invoke(main, ["tier", str(ROOT / "examples" / "edge" / "drive-thru-speech.yaml"), "--format", "json"])
+    records = json.loads(out.stdout)["excluded"]
+    assert records and all(set(r) == {"workload", "device", "reason", "at"} for r in records)
+    assert any(r["device"] == "hailo-8l" and "unit price" in r["reason"] for r in records)

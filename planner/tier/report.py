@@ -120,8 +120,14 @@ def _explanation_lines(result: TierResult) -> list[str]:
                     item = next(i for i in result.items if i.id == rid)
                     unit = TIER_UNIT_BY_ID[item.unit_id].unit
                     need = a.needs.get(rid)
-                    reasons.append(f"{rid} (needs {_fmt(need, unit)} against {_fmt(item.bound, unit)})"
-                                   if need is not None else rid)
+                    if need is None:
+                        reasons.append(rid)
+                    elif need > item.bound * (1 + 1e-9):
+                        reasons.append(f"{rid} (needs {_fmt(need, unit)} against {_fmt(item.bound, unit)})")
+                    else:
+                        # Within the limit on its own: it rules the choice out only with the other limits.
+                        reasons.append(f"{rid} (together with the others; without them the choice uses "
+                                       f"{_fmt(need, unit)} of {_fmt(item.bound, unit)})")
                 out.append(f"{head}: ruled out by " + ("each of " if len(reasons) > 1 else "") + ", ".join(reasons))
             else:
                 out.append(f"{head}: cannot run it at all (see Not considered)")
@@ -155,9 +161,19 @@ def as_dict(result: TierResult) -> dict:
         "checks": [c.as_dict() for c in result.checks],
         "check_problems": result.check_problems,
         "explanation": result.explanation.as_dict() if result.explanation else None,
-        "excluded": result.table.excluded,
+        "excluded": _excluded_list(result.table.excluded),
         "options": len(result.table.options),
     }
+
+
+def _excluded_list(excluded: dict[str, dict[str, list[str]]]) -> list[dict]:
+    """One record per (workload, device, reason): what was not considered, keyed by fields, not prose."""
+    out = []
+    for workload, reasons in excluded.items():
+        for text, at in reasons.items():
+            subject, _, reason = text.partition(": ")
+            out.append({"workload": workload, "device": subject, "reason": reason or subject, "at": list(at)})
+    return out
 
 
 def _workload_dict(w, plan) -> dict:

@@ -18,8 +18,9 @@ Serving and vision (rows c are replica configurations; D is the demand, scaled t
     devices, inventory (one literal per device type), peak power and hourly budget are linear sums
     Without mixing, l_c is the expression D * x_c rather than a variable.
 Objective: cost (USD/h serving, USD/job training), energy (kWh) or carbon (kg CO2e), in fixed point.
-Ties are broken in a second solve that fixes the optimum and minimises devices, then latency rank,
-then row order, so the answer never depends on which optimal solution the solver met first.
+Ties are broken in a second solve that fixes the optimum and minimises paid devices left idle (serving:
+replicas may fill the instances already billed), then devices, then latency rank, then row order, so
+the answer never depends on which optimal solution the solver met first.
 
 Every user limit is one named constraint gated by one enforcement literal owned by `limit_literals`.
 The compiled model leaves them free: the solve fixes them all on in a clone, the explainer turns some

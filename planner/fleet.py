@@ -23,8 +23,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from planner.strict import Strict
 from planner._ortools import cp_model
 from planner.candidates import CandidateTable, enumerate_candidates
 from planner.catalog.loader import Catalog
@@ -40,8 +41,6 @@ HOURS_PER_YEAR = 8760.0
 OWNED_PLENTY = 100_000  # per-workload inventory in a fleet: the fleet's own limits decide
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class BuyOptions(Strict):

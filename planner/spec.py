@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from planner.strict import Strict
 from planner.catalog.schema import PRICING_MODELS, LLMShape, PricingModel, VisionShape
 from planner.perf.types import Adapter
 from planner.errors import Problem, SpecError, did_you_mean
@@ -24,8 +25,6 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Traffic(Strict):

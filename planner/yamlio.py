@@ -153,6 +153,10 @@ def validation_problems(
             got = err.get("input")
             shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
             message = f"{err['msg']}{shown}"
+            if err["type"] == "finite_number":
+                fix = "give a finite number (.inf and .nan are not values a plan can meet)"
+            elif isinstance(got, bool) and err["type"] in ("float_type", "int_type", "float_parsing", "int_parsing"):
+                fix = "give a number, not true/false"
         problems.append(Problem(message, file=doc.file, path=dotted(full) or "(top level)", fix=fix, line=doc.line_of(full)))
     return problems
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,19 @@ def test_device_names_as_people_type_them_expand_to_the_variants(tmp_path):
     assert "`h100-pcie`" in did_you_mean("h100", catalog.accelerators)
     assert did_you_mean("mi300", catalog.accelerators) == " Did you mean `mi300x`?"
     assert did_you_mean("h100sxm", catalog.accelerators) == " Did you mean `h100-sxm`?"
+
+
+@pytest.mark.parametrize("value, fix", [(".inf", "give a finite number"), (".nan", "give a finite number"),
+                                        ("yes", "give a number, not true/false"), ("true", "give a number, not true/false")])
+def test_non_numbers_in_number_fields_are_refused(tmp_path, value, fix):
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    spec = tmp_path / "spec.yaml"
+    text = (Path(__file__).resolve().parents[1] / "examples" / "llama3-70b-chat.yaml").read_text()
+    spec.write_text(re.sub(r"requests_per_s: [0-9.]+", f"requests_per_s: {value}", text))
+    for command in ("validate", "solve"):
+        result = CliRunner().invoke(main, [command, str(spec)])
+        assert result.exit_code == 2 and fix in result.output and "Traceback" not in result.output, result.output
+        assert "requests_per_s" in result.output

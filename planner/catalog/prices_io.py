@@ -17,8 +17,9 @@ import datetime as dt
 from dataclasses import replace
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from planner.strict import Strict
 from planner.catalog.loader import Catalog
 from planner.catalog.schema import PRICING_MODELS, Offering, Source
 from planner.errors import CatalogError, Problem, did_you_mean
@@ -123,8 +124,6 @@ def with_prices(catalog: Catalog, offerings: list[Offering], label: str) -> Cata
 # ------------------------------------------------------------------------------------------- scenarios
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Match(Strict):

@@ -13,8 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from planner.strict import Strict
 from planner.catalog.schema import PricingModel
 from planner.errors import Problem, SpecError
 from planner.yamlio import load_yaml, parse_document
@@ -32,8 +33,6 @@ ALL_TIERS: list = ["edge", "cloud", "split"]
 HOURS_PER_MONTH = 730.0
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Split(Strict):

@@ -181,9 +181,16 @@ def with_every_price(work: ResolvedWorkload, catalog: Catalog, result: SolveResu
     floor = work.spec.search.min_price_confidence
     if floor == "low" or result.objective_value is None:
         return
-    if not any(not confident_enough(o, work.spec) for o in catalog.offerings):
+    wanted = set(work.spec.search.devices)
+    # Only devices with a price below the floor can change the answer: search just those (the rest of the
+    # search space is what the plan already beat), which keeps this second look far cheaper than the first.
+    devices = sorted({catalog.systems[o.system].accelerator for o in catalog.offerings
+                      if not confident_enough(o, work.spec)
+                      and (not wanted or catalog.systems[o.system].accelerator in wanted)})
+    if not devices:
         return
-    spec = work.spec.model_copy(update={"search": work.spec.search.model_copy(update={"min_price_confidence": "low"})})
+    spec = work.spec.model_copy(update={"search": work.spec.search.model_copy(
+        update={"min_price_confidence": "low", "devices": devices})})
     other = solve(replace_work(work, spec), catalog, settings)
     if other.plan is None or other.objective_value is None or other.objective_value >= result.objective_value - 1e-9:
         return

@@ -280,22 +280,21 @@ def sharded_dp_times(fp: LLMFootprint, par: Parallel, system: System, compute_mb
     replicas = par.dp * par.cp
     shard = par.shard_size
     gather_bytes = GATHER_BYTES
+    grads_dense, grads_expert = params_dense, params_expert  # parameters whose gradients are reduced
     if adapter is not None:
         # Only the adapters have gradients; a sharded frozen base is still gathered, as stored.
         costs = adapter_costs(fp, adapter)
-        trained = costs.trainable_params / (par.tp * par.pp)
         gather_bytes = costs.base_weight_bytes_per_param
-        reduce_bytes *= trained / max(1.0, params_dense + params_expert)
+        grads_dense, grads_expert = costs.trainable_params / (par.tp * par.pp), 0.0
     if par.zero_stage < 3 or shard <= 1:
-        t = all_reduce_s(group_link(system, replicas, par.tp), params_dense * reduce_bytes, eta)
+        t = all_reduce_s(group_link(system, replicas, par.tp), grads_dense * reduce_bytes, eta)
         if fp.is_moe:
             t += all_reduce_s(group_link(system, replicas // par.ep, par.tp * par.cp * par.ep),
-                              params_expert * reduce_bytes, eta)
+                              grads_expert * reduce_bytes, eta)
         return 0.0, t
     link = group_link(system, shard, par.tp)
-    per_layer = (params_dense + params_expert) / max(1, layers)
-    gather = all_gather_s(link, per_layer * gather_bytes, eta)
-    scatter = reduce_scatter_s(link, per_layer * reduce_bytes, eta)
+    gather = all_gather_s(link, (params_dense + params_expert) / max(1, layers) * gather_bytes, eta)
+    scatter = reduce_scatter_s(link, (grads_dense + grads_expert) / max(1, layers) * reduce_bytes, eta)
     forward = compute_mb / 3.0 / max(1, layers)
     backward = 2.0 * forward
     exposed = (layers * (max(gather, forward) - forward) + gather
@@ -304,7 +303,7 @@ def sharded_dp_times(fp: LLMFootprint, par: Parallel, system: System, compute_mb
     if shard < replicas:
         # Hybrid sharding: each shard's gradients are all-reduced across the groups holding that shard.
         t_step = all_reduce_s(group_link(system, replicas // shard, par.tp * shard),
-                              (params_dense + params_expert) / shard * reduce_bytes, eta)
+                              (grads_dense + grads_expert) / shard * reduce_bytes, eta)
     return exposed, t_step
 
 

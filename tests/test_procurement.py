@@ -174,40 +174,34 @@ def test_compare_runs_every_procurement_example(path, expected):
     assert expected in result.output
 
 
-def test_a_price_files_provider_joins_a_spec_that_lists_its_providers(tmp_path):
+def _solve_with_my_cloud(tmp_path, search_lines: str):
+    """The chat example solved against a user's price file: one 8-GPU H100 instance type at $8/h."""
+    import json
+
     from click.testing import CliRunner
 
     from planner.cli import main
 
     prices = write(tmp_path, HEADER + "gpu8,H100,8,192,2048,8.0,,dc-1\n", name="mycloud.csv")
     spec = tmp_path / "spec.yaml"
-    spec.write_text((EXAMPLES / "llama3-70b-chat.yaml").read_text()
-                    .replace("search:", "search:\n  providers: [aws]\n  min_price_confidence: high", 1))
+    spec.write_text((EXAMPLES / "llama3-70b-chat.yaml").read_text().replace("search:", "search:\n" + search_lines, 1))
     result = CliRunner().invoke(main, ["solve", str(spec), "--prices", str(prices), "--format", "json", "--no-explain"])
     assert result.exit_code == 0, result.output
-    assert "provider(s) mycloud from --prices join search.providers" in result.stderr
-    import json as _json
+    return result, json.loads(result.stdout)
 
-    data = _json.loads(result.stdout)
+
+def test_a_price_files_provider_joins_a_spec_that_lists_its_providers(tmp_path):
+    result, data = _solve_with_my_cloud(tmp_path, "  providers: [aws]\n  min_price_confidence: high")
+    assert "provider(s) mycloud from --prices join search.providers" in result.stderr
     # A $1/GPU-hour H100 in the user's own file beats every listed AWS price: it must be the plan.
     assert data["plan"]["offering"]["provider"] == "mycloud"
 
 
 def test_a_plan_fills_the_instances_it_pays_for_when_that_costs_nothing(tmp_path):
-    from click.testing import CliRunner
-
-    from planner.cli import main
-
     # 8-GPU instances at $8/h: the cheapest plan needs 10 GPUs' worth of capacity, so it pays for two
     # instances; the 6 paid GPUs left over must serve too (same bill, lower latency), not idle.
-    prices = write(tmp_path, HEADER + "gpu8,H100,8,192,2048,8.0,,dc-1\n", name="mycloud.csv")
-    spec = tmp_path / "spec.yaml"
-    spec.write_text((EXAMPLES / "llama3-70b-chat.yaml").read_text()
-                    .replace("search:", "search:\n  providers: [mycloud]", 1))
-    result = CliRunner().invoke(main, ["solve", str(spec), "--prices", str(prices), "--format", "json", "--no-explain"])
-    import json as _json
-
-    plan = _json.loads(result.stdout)["plan"]
+    _, data = _solve_with_my_cloud(tmp_path, "  providers: [mycloud]")
+    plan = data["plan"]
     assert plan["devices_paid"] == plan["devices"] == 16
     assert plan["cost"]["usd_per_hour"] == pytest.approx(16.0)
 

@@ -85,6 +85,15 @@ def _with_price_providers(ctx: click.Context, spec):
     return spec.model_copy(update={"search": spec.search.model_copy(update={"providers": [*providers, *extra]})})
 
 
+def _finite(ctx, param, value):
+    """FloatRange lets nan through (every comparison with it is false)."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number of seconds")
+    return value
+
+
 def price_options(f):
     f = click.option("--price-scenario", "price_scenario", type=click.Path(path_type=Path), default=None,
                      help="YAML rules that scale or replace prices (spot -60%, a discount, a new region).")(f)
@@ -300,7 +309,7 @@ def simulate(ctx: click.Context, spec_path: Path, requests: int, seed: int, leng
               show_default=True)
 @click.option("--top", type=click.IntRange(min=1, max=50), default=1, show_default=True,
               help="List the K best distinct plans.")
-@click.option("--time-limit", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=30.0, show_default=True, callback=_finite,
               help="Seconds the solver may spend per solve.")
 @click.option("--allow-mix", is_flag=True, help="Let a serving fleet mix device types (same as search.allow_mix).")
 @click.option("--reproducible", is_flag=True, help="One solver worker and a fixed seed.")
@@ -405,7 +414,7 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
               show_default=True)
 @click.option("--pareto", default=None, help="cost,latency | cost,tpot (serving) or cost,time (training).")
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="Draw the Pareto front to a PNG.")
-@click.option("--time-limit", type=click.FloatRange(min=0.1), default=30.0, show_default=True)
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=30.0, show_default=True, callback=_finite)
 @price_options
 @click.pass_context
 def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, pareto: str | None, plot: Path | None,

@@ -72,6 +72,9 @@ class TrainingWorkload(Strict):
     def _one_batch_size(self) -> "TrainingWorkload":
         if (self.global_batch_tokens is None) == (self.global_batch_sequences is None):
             raise ValueError("give exactly one of global_batch_tokens or global_batch_sequences")
+        if self.global_batch_tokens is not None and self.global_batch_tokens < self.seq_len:
+            raise ValueError(f"global_batch_tokens ({self.global_batch_tokens:g}) is less than one sequence of "
+                             f"seq_len {self.seq_len} tokens; give at least {self.seq_len}")
         return self
 
     @property
@@ -161,6 +164,15 @@ class Search(Strict):
     spot_overhead: bool = Field(default=True, description="false: plan spot training as if never interrupted")
     min_price_confidence: Literal["high", "medium", "low"] = Field(
         default="medium", description="offerings whose price confidence is below this are left out (low: use every price)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_repeats(cls, data):
+        """A name listed twice means it once (a thousand repeats must not multiply the search)."""
+        if isinstance(data, dict):
+            data = {k: list(dict.fromkeys(v)) if isinstance(v, list) and all(isinstance(i, (str, int)) for i in v)
+                    else v for k, v in data.items()}
+        return data
 
 
 class Limits(Strict):

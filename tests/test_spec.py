@@ -129,3 +129,25 @@ def test_non_numbers_in_number_fields_are_refused(tmp_path, value, fix):
         result = CliRunner().invoke(main, [command, str(spec)])
         assert result.exit_code == 2 and fix in result.output and "Traceback" not in result.output, result.output
         assert "requests_per_s" in result.output
+
+
+def test_repeats_merge_and_a_batch_below_one_sequence_is_refused(tmp_path):
+    from planner.spec import Search
+
+    assert Search.model_validate({"devices": ["h100-sxm"] * 1000 + ["l4"]}).devices == ["h100-sxm", "l4"]
+    spec = tmp_path / "spec.yaml"
+    text = (Path(__file__).resolve().parents[1] / "examples" / "llama3-8b-pretrain.yaml").read_text()
+    spec.write_text(text.replace("global_batch_tokens: 4.0e6", "global_batch_tokens: 100"))
+    with pytest.raises(SpecError) as err:
+        load_spec(spec)
+    assert "less than one sequence of seq_len 8192 tokens" in err.value.problems[0].render()
+
+
+def test_time_limit_must_be_finite():
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    example = str(Path(__file__).resolve().parents[1] / "examples" / "llama3-70b-chat.yaml")
+    result = CliRunner().invoke(main, ["solve", example, "--time-limit", "nan"])
+    assert result.exit_code == 2 and "not a finite number of seconds" in result.output

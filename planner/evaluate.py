@@ -414,6 +414,10 @@ def choose_system_and_offering(catalog: Catalog, spec: WorkloadSpec, device_id: 
     if system_id and system_id not in catalog.systems:
         raise EstimateError(Problem(f"unknown system `{system_id}`.{did_you_mean(system_id, catalog.systems)}",
                                     fix="see `planner catalog list systems`"))
+    if system_id and catalog.systems[system_id].accelerator != device_id:
+        carriers = sorted(s.id for s in catalog.systems_for(device_id))
+        raise EstimateError(Problem(f"system `{system_id}` carries {catalog.systems[system_id].accelerator}, not "
+                                    f"{device_id}", fix=f"use one of: {', '.join(carriers) or 'none in the catalog'}"))
     systems = [catalog.systems[system_id]] if system_id else catalog.systems_for(device_id)
     systems = [s for s in systems if scaleup_domain(s) >= tp] or systems
     if can_run is not None and not system_id:

@@ -279,3 +279,10 @@ def test_estimate_priced_as_owned_hardware():
     text = run("estimate", str(EXAMPLES / "onprem-power-capped.yaml"), "--device", "h100-sxm", "--tp", "4",
                "--precision", "fp8", "--pricing", "owned").output
     assert "owned hardware: electricity at the spec's onprem site" in text
+
+
+def test_estimate_refuses_a_system_that_carries_another_device():
+    result = run("estimate", str(EXAMPLES / "llama3-70b-chat.yaml"), "--device", "h100-sxm", "--tp", "4",
+                 "--system", "mi300x-8")
+    assert result.exit_code == 2 and "system `mi300x-8` carries mi300x, not h100-sxm" in result.output
+    assert "hgx-h100-8" in result.output and "Traceback" not in result.output

@@ -247,7 +247,7 @@ def _training_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
                 for n in sorted(fastest):
                     chosen = evaluate(work, catalog, fastest[n][1])
                     for offering in offerings:
-                        if not _job_fits_instances(n, system, offering):
+                        if not _fits_instance(n, system, offering):
                             table.exclude("structural", f"{chosen.candidate.label()}: {n} devices span "
                                           f"{offering.instance} instances of {offering.devices}, which share no "
                                           f"scale-up link or network in the catalog", device.id)
@@ -343,7 +343,7 @@ def _replica_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
                     variants = cache[shape_key] = _pareto(variants)
                 for base in variants:
                     for offering in offerings:
-                        if not _replica_fits_instance(base.candidate.parallel, system, offering):
+                        if not _fits_instance(par.tp * par.pp, system, offering):
                             table.exclude("structural", f"{base.candidate.label()}: a {par.tp * par.pp}-device "
                                           f"replica spans {offering.instance} instances of {offering.devices} "
                                           f"device(s), which share no scale-up link", device.id)
@@ -357,22 +357,14 @@ def _replica_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
     return table
 
 
-def _job_fits_instances(devices: int, system: System, offering) -> bool:
-    """A training job's devices all talk to each other; instances smaller than a node share neither its
-    NVLink nor (in this catalog) a network, so such a job must fit one of them."""
-    if offering is None or offering.devices >= system.devices_per_node or devices == 1:
+def _fits_instance(talking: int, system: System, offering) -> bool:
+    """Devices that talk over the scale-up link (a replica's TP/PP group, every device of a training job)
+    must share one billed instance when the cloud bills instances smaller than a node: two 1-GPU VMs on
+    the same host share no NVLink (nor, in this catalog, a network). TPU slices bill per chip but keep
+    their ICI."""
+    if offering is None or offering.devices >= system.devices_per_node or talking == 1:
         return True
-    return system.scaleup.topology.startswith("torus") or devices <= offering.devices
-
-
-def _replica_fits_instance(par: Parallel, system: System, offering) -> bool:
-    """A replica's tensor/pipeline group talks over the scale-up link, which stops at the instance a cloud
-    bills: two 1-GPU VMs on the same host share no NVLink. TPU slices bill per chip but keep their ICI."""
-    if offering is None or offering.devices >= system.devices_per_node or par.tp * par.pp == 1:
-        return True
-    if system.scaleup.topology.startswith("torus"):
-        return True
-    return par.tp * par.pp <= offering.devices
+    return system.scaleup.topology.startswith("torus") or talking <= offering.devices
 
 
 def _replica_layouts(work: ResolvedWorkload, system: System, device: Accelerator):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from planner.catalog.loader import Catalog
 from planner.catalog.schema import LLMShape, Offering, System, VisionShape
 from planner.catalog.topology import scaleup_domain
-from planner.errors import EstimateError, Problem, SpecError, did_you_mean, name_matches
+from planner.errors import EstimateError, Problem, SpecError, did_you_mean
 from planner.perf.power import Economics, SiteFacts, economics, it_power_w, usd_per_million_tokens
 from planner.constraints import serving_slo_limits
 from planner.perf.serving import (
@@ -92,25 +92,18 @@ def resolve_workload(spec: WorkloadSpec, catalog: Catalog, spec_file: str | None
         if shape.kind != wants:
             problems.append(Problem(f"model `{model_id}` is a {shape.kind} model but the workload is {spec.workload.kind}",
                                     file=spec_file, path="workload.model", fix=f"pick a {wants} model"))
-    engine = getattr(spec.workload, "engine", None)
-    if engine is not None and engine not in catalog.engines:
-        problems.append(Problem(f"unknown serving engine `{engine}`.{did_you_mean(engine, catalog.engines)}",
-                                file=spec_file, path="workload.engine",
-                                fix=f"use one of: {', '.join(sorted(catalog.engines))}"))
-    framework = getattr(spec.workload, "framework", None)
-    if framework is not None and framework not in catalog.frameworks:
-        problems.append(Problem(f"unknown training framework `{framework}`.{did_you_mean(framework, catalog.frameworks)}",
-                                file=spec_file, path="workload.framework",
-                                fix=f"use one of: {', '.join(sorted(catalog.frameworks))}"))
+    for field, kind, table in (("engine", "serving engine", catalog.engines),
+                               ("framework", "training framework", catalog.frameworks)):
+        name = getattr(spec.workload, field, None)
+        if name is not None and name not in table:
+            problems.append(Problem(f"unknown {kind} `{name}`.{did_you_mean(name, table)}", file=spec_file,
+                                    path=f"workload.{field}", fix=f"use one of: {', '.join(sorted(table))}"))
     devices: list[str] = []
     for i, dev in enumerate(spec.search.devices):
         if dev in catalog.accelerators:
             devices.append(dev)
             continue
-        # A name as people type it (SkyPilot's `L4:1`, `H100:8`) is that id, or every variant it prefixes.
-        base = dev.split(":")[0].strip().lower()
-        variants = [base] if base in catalog.accelerators else \
-            [m for m in name_matches(dev, catalog.accelerators) if m.startswith(base)]
+        variants = catalog.devices_named(dev)
         if variants:
             devices += [v for v in variants if v not in devices]
             continue

@@ -228,8 +228,7 @@ def filter_catalog_rows(catalog, what: str, cols: list[str], rows: list[list[Any
 
     wanted: dict[str, set[str] | str] = {}
     if device:
-        base = device.split(":")[0].strip().lower()
-        ids = {base} if base in catalog.accelerators else {a for a in catalog.accelerators if a.startswith(base)}
+        ids = set(catalog.devices_named(device))
         if not ids:
             from planner.errors import did_you_mean
 

@@ -101,6 +101,14 @@ class Catalog:
     def engine(self, engine_id: str | None) -> Engine:
         return _named(self.engines, engine_id or self.default_engine, "serving engine")
 
+    def devices_named(self, name: str) -> list[str]:
+        """The device ids a name as people type it means: the id itself (case and a SkyPilot-style `:8`
+        count ignored), else every id it prefixes (`h100` -> h100-nvl, h100-pcie, h100-sxm ...)."""
+        base = name.split(":")[0].strip().lower()
+        if base in self.accelerators:
+            return [base]
+        return sorted(a for a in self.accelerators if base and a.startswith(base))
+
     def accelerator(self, device_id: str) -> Accelerator:
         try:
             return self.accelerators[device_id]

@@ -428,6 +428,12 @@ def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, pareto: 
     from planner.solve import SolverSettings
     from planner.spec import load_spec
 
+    if plot:
+        from planner.pareto import check_plot_path
+
+        if not pareto:
+            raise click.UsageError("--plot draws a Pareto front: give --pareto too")
+        check_plot_path(plot)
     catalog_data = _catalog(ctx, prices, price_scenario)
     settings = SolverSettings(time_limit_s=time_limit)
     from planner.fleet import is_fleet_file, rent_or_buy
@@ -444,8 +450,6 @@ def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, pareto: 
             sys.exit(EXIT_INFEASIBLE)
         return
     works = [resolve_workload(load_spec(p), catalog_data, str(p)) for p in spec_paths]
-    if plot and not pareto:
-        raise click.UsageError("--plot draws a Pareto front: give --pareto too")
     if pareto:
         from planner.report import render_pareto
 

@@ -40,6 +40,7 @@ from planner.candidates import RATE_UNITS, CandidateTable, ReplicaRow, TrainingR
 from planner.constraints import BY_ID
 from planner.errors import Problem, SolveError
 from planner.spec import WorkloadSpec
+from planner.units import to_bound, to_fixed
 
 DEMAND_UNITS = 10_000  # the demand is split in units of 0.01%
 MICRO = 1_000_000  # replica-model money, power, energy and carbon are integers in millionths
@@ -69,15 +70,6 @@ class CompiledModel:
     @property
     def kind(self) -> str:
         return self.table.kind
-
-
-def _fixed(value: float, scale: float) -> int:
-    """Round a row's value up: a limit check in integers never admits what the float check would reject."""
-    return int(math.ceil(value * scale - 1e-9))
-
-
-def _bound(limit: float, scale: float) -> int:
-    return int(math.floor(limit * scale + 1e-9))
 
 
 def active_limits(spec: WorkloadSpec, kind: str) -> dict[str, float]:
@@ -113,7 +105,7 @@ def compile_model(table: CandidateTable, spec: WorkloadSpec, limits: dict[str, f
         compiled = _compile_replicas(model, table, spec, limits)
     for which, bound in (caps or {}).items():
         terms, unknown = _footprint_terms(compiled, which)
-        model.add(sum(terms) <= _bound(bound, MICRO if table.kind != "training" else OBJECTIVE_UNITS[which])
+        model.add(sum(terms) <= to_bound(bound, MICRO if table.kind != "training" else OBJECTIVE_UNITS[which])
                   ).with_name(f"pareto.{which}_cap")
         _force_out(compiled, unknown, f"pareto.{which}_cap")
     # The literals stay free here: every solve works on a clone that fixes them (all on for the plan;
@@ -174,8 +166,8 @@ def _compile_training(model, table: CandidateTable, spec: WorkloadSpec, limits: 
             if value is None or math.isinf(value):
                 unknown.append(r.index)
             else:
-                terms.append((x[r.index], _fixed(value, scale)))
-        model.add(sum(v * c for v, c in terms) <= _bound(bound, scale)).with_name(unit_id).only_enforce_if(lit)
+                terms.append((x[r.index], to_fixed(value, scale)))
+        model.add(sum(v * c for v, c in terms) <= to_bound(bound, scale)).with_name(unit_id).only_enforce_if(lit)
         _force_out(compiled, unknown, unit_id, lit)
 
     scale = OBJECTIVE_UNITS[spec.objective]
@@ -185,7 +177,7 @@ def _compile_training(model, table: CandidateTable, spec: WorkloadSpec, limits: 
         if value is None:
             _force_out(compiled, [r.index], f"objective.{spec.objective}")
         else:
-            obj_terms.append((x[r.index], _fixed(value, scale)))
+            obj_terms.append((x[r.index], to_fixed(value, scale)))
     compiled.objective = sum(v * c for v, c in obj_terms)
     compiled.objective_scale = scale
     ranked = sorted(rows, key=lambda r: r.evaluation.prediction.step_time_s)
@@ -271,7 +263,7 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
                     model.add(load[r.index] >= needed * n[r.index]).with_name(
                         f"{unit_id}.fill_batch[{r.index}]").only_enforce_if(lit)
         elif unit_id == "devices.max_count":
-            model.add(sum(n[r.index] * r.devices_per_replica for r in rows) <= int(bound)).with_name(
+            model.add(sum(n[r.index] * r.devices_per_replica for r in rows) <= to_bound(bound, 1)).with_name(
                 unit_id).only_enforce_if(lit)
         elif unit_id == "inventory.per_device":
             for device, count in sorted(spec.limits.inventory.items()):
@@ -286,11 +278,11 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
                 if r.power_peak_w is None:
                     _force_out(compiled, [r.index], unit_id, lit)
                     continue
-                terms.append(n[r.index] * _fixed(r.power_peak_w, 1))
-            model.add(sum(terms) <= _bound(bound * 1000, 1)).with_name(unit_id).only_enforce_if(lit)
+                terms.append(n[r.index] * to_fixed(r.power_peak_w, 1))
+            model.add(sum(terms) <= to_bound(bound * 1000, 1)).with_name(unit_id).only_enforce_if(lit)
         elif unit_id == "budget.hourly":
             cost, unknown = _cost_terms(model, rows, n, load, per_unit_rate, compiled)
-            model.add(sum(cost) <= _bound(bound, MICRO)).with_name(unit_id).only_enforce_if(lit)
+            model.add(sum(cost) <= to_bound(bound, MICRO)).with_name(unit_id).only_enforce_if(lit)
             _force_out(compiled, unknown, unit_id, lit)
         elif unit_id == "budget.job":
             continue  # training only
@@ -313,7 +305,7 @@ def _power_uw(row: ReplicaRow, per_unit_rate: float, factor: float) -> tuple[int
     """(microwatts per replica at idle, microwatts per demand unit carried), both times `factor`."""
     if row.power_static_w is None:
         return None
-    return (_fixed(row.power_static_w * factor, MICRO), _fixed(row.power_per_rate_w * per_unit_rate * factor, MICRO))
+    return (to_fixed(row.power_static_w * factor, MICRO), to_fixed(row.power_per_rate_w * per_unit_rate * factor, MICRO))
 
 
 def _cost_terms(model, rows, n, load, per_unit_rate, compiled: CompiledModel) -> tuple[list, list[int]]:
@@ -326,7 +318,7 @@ def _cost_terms(model, rows, n, load, per_unit_rate, compiled: CompiledModel) ->
     terms, unknown = [], []
     for r in rows:
         if r.usd_per_unit_hour is not None:
-            price = _fixed(r.usd_per_unit_hour, MICRO)
+            price = to_fixed(r.usd_per_unit_hour, MICRO)
             if r.devices_per_replica % r.unit_devices == 0:
                 # Replicas fill whole instances: the bill is linear in replicas, no rounding variable needed.
                 terms.append(n[r.index] * (r.devices_per_replica // r.unit_devices * price))
@@ -384,7 +376,7 @@ def _footprint_terms(compiled: CompiledModel, which: str) -> tuple[list, list[in
             if value is None:
                 unknown.append(r.index)
             else:
-                terms.append(compiled.x[r.index] * _fixed(value, OBJECTIVE_UNITS[which]))
+                terms.append(compiled.x[r.index] * to_fixed(value, OBJECTIVE_UNITS[which]))
         return terms, unknown
     per_unit_rate = table.demand / DEMAND_UNITS
     load = compiled.load or [DEMAND_UNITS * x for x in compiled.x]

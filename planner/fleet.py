@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field
 
@@ -34,7 +35,8 @@ from planner.errors import Problem, SpecError, did_you_mean
 from planner.evaluate import ResolvedWorkload, resolve_workload
 from planner.plan import Plan
 from planner.solve import STATUS, SolverSettings, extract_plan, make_solver
-from planner.spec import OnPremSite, load_spec
+from planner.spec import MAX_DEVICES, OnPremSite, load_spec
+from planner.units import to_bound
 from planner.yamlio import load_yaml, parse_document
 
 HOURS_PER_YEAR = 8760.0
@@ -46,7 +48,7 @@ OWNED_PLENTY = 100_000  # per-workload inventory in a fleet: the fleet's own lim
 class BuyOptions(Strict):
     devices: list[str] = Field(min_length=1)
     residual_fraction: float = Field(ge=0, lt=1, description="resale value at the end of the horizon")
-    ops_fraction_per_year: float = Field(ge=0, description="operations (support, staff, space) per year")
+    ops_fraction_per_year: float = Field(ge=0, le=10, description="operations (support, staff, space) per year")
 
 
 class FleetLimits(Strict):
@@ -58,10 +60,10 @@ class FleetSpec(Strict):
     name: str
     description: str | None = None
     fleet: list[str] = Field(min_length=1, description="workload spec files, relative to this file")
-    horizon_years: float = Field(gt=0)
+    horizon_years: float = Field(gt=0, le=30)
     site: OnPremSite
     buy: BuyOptions | None = None
-    inventory: dict[str, int] = {}
+    inventory: dict[str, Annotated[int, Field(ge=0, le=MAX_DEVICES)]] = {}
     limits: FleetLimits = FleetLimits()
 
 
@@ -106,6 +108,12 @@ def load_fleet(path: Path, catalog: Catalog, rent_only: bool = False) -> tuple[F
                                         fix=f"buy one of: {', '.join(sorted(catalog.purchases))}"))
     if problems:
         raise SpecError(problems)
+    resolved = [(path.parent / rel).resolve() for rel in spec.fleet]
+    repeated = sorted({rel for rel, p in zip(spec.fleet, resolved) if resolved.count(p) > 1})
+    if repeated:
+        raise SpecError(Problem(f"lists the same workload twice: {', '.join(repeated)}", file=str(path), path="fleet",
+                                line=doc.line_of(("fleet",)),
+                                fix="list each workload once (raise its traffic to plan for more of it)"))
     members = []
     owned = buyable | set(spec.inventory)
     for rel in spec.fleet:
@@ -187,17 +195,17 @@ def solve_fleet(path: Path, catalog: Catalog, settings: SolverSettings | None = 
         else:
             model.add(owned <= have).with_name(f"fleet.inventory[{d}]")
     if spec.limits.power_kw is not None:
-        model.add(sum(_owned_peak_w(m) for m in members) <= int(spec.limits.power_kw * 1000)).with_name(
+        model.add(sum(_owned_peak_w(m) for m in members) <= to_bound(spec.limits.power_kw, 1000)).with_name(
             "fleet.power_kw")
     total = sum(_hourly_cost(m, hours) for m in members) + sum(capex_terms)
     if spec.limits.budget_usd_per_hour is not None:
-        model.add(total <= int(spec.limits.budget_usd_per_hour * MICRO)).with_name("fleet.budget")
+        model.add(total <= to_bound(spec.limits.budget_usd_per_hour, MICRO)).with_name("fleet.budget")
     model.minimize(total)
     solver = make_solver(settings)
     code = solver.solve(model)
     status = STATUS.get(code, "timeout")
     stats = {"workloads": len(members), "candidates": sum(len(m.table.rows) for m in members),
-             "variables": len(model.proto.variables), "wall_s": solver.wall_time}
+             "variables": len(model.proto.variables)}  # no wall-clock time: the same input gives the same JSON
     if status not in ("optimal", "feasible"):
         return FleetResult(status, spec, {str(m.path.name): None for m in members}, {}, {}, None, stats)
     plans = {m.path.name: extract_plan(m.work, catalog, m.compiled, solver) for m in members}

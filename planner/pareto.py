@@ -9,7 +9,10 @@ own limit fields; energy and carbon add a cap to the model (`compile_model(caps=
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from planner.catalog.loader import Catalog
 from planner.constraints import BY_ID
@@ -113,11 +116,27 @@ def dominates(a: ParetoPoint, b: ParetoPoint) -> bool:
     return (a.objective <= b.objective and a.metric <= b.metric) and (a.objective < b.objective or a.metric < b.metric)
 
 
+PLOT_FORMATS = (".png", ".svg", ".pdf")
+
+
+def check_plot_path(path: Path) -> None:
+    """Refuse a plot that could not be written before any front is computed, not after."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise SpecError(Problem("--plot needs matplotlib", fix="pip install 'planner[plot]'"))
+    if path.is_dir():
+        raise SpecError(Problem(f"--plot {path} is a folder", fix=f"give a file name, e.g. {path / 'front.png'}"))
+    if path.suffix.lower() not in PLOT_FORMATS:
+        raise SpecError(Problem(f"--plot {path}: cannot draw a `{path.suffix or '(no extension)'}` file",
+                                fix=f"end the name in {', '.join(PLOT_FORMATS)}"))
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise SpecError(Problem(f"--plot {path}: folder {folder} does not exist", fix="create it or pick another"))
+    if not os.access(folder, os.W_OK):
+        raise SpecError(Problem(f"--plot {path}: folder {folder} is not writable", fix="pick another folder"))
+
+
 def plot(points: list[ParetoPoint], axis: str, chosen: ParetoPoint, path: str, title: str, unit: str) -> None:
-    try:
-        import matplotlib
-    except ImportError:
-        raise SpecError(Problem("--plot needs matplotlib", fix="pip install 'planner[plot]'")) from None
+    import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -23,14 +23,18 @@ Recompute = Literal["none", "selective", "full"]
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
+# Ceilings far above any real deployment, below what the solver's integers can hold once multiplied out.
+MAX_DEVICES = 1_000_000
+MAX_USD_PER_KWH = 10.0  # retail electricity peaks near 1 USD/kWh
+MAX_GCO2_PER_KWH = 2000.0  # coal-fired generation is about 1,000 g/kWh
 
 
 
 
 class Traffic(Strict):
-    requests_per_s: PositiveFloat
-    input_tokens: PositiveInt
-    output_tokens: PositiveInt
+    requests_per_s: PositiveFloat = Field(le=1e6)
+    input_tokens: PositiveInt = Field(le=10_000_000)
+    output_tokens: PositiveInt = Field(le=1_000_000)
 
 
 class ServingSLO(Strict):
@@ -57,7 +61,7 @@ class TrainingWorkload(Strict):
     kind: Literal["training"]
     model: str | LLMShape
     tokens: PositiveFloat = Field(description="tokens to train on")
-    seq_len: PositiveInt
+    seq_len: PositiveInt = Field(le=10_000_000)
     global_batch_tokens: PositiveFloat | None = Field(
         default=None, description="approximate: each layout rounds it to the nearest multiple of dp x micro-batch sequences")
     global_batch_sequences: PositiveInt | None = Field(
@@ -106,8 +110,8 @@ class ServingWorkload(Strict):
 class VisionWorkload(Strict):
     kind: Literal["vision"]
     model: str | VisionShape
-    streams: PositiveInt
-    fps_per_stream: PositiveFloat
+    streams: PositiveInt = Field(le=1_000_000)
+    fps_per_stream: PositiveFloat = Field(le=1000)
     latency_budget_ms: PositiveFloat | None = None
 
 
@@ -115,7 +119,9 @@ Workload = Annotated[Union[TrainingWorkload, ServingWorkload, VisionWorkload], F
 
 
 class Degrees(Strict):
-    """Allowed parallel degrees; empty means every structurally valid value."""
+    """Allowed parallel degrees; left out, every structurally valid value."""
+
+    nonempty_lists = ("tp", "pp", "dp", "ep", "cp")
 
     tp: list[PositiveInt] = []
     pp: list[PositiveInt] = []
@@ -130,10 +136,10 @@ class SpotPolicy(Strict):
     average per interruption, and restarts. The time (and so the cost) of spot jobs is stretched by
     1 + checkpoint_s / (60 x interval_min) + interruptions_per_hour x (interval_min / 2 + restart_min) / 60."""
 
-    interruptions_per_hour: float = Field(ge=0)
-    checkpoint_interval_min: float = Field(gt=0)
-    checkpoint_s: float = Field(ge=0)
-    restart_min: float = Field(ge=0)
+    interruptions_per_hour: float = Field(ge=0, le=60)
+    checkpoint_interval_min: float = Field(gt=0, le=100_000)
+    checkpoint_s: float = Field(ge=0, le=86_400)
+    restart_min: float = Field(ge=0, le=10_000)
 
     @property
     def slowdown(self) -> float:
@@ -149,6 +155,9 @@ DEFAULT_SPOT_POLICY = SpotPolicy(interruptions_per_hour=0.05, checkpoint_interva
 
 
 class Search(Strict):
+    nonempty_lists = ("devices", "providers", "regions", "pricing", "precisions", "micro_batches", "zero_stages",
+                      "recompute")
+
     devices: list[str] = []
     providers: list[str] = []
     regions: list[str] = []
@@ -176,7 +185,7 @@ class Search(Strict):
 
 
 class Limits(Strict):
-    max_devices: PositiveInt | None = None
+    max_devices: PositiveInt | None = Field(default=None, le=MAX_DEVICES)
     max_utilization: float = Field(
         default=0.9, gt=0, le=1,
         description="serving and vision: highest planned utilisation per replica; the rest is headroom for bursts")
@@ -184,15 +193,16 @@ class Limits(Strict):
     budget_usd_per_hour: PositiveFloat | None = None
     budget_usd: PositiveFloat | None = Field(default=None, description="whole-job budget (training)")
     deadline_days: PositiveFloat | None = None
-    inventory: dict[str, PositiveInt] = Field(default_factory=dict, description="devices available per device id")
+    inventory: dict[str, Annotated[int, Field(ge=1, le=MAX_DEVICES)]] = Field(
+        default_factory=dict, description="devices available per device id")
 
 
 class OnPremSite(Strict):
     """Owned hardware: the devices in `limits.inventory` become candidates, priced by their electricity."""
 
     pue: float = Field(ge=1.0, le=3.0)
-    electricity_usd_per_kwh: PositiveFloat | None = None
-    grid_gco2_per_kwh: float | None = Field(default=None, ge=0)
+    electricity_usd_per_kwh: PositiveFloat | None = Field(default=None, le=MAX_USD_PER_KWH)
+    grid_gco2_per_kwh: float | None = Field(default=None, ge=0, le=MAX_GCO2_PER_KWH)
 
 
 class WorkloadSpec(Strict):
@@ -216,11 +226,26 @@ def _deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def resolve_profile(name: str, spec_dir: Path, constraints_dir: Path) -> Path:
-    candidates = [spec_dir / name, constraints_dir / name, constraints_dir / f"{name}.yaml"]
+def resolve_profile(name: str, here: Path, constraints_dir: Path, spec_dir: Path | None = None) -> Path:
+    """The profile file an `include:` names, looked up beside the file including it (`here`), then among the
+    shipped profiles; it must lie inside the spec's folder (`spec_dir`, default `here`) or the shipped ones.
+
+    Anything else (an absolute path, `..`, a symlink out) is refused without being read, so an include can
+    never show what another file on the machine holds."""
+    roots = [(spec_dir or here).resolve(), constraints_dir.resolve()]
+    candidates = [here / name, constraints_dir / name, constraints_dir / f"{name}.yaml"]
+    outside = False
     for path in candidates:
-        if path.is_file():
+        real = path.resolve()
+        if not any(real.is_relative_to(root) for root in roots):
+            outside = outside or path.exists()
+            continue
+        if real.is_file():
             return path
+    if outside or Path(name).is_absolute():
+        raise SpecError(Problem(f"include `{name}` is outside the spec's folder and the shipped profiles",
+                                path="include",
+                                fix="copy the profile next to the spec (or into a folder below it)"))
     known = sorted(p.stem for p in constraints_dir.glob("*.yaml"))
     raise SpecError(
         Problem(
@@ -244,17 +269,18 @@ class Profile(Strict):
     objective: Objective | None = None
 
 
-def _load_profiles(names: list[str], spec_dir: Path, constraints_dir: Path, seen: tuple[str, ...]) -> dict:
+def _load_profiles(names: list[str], here: Path, constraints_dir: Path, seen: tuple[str, ...],
+                   spec_dir: Path) -> dict:
     merged: dict = {}
     for name in names:
-        path = resolve_profile(name, spec_dir, constraints_dir)
+        path = resolve_profile(name, here, constraints_dir, spec_dir)
         key = str(path.resolve())
         if key in seen:
             raise SpecError(Problem(f"profile `{name}` includes itself", file=str(path), path="include",
                                     fix="remove the cycle"))
         doc = load_yaml(path, SpecError)
         profile: Profile = parse_document(doc, Profile, SpecError)
-        nested = _load_profiles(profile.include, path.parent, constraints_dir, seen + (key,))
+        nested = _load_profiles(profile.include, path.parent, constraints_dir, seen + (key,), spec_dir)
         body = {k: v for k, v in doc.data.items() if k in ("workload", "search", "limits", "objective")}
         merged = _deep_merge(merged, _deep_merge(nested, body))
     return merged
@@ -272,7 +298,7 @@ def load_spec(path: Path | str, constraints_dir: Path | None = None) -> Workload
         raise SpecError(Problem("must be a list of profile names", file=str(path), path="include",
                                 line=doc.line_of(("include",)), fix="write include: [chat-interactive]"))
     try:
-        base = _load_profiles(includes, path.parent, constraints_dir or default_constraints_dir(), ())
+        base = _load_profiles(includes, path.parent, constraints_dir or default_constraints_dir(), (), path.parent)
     except SpecError as exc:
         raise SpecError([Problem(p.message, file=p.file or str(path), path=p.path, fix=p.fix, line=p.line)
                          for p in exc.problems]) from None

@@ -1,12 +1,19 @@
-"""The base of every model read from a file: unknown keys refused, frozen, numbers finite, and a YAML
-`true`/`yes` never read as the number 1."""
+"""The base of every model read from a file: unknown keys refused, frozen, numbers finite and of a size a
+plan can hold, a YAML `true`/`yes` never read as the number 1, and no list that restricts a search given
+empty (which would read as "no restriction")."""
 
 from __future__ import annotations
 
+import math
 import types
 import typing
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
+
+# Larger than any physical quantity a spec holds (15 trillion training tokens is 1.5e13), small enough that
+# every bound, scaled to the solver's integer units, stays far inside 64 bits.
+MAX_MAGNITUDE = 1e15
 
 
 def _numeric_only(annotation) -> bool:
@@ -20,15 +27,47 @@ def _numeric_only(annotation) -> bool:
     return annotation in (int, float)
 
 
+def plain_number(x: float) -> str:
+    """1000000 as `1,000,000`, 1e30 as `1e+30`: ceilings and values in messages, as people read them."""
+    return f"{x:,.0f}" if x == int(x) and abs(x) < 1e16 else f"{x:g}"
+
+
+def _holds_model(annotation) -> bool:
+    if isinstance(annotation, type):
+        return issubclass(annotation, BaseModel)
+    return any(_holds_model(a) for a in typing.get_args(annotation))
+
+
+def _numbers_in(value, annotation) -> list[float]:
+    """The finite numbers a field holds directly (itself, or the items of a list or mapping of numbers);
+    nested models check their own, and .inf/.nan are refused as such by pydantic."""
+    if isinstance(value, (dict, list)) and _holds_model(annotation):
+        return []
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+    return [v for v in items if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+    # List fields where an empty list would silently mean "every value": the field must be left out instead.
+    nonempty_lists: ClassVar[tuple[str, ...]] = ()
+
     @model_validator(mode="before")
     @classmethod
-    def _no_booleans_as_numbers(cls, data):
+    def _plain_numbers_and_lists(cls, data):
         if isinstance(data, dict):
             for name, value in data.items():
                 field = cls.model_fields.get(name)
-                if isinstance(value, bool) and field is not None and _numeric_only(field.annotation):
+                if field is None:
+                    continue
+                if isinstance(value, bool) and _numeric_only(field.annotation):
                     raise ValueError(f"`{name}`: give a number, not true/false")
+                big = [v for v in _numbers_in(value, field.annotation) if abs(v) > MAX_MAGNITUDE]
+                if big:
+                    ceiling = next((getattr(m, "le", None) or getattr(m, "lt", None) for m in field.metadata
+                                    if hasattr(m, "le") or hasattr(m, "lt")), MAX_MAGNITUDE)
+                    raise ValueError(f"`{name}`: too large (got {big[0]:g}): at most {plain_number(ceiling)}")
+                if name in cls.nonempty_lists and value == []:
+                    raise ValueError(f"`{name}` is empty; leave it out to consider every value, or list some")
         return data

@@ -41,12 +41,23 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-# Fixed-point scales for CP-SAT (integers only). Chosen so realistic values stay far below 2**53.
-SCALE_USD = 1000  # milli-dollars
-SCALE_MS = 1000  # microseconds, when a quantity is given in ms
-SCALE_KW = 1000  # watts, when a quantity is given in kW
+# CP-SAT is integer-only and keeps every constant and partial sum inside 64 bits. Realistic figures in
+# the fixed-point units the models use (micro-USD, micro-kWh, watts) stay far below this.
+MAX_SOLVER_INT = 2**50
 
 
-def to_fixed(value: float, scale: int) -> int:
-    """Round *up* so a limit check in integers never admits what the float check would reject."""
-    return int(math.ceil(value * scale - 1e-9))
+def to_fixed(value: float, scale: float) -> int:
+    """A row's figure in integers, rounded *up* so a limit check never admits what the float check rejects."""
+    fixed = math.ceil(value * scale - 1e-9)
+    if abs(fixed) > MAX_SOLVER_INT:
+        from planner.errors import Problem, SolveError
+
+        raise SolveError(Problem(f"a candidate's figure ({value:.3g}) is too large to plan with",
+                                 fix="check the input's units and sizes: a rate, count, price or size in it is "
+                                     "far beyond any real deployment"))
+    return int(fixed)
+
+
+def to_bound(limit: float, scale: float) -> int:
+    """A limit in integers, rounded down; one above any reachable sum binds nothing and is held below 2**50."""
+    return min(MAX_SOLVER_INT, int(math.floor(limit * scale + 1e-9)))

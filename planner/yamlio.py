@@ -5,6 +5,8 @@ Users fix what they can find: every problem names the file, the dotted YAML path
 
 from __future__ import annotations
 
+import re
+import sys
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 from pathlib import Path
@@ -14,11 +16,16 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from planner.errors import PlannerError, Problem
+from planner.strict import plain_number
 
 PathKey = tuple[str | int, ...]
 
 
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# Bounds on what one input file may make the planner do; the shipped catalogs are far below both.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_YAML_VALUES = 1_000_000
 
 
 @dataclass
@@ -60,14 +67,71 @@ def _index_lines(node: yaml.Node, path: PathKey, out: dict[PathKey, int]) -> Non
             _index_lines(item, path + (i,), out)
 
 
-def load_yaml(path: Path, error: type[PlannerError]) -> YamlDocument:
+# `-` names standard input (`cat spec.yaml | planner solve -`); it is read once and kept, since a command
+# may look at its input more than once (is it a fleet? then load it). Includes resolve from the working folder.
+STDIN = "-"
+_stdin_cache: dict[str, Any] = {}
+
+
+def _stdin_text(error: type[PlannerError]) -> str:
+    if _stdin_cache.get("stream") is not sys.stdin:  # a new stream (each CliRunner call has its own)
+        raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1) if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        if len(raw) > MAX_FILE_BYTES:
+            raise error(Problem(f"too large: more than {MAX_FILE_BYTES:,} bytes", file=STDIN, fix="trim the input"))
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise error(Problem(f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", file=STDIN,
+                                line=raw[:exc.start].count(b"\n") + 1, fix="send UTF-8 text")) from None
+        _stdin_cache.update(stream=sys.stdin, text=text)
+    return _stdin_cache["text"]
+
+
+def read_text(path: Path, error: type[PlannerError]) -> str:
+    """A user's text file as UTF-8 (a byte-order mark is dropped); other encodings are refused at their line."""
     name = str(path)
+    if name == STDIN:
+        return _stdin_text(error)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise error(Problem(f"too large: {path.stat().st_size:,} bytes (at most {MAX_FILE_BYTES:,})", file=name,
+                                fix="split the file or trim it"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise error(Problem("file not found", file=name, fix="check the path")) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise error(Problem(f"cannot read: {exc.__class__.__name__}", file=name)) from None
+    except OSError as exc:
+        raise error(Problem(f"cannot read: {exc.strerror or exc.__class__.__name__}", file=name,
+                            fix="check the path and its permissions")) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise error(Problem(f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", file=name, line=line,
+                            fix="save the file as UTF-8")) from None
+
+
+def _expanded_size_exceeds(data: Any, budget: int) -> bool:
+    """Whether the data, with every YAML alias expanded, holds more than `budget` values.
+
+    Aliases load as shared objects, so a small file can stand for billions of values (nested anchors);
+    everything downstream (merging profiles, validation, line indexing) would walk them all."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        budget -= 1
+        if budget < 0:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def load_yaml(path: Path, error: type[PlannerError]) -> YamlDocument:
+    name = str(path)
+    text = read_text(path, error)
     try:
         data = yaml.load(text, Loader=_FAST_LOADER)
     except yaml.YAMLError as exc:
@@ -81,6 +145,11 @@ def load_yaml(path: Path, error: type[PlannerError]) -> YamlDocument:
                 fix="check indentation and quoting near that line",
             )
         ) from None
+    except RecursionError:
+        raise error(Problem("nested too deeply", file=name, fix="flatten the file")) from None
+    if _expanded_size_exceeds(data, MAX_YAML_VALUES):
+        raise error(Problem(f"too many values once its aliases (*name) are expanded (at most {MAX_YAML_VALUES:,})",
+                            file=name, fix="write the values out instead of nesting anchors")) from None
     return YamlDocument(file=name, data=data, text=text)
 
 
@@ -139,6 +208,9 @@ def validation_problems(
     for err in exc.errors():
         # pydantic inserts the tag of a discriminated union into loc; users never wrote it.
         loc = tuple(p for p in err["loc"] if p not in ("llm", "vision", "training", "serving", "vision-inference"))
+        named = re.match(r"Value error, `(\w+)`: (.*)", err["msg"]) if err["type"] == "value_error" else None
+        if named:  # a model-level check about one of its fields: report it at that field
+            loc, err = loc + (named.group(1),), {**err, "msg": named.group(2), "input": {}}  # the message shows it
         full = prefix + loc
         fix = None
         if err["type"] == "extra_forbidden":
@@ -153,7 +225,13 @@ def validation_problems(
             got = err.get("input")
             shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
             message = f"{err['msg']}{shown}"
-            if err["type"] == "finite_number":
+            if err["type"] in ("less_than_equal", "less_than"):
+                ceiling = (err.get("ctx") or {}).get("le", (err.get("ctx") or {}).get("lt"))
+                if isinstance(ceiling, (int, float)):
+                    shown = f" (got {got:g})" if isinstance(got, (int, float)) else shown
+                    message = f"too large{shown}: at most {plain_number(ceiling)}"
+                fix = "check the value and its unit"
+            elif err["type"] == "finite_number":
                 fix = "give a finite number (.inf and .nan are not values a plan can meet)"
             elif isinstance(got, bool) and err["type"] in ("float_type", "int_type", "float_parsing", "int_parsing"):
                 fix = "give a number, not true/false"

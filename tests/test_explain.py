@@ -29,6 +29,9 @@ def explained(spec: WorkloadSpec, catalog):
     return work, result, explain(work, catalog, result, checks)
 
 
+LEAVE_OUT = object()  # an override that removes the field (a spec may not list an empty search)
+
+
 def serving(**over) -> WorkloadSpec:
     data = {
         "name": "known",
@@ -44,7 +47,10 @@ def serving(**over) -> WorkloadSpec:
         keys = path.split(".")
         for k in keys[:-1]:
             node = node[k]
-        node[keys[-1]] = value
+        if value is LEAVE_OUT:
+            node.pop(keys[-1])
+        else:
+            node[keys[-1]] = value
     return WorkloadSpec.model_validate(data)
 
 
@@ -60,7 +66,7 @@ def test_only_tpot_binds(catalog):
 
 def test_memory_rules_out_the_small_device(catalog):
     spec = serving(**{"workload.model": "llama-3.1-405b", "search.devices": ["l40s", "h200-sxm"],
-                      "search.providers": [], "search.pricing": []})
+                      "search.providers": LEAVE_OUT, "search.pricing": LEAVE_OUT})
     _, result, expl = explained(spec, catalog)
     assert result.plan.main.evaluation.candidate.device == "h200-sxm"
     l40s = next(a for a in expl.alternatives if a.name == "l40s")
@@ -138,7 +144,7 @@ def _without(spec, catalog, kind, keep: set[str]):
 def test_every_reported_conflict_is_minimal(catalog, rps, ttft, tpot, power, max_devices, device):
     spec = serving(**{"workload.model": "llama-3.1-70b", "workload.traffic.requests_per_s": rps,
                       "workload.slo": {"ttft_p99_ms": ttft, "tpot_ms": tpot}, "search.devices": [device],
-                      "search.providers": [], "search.pricing": [], "search.min_price_confidence": "low",
+                      "search.providers": LEAVE_OUT, "search.pricing": LEAVE_OUT, "search.min_price_confidence": "low",
                       "limits": {"power_kw": power, "max_devices": max_devices}})
     work, result, expl = explained(spec, catalog)
     if result.status != "infeasible" or expl.conflict.physical:

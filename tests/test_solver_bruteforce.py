@@ -12,7 +12,8 @@ import random
 import pytest
 from ortools.sat.python import cp_model
 
-from planner.compile import DEMAND_UNITS, MICRO, _bound, _fixed, _rate_units, active_limits, compile_model
+from planner.compile import DEMAND_UNITS, MICRO, _rate_units, active_limits, compile_model
+from planner.units import to_bound, to_fixed
 from planner.solve import scenario_model
 from synthetic import replica_row, replica_table, serving_spec, training_row, training_spec, training_table
 
@@ -61,10 +62,10 @@ def brute_replicas(table, spec) -> int | None:
         if n > high:
             continue
         if "power.site_cap" in limits:
-            if n * _fixed(r.power_peak_w, 1) > _bound(limits["power.site_cap"] * 1000, 1):
+            if n * to_fixed(r.power_peak_w, 1) > to_bound(limits["power.site_cap"] * 1000, 1):
                 continue
-        cost = math.ceil(n * r.devices_per_replica / r.unit_devices) * _fixed(r.usd_per_unit_hour, MICRO)
-        if "budget.hourly" in limits and cost > _bound(limits["budget.hourly"], MICRO):
+        cost = math.ceil(n * r.devices_per_replica / r.unit_devices) * to_fixed(r.usd_per_unit_hour, MICRO)
+        if "budget.hourly" in limits and cost > to_bound(limits["budget.hourly"], MICRO):
             continue
         best = cost if best is None else min(best, cost)
     return best
@@ -120,10 +121,10 @@ def brute_training(table, spec) -> int | None:
                                        ("devices.max_count", "devices", 1), ("power.site_cap", "power_kw", 1000)):
             if unit_id in limits:
                 value = m.get(metric)
-                if value is None or _fixed(value, scale) > _bound(limits[unit_id], scale):
+                if value is None or to_fixed(value, scale) > to_bound(limits[unit_id], scale):
                     ok = False
         if ok:
-            cost = _fixed(m["usd_per_job"], 100)
+            cost = to_fixed(m["usd_per_job"], 100)
             best = cost if best is None else min(best, cost)
     return best
 

@@ -373,7 +373,7 @@ def test_binding_latency_saving_equals_a_solve_without_it():
     result = plan_tier(spec, CAT)
     price = next(p for p in result.explanation.limits if p.item.id == "tier.latency[shelf-gaps]")
     assert price.drop_saving > 0
-    data = spec.model_dump(by_alias=True)
+    data = spec.model_dump(by_alias=True, exclude_defaults=True)
     data["workloads"][0]["latency_budget_ms"] = 1e9  # no budget at all
     free = solved(TierSpec.model_validate(data))
     assert free.plan.value == pytest.approx(result.plan.value * (1 - price.drop_saving), rel=1e-6)
@@ -397,7 +397,7 @@ def test_conflict_of_the_impossible_example_is_minimal():
     assert ids == {"tier.locality[person-detector]", "site.power"}
 
     def only(keep: set[str]) -> TierSpec:
-        data = spec.model_dump(by_alias=True)
+        data = spec.model_dump(by_alias=True, exclude_defaults=True)
         if "site.power" not in keep:
             data["site"]["power_w"] = None
         if "tier.locality[person-detector]" not in keep:
@@ -417,7 +417,7 @@ def test_uplink_price_flip_is_where_the_tier_changes():
     assert flip.at is not None
 
     def tiers_at(price: float) -> str:
-        data = spec.model_dump(by_alias=True)
+        data = spec.model_dump(by_alias=True, exclude_defaults=True)
         data["network"]["links"][0]["usd_per_gb"] = price
         return tiers(solved(TierSpec.model_validate(data)).plan)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,9 +24,12 @@ from planner.strict import Strict
 from planner.catalog.loader import Catalog
 from planner.catalog.schema import PRICING_MODELS, Offering, Source
 from planner.errors import CatalogError, Problem, did_you_mean
-from planner.yamlio import load_yaml, validation_problems
+from planner.yamlio import load_yaml, read_text, validation_problems
 
 REQUIRED_COLUMNS = ("InstanceType", "AcceleratorName", "AcceleratorCount", "Price", "Region")
+# No accelerator instance lists near this per hour; a larger figure is a unit slip (cents, per month).
+MAX_USD_PER_HOUR = 10_000.0
+MAX_DEVICES_PER_INSTANCE = 1024
 
 # SkyPilot's accelerator names -> catalog ids (names SkyPilot uses in its vms.csv files).
 ACCELERATOR_ALIASES = {
@@ -44,11 +48,18 @@ def _number(text: str, file: str, row: int, column: str, allow_empty: bool = Fal
     try:
         value = float(text)
     except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
         raise CatalogError(Problem(f"column {column}: {text!r} is not a number", file=file, line=row,
-                                   fix=f"give {column} in USD per hour (or leave SpotPrice empty)")) from None
+                                   fix=f"give {column} as a finite number (or leave SpotPrice empty)"))
     if value <= 0:
         raise CatalogError(Problem(f"column {column}: {value} must be positive", file=file, line=row,
                                    fix=f"give {column} in USD per hour"))
+    limit = MAX_DEVICES_PER_INSTANCE if column == "AcceleratorCount" else MAX_USD_PER_HOUR
+    if value > limit:
+        raise CatalogError(Problem(f"column {column}: {value:g} is too large (at most {limit:g})", file=file,
+                                   line=row, fix=f"give {column} per instance" + ("" if column == "AcceleratorCount"
+                                                                                  else " and hour, in USD")))
     return value
 
 
@@ -63,10 +74,7 @@ def _system_for(catalog: Catalog, instance: str, device: str, count: int) -> str
 def read_skypilot_csv(path: Path, catalog: Catalog, provider: str | None = None) -> tuple[list[Offering], list[str]]:
     """Offerings from a SkyPilot-style CSV, and the rows that could not be placed (with why)."""
     name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogError(Problem(f"cannot read: {exc.strerror or exc}", file=name, fix="check the path")) from None
+    text = read_text(path, CatalogError)
     reader = csv.DictReader(text.splitlines())
     missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
@@ -75,8 +83,15 @@ def read_skypilot_csv(path: Path, catalog: Catalog, provider: str | None = None)
                                        "are optional)"))
     as_of = dt.date.fromtimestamp(path.stat().st_mtime)
     source_id = f"file:{path.name}"
-    offerings, skipped = [], []
+    offerings: dict[tuple, Offering] = {}
+    first_row: dict[tuple, int] = {}
+    skipped = []
+    width = len(reader.fieldnames or [])
     for row_no, row in enumerate(reader, start=2):
+        if None in row or None in row.values():
+            given = width - sum(v is None for v in row.values()) + len(row.get(None) or [])
+            raise CatalogError(Problem(f"{given} columns where the header has {width}", file=name, line=row_no,
+                                       fix="give every column of the header (leave SpotPrice empty, not out)"))
         accel = (row.get("AcceleratorName") or "").strip()
         if not accel:
             continue  # CPU-only instances
@@ -103,11 +118,19 @@ def read_skypilot_csv(path: Path, catalog: Catalog, provider: str | None = None)
         for pricing, value in (("on-demand", price), ("spot", spot)):
             if value is None:
                 continue
+            key = (cloud, region, instance, pricing)
+            earlier = offerings.get(key)
+            if earlier is not None and earlier.usd_per_hour != value:
+                raise CatalogError(Problem(
+                    f"{pricing} price of {instance} in {cloud} {region} is {value:g} here and {earlier.usd_per_hour:g} "
+                    f"in row {first_row[key]}", file=name, line=row_no,
+                    fix="keep one row per instance, region and pricing"))
+            first_row.setdefault(key, row_no)
             # The user's own file: the prices they pay, so trusted as given.
-            offerings.append(Offering(provider=cloud, region=region, instance=instance, system=system, devices=count,
+            offerings[key] = Offering(provider=cloud, region=region, instance=instance, system=system, devices=count,
                                       pricing=pricing, usd_per_hour=value, source=[source_id], as_of=as_of,
-                                      confidence="high", notes=f"{name} row {row_no}"))
-    return offerings, skipped
+                                      confidence="high", notes=f"{name} row {row_no}")
+    return list(offerings.values()), skipped
 
 
 def with_prices(catalog: Catalog, offerings: list[Offering], label: str) -> Catalog:
@@ -165,6 +188,22 @@ def _matches(rule: PriceRule, o: Offering, catalog: Catalog) -> bool:
         (m.pricing, o.pricing)))
 
 
+def _unmatched(rule: PriceRule, index: int, catalog: Catalog, file: str, doc) -> Problem:
+    """Why a rule matches no offering: the first field naming something the catalog does not have, else the mix."""
+    known = {"provider": {o.provider for o in catalog.offerings}, "region": {o.region for o in catalog.offerings},
+             "instance": {o.instance for o in catalog.offerings}}
+    for field_name, names in known.items():
+        want = getattr(rule.match, field_name)
+        if want is not None and want not in names:
+            return Problem(f"unknown {field_name} `{want}`.{did_you_mean(want, sorted(names))}", file=file,
+                           path=f"rules[{index}].match.{field_name}",
+                           line=doc.line_of(("rules", index, "match", field_name)),
+                           fix="see `planner catalog list prices`")
+    return Problem("matches no offering in the catalog", file=file, path=f"rules[{index}].match",
+                   line=doc.line_of(("rules", index, "match")),
+                   fix="loosen the match; `planner catalog list prices` shows what exists")
+
+
 def apply_scenario(catalog: Catalog, path: Path) -> tuple[Catalog, PriceScenario]:
     doc = load_yaml(path, CatalogError)
     try:
@@ -192,6 +231,11 @@ def apply_scenario(catalog: Catalog, path: Path) -> tuple[Catalog, PriceScenario
         if new.pricing not in PRICING_MODELS:
             problems.append(Problem(f"unknown pricing `{new.pricing}`", file=str(path), path=f"add[{i}].pricing",
                                     fix=f"one of {', '.join(PRICING_MODELS)}"))
+    if problems:
+        raise CatalogError(problems)
+    for i, rule in enumerate(scenario.rules):
+        if not any(_matches(rule, o, catalog) for o in catalog.offerings):
+            problems.append(_unmatched(rule, i, catalog, str(path), doc))
     if problems:
         raise CatalogError(problems)
     source_id = f"scenario:{scenario.name}"

@@ -36,7 +36,6 @@ class Explanation:
             "conflict": self.conflict.as_dict() if self.conflict else None,
             "break_even": self.break_even.as_dict() if self.break_even else None,
             "explain_solves": self.solves,
-            "explain_seconds": self.seconds,
         }
 
 

@@ -47,7 +47,8 @@ def limit_items(spec: WorkloadSpec, kind: str) -> list[LimitItem]:
 
 def with_value(spec: WorkloadSpec, item: LimitItem, value: float | None) -> WorkloadSpec:
     """The spec with the item's field set to `value` (None removes the limit)."""
-    data = spec.model_dump(mode="json")
+    # Defaults left out: an empty search list is the default "every value", which a spec may not spell out.
+    data = spec.model_dump(mode="json", exclude_defaults=True)
     parts = item.spec_path.split(".")
     node = data
     for key in parts[:-1]:

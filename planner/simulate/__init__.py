@@ -58,7 +58,7 @@ class SimulationResult:
                 "requests": self.requests,
                 "measured_requests": self.measured, "replicas": self.replicas,
                 "mean_running_batch": round(self.mean_running_batch, 3), "preemptions": self.preemptions,
-                "steps": self.steps, "wall_s": round(self.wall_s, 3)}
+                "steps": self.steps}  # no wall-clock time: the same input gives the same JSON
 
 
 def simulate(profile: ReplicaProfile, requests: list[Request], replicas: int = 1, seed: int = 0,

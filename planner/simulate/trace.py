@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from planner.errors import Problem, SpecError
+from planner.yamlio import read_text
 
 TRACE_COLUMNS = ("arrival_s", "input_tokens", "output_tokens")
 MAX_TRACE_REQUESTS = 1_000_000
@@ -45,13 +46,7 @@ def poisson_requests(rate_per_s: float, count: int, input_tokens: int, output_to
 
 def load_trace(path: Path) -> list[Request]:
     """Requests of a CSV trace; every problem found is reported at once."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise SpecError(Problem(f"trace file not found: {path}", fix="give the path of a CSV trace")) from None
-    except (UnicodeDecodeError, OSError) as exc:
-        raise SpecError(Problem(f"cannot read the trace: {exc.__class__.__name__}", file=str(path),
-                                fix="save it as UTF-8 CSV")) from None
+    text = read_text(path, SpecError)
     reader = csv.DictReader(text.splitlines())
     missing = [c for c in TRACE_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:

@@ -25,6 +25,7 @@ from planner._ortools import cp_model
 from planner.tier.options import TierOption, TierTable
 from planner.tier.spec import TierSpec
 from planner.tier.units import LimitItem, sum_value, violates_row
+from planner.units import to_bound, to_fixed
 
 SCALE = {"cost": 10_000, "energy": 1_000}  # 0.01 cent, Wh
 SUM_SCALE = 1_000
@@ -68,10 +69,6 @@ class TierPlan:
         return "split" if "split-edge" in roles else next(iter(roles), "none").split("-")[0]
 
 
-def _fixed(value: float, scale: int) -> int:
-    return int(math.ceil(value * scale - 1e-9))
-
-
 def solve_tier(spec: TierSpec, table: TierTable, items: list[LimitItem], question: TierQuestion = TierQuestion(),
                time_limit_s: float = 10.0) -> TierPlan:
     bounds = {i.id: i.bound for i in items} | dict(question.bounds)
@@ -100,8 +97,8 @@ def solve_tier(spec: TierSpec, table: TierTable, items: list[LimitItem], questio
                 if violates_row(item, o, bound):
                     m.Add(x[o.index] == 0)
         elif kind == "sum":
-            m.Add(sum(_fixed(sum_value(item, o), SUM_SCALE) * x[o.index] for o in rows)
-                  <= int(math.floor(bound * SUM_SCALE + 1e-6)))
+            m.Add(sum(to_fixed(sum_value(item, o), SUM_SCALE) * x[o.index] for o in rows)
+                  <= to_bound(bound, SUM_SCALE))
         else:  # min-sum: accuracy, rounded down so the integer check never admits what the float one rejects
             m.Add(sum(int(math.floor(sum_value(item, o) * 1e6)) * x[o.index] for o in rows
                       if o.workload == item.workload) >= int(math.ceil(bound * 1e6 - 1e-6)))
@@ -109,7 +106,7 @@ def solve_tier(spec: TierSpec, table: TierTable, items: list[LimitItem], questio
 
     def cost_of(o: TierOption) -> int:
         value = o.usd_per_month if objective == "cost" else o.energy_kwh_per_month
-        return _fixed(value, scale)
+        return to_fixed(value, scale)
 
     m.Minimize(sum(cost_of(o) * x[o.index] for o in rows))
     solver = cp_model.CpSolver()
@@ -120,7 +117,7 @@ def solve_tier(spec: TierSpec, table: TierTable, items: list[LimitItem], questio
         return TierPlan("infeasible" if status == cp_model.INFEASIBLE else "unknown", objective)
     best = round(solver.ObjectiveValue())
     m.Add(sum(cost_of(o) * x[o.index] for o in rows) == best)
-    m.Minimize(sum((_fixed(o.latency_ms, 100) * len(table.options) + o.index) * x[o.index] for o in rows))
+    m.Minimize(sum((to_fixed(o.latency_ms, 100) * len(table.options) + o.index) * x[o.index] for o in rows))
     status = solver.Solve(m)
     chosen = [o for o in rows if solver.Value(x[o.index])]
     return TierPlan("optimal" if status == cp_model.OPTIMAL else "feasible", objective, chosen)

@@ -121,7 +121,7 @@ def check_references(spec: TierSpec, catalog: Catalog, file: str | None) -> None
         if d not in catalog.edge_devices:
             unknown("edge device", d, catalog.edge_devices, f"edge_prices.{d}", "see `planner catalog list edge`")
     for i, d in enumerate(spec.cloud.devices):
-        if d not in catalog.accelerators:
+        if not catalog.devices_named(d):
             unknown("device", d, catalog.accelerators, f"cloud.devices[{i}]", "see `planner catalog list devices`")
     providers = {o.provider for o in catalog.offerings}
     for i, link in enumerate(spec.network.links):
@@ -133,6 +133,13 @@ def check_references(spec: TierSpec, catalog: Catalog, file: str | None) -> None
                     regions = {f"{o.provider}/{o.region}" for o in catalog.offerings}
                     unknown("cloud region", node, regions, f"network.links[{i}].{'from' if end == 'source' else 'to'}",
                             "write provider/region as in `planner catalog list prices`, or a relay name without '/'")
+    regions = {o.region for o in catalog.offerings}
+    for i, p in enumerate(spec.cloud.providers):
+        if p not in providers:
+            unknown("provider", p, providers, f"cloud.providers[{i}]", "use a provider of the price catalog")
+    for i, r in enumerate(spec.cloud.regions):
+        if r not in regions:
+            unknown("region", r, regions, f"cloud.regions[{i}]", "see `planner catalog list prices`")
     for p in spec.network.egress_usd_per_gb:
         if p not in providers:
             unknown("provider", p, providers, f"network.egress_usd_per_gb.{p}", "use a provider of the price catalog")
@@ -313,8 +320,8 @@ def cloud_spec(spec: TierSpec, w, model_id: str, fraction: float, providers: lis
     precisions = [p for p in w.precisions if p != "fp32"]
     return WorkloadSpec.model_validate({
         "name": f"{spec.name}/{w.name}", "workload": workload,
-        "search": {"providers": providers, "regions": regions, "pricing": list(spec.cloud.pricing),
-                   "precisions": precisions, "devices": list(spec.cloud.devices)},
+        "search": {k: v for k, v in {"providers": providers, "regions": regions, "pricing": list(spec.cloud.pricing),
+                                     "precisions": precisions, "devices": list(spec.cloud.devices)}.items() if v},
         "limits": {"max_utilization": spec.cloud.max_utilization}})
 
 
@@ -467,7 +474,7 @@ def _cloud_speech_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role:
         route = reachable.get(f"{o.provider}/{o.region}")
         system = catalog.systems[o.system]
         if route is None or o.pricing not in spec.cloud.pricing or (
-                spec.cloud.devices and system.accelerator not in spec.cloud.devices):
+                spec.cloud.devices and not any(system.accelerator in catalog.devices_named(d) for d in spec.cloud.devices)):
             continue
         egress = _egress(spec, catalog, table, w, o.provider)
         device = catalog.accelerators[system.accelerator]

@@ -17,12 +17,17 @@ from pydantic import ConfigDict, Field, model_validator
 
 from planner.strict import Strict
 from planner.catalog.schema import PricingModel
+from planner.spec import MAX_USD_PER_KWH
 from planner.errors import Problem, SpecError
 from planner.yamlio import load_yaml, parse_document
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
 Retention = Annotated[float, Field(gt=0, le=1)]
+# Ceilings far above any real site, below what the solver's integers can hold once multiplied out.
+MAX_STREAMS = 100_000
+MAX_KB = 1_000_000  # one message of a gigabyte
+MAX_USD_PER_GB = 1000.0
 TierPrecision = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
 # What may leave the site: nothing, derived data (crops, embeddings, transcripts), or the raw input.
 Locality = Literal["on_site", "crops_only", "any"]
@@ -42,7 +47,7 @@ class Split(Strict):
     fallback_fraction: float = Field(gt=0, lt=1)
     # Quality of the pair relative to the large model alone, measured on your data (before quantization).
     accuracy_retention: Retention = 1.0
-    fallback_kb: PositiveFloat = Field(description="what one fallback sends to the cloud (a crop, an embedding)")
+    fallback_kb: PositiveFloat = Field(le=MAX_KB, description="what one fallback sends to the cloud (a crop, an embedding)")
 
 
 class TierWorkloadBase(Strict):
@@ -57,12 +62,12 @@ class TierWorkloadBase(Strict):
 
 class VisionTierWorkload(TierWorkloadBase):
     kind: Literal["vision"]
-    streams: PositiveInt
-    fps: PositiveFloat
+    streams: PositiveInt = Field(le=MAX_STREAMS)
+    fps: PositiveFloat = Field(le=1000)
     input_resolution: tuple[PositiveInt, PositiveInt] | None = None
     latency_budget_ms: PositiveFloat | None = Field(default=None, description="default: one frame interval")
-    frame_kb: PositiveFloat = Field(description="one frame as sent to the cloud (encoded)")
-    result_kb: PositiveFloat = 1.0
+    frame_kb: PositiveFloat = Field(le=MAX_KB, description="one frame as sent to the cloud (encoded)")
+    result_kb: PositiveFloat = Field(default=1.0, le=MAX_KB)
     runtime: Runtime = "framework"
 
     @property
@@ -80,34 +85,34 @@ class VisionTierWorkload(TierWorkloadBase):
 
 class LLMTierWorkload(TierWorkloadBase):
     kind: Literal["llm"]
-    requests_per_hour: PositiveFloat = Field(description="per site")
-    input_tokens: PositiveInt
-    output_tokens: PositiveInt
+    requests_per_hour: PositiveFloat = Field(le=1e7, description="per site")
+    input_tokens: PositiveInt = Field(le=10_000_000)
+    output_tokens: PositiveInt = Field(le=1_000_000)
     ttft_ms: PositiveFloat | None = None
     tpot_ms: PositiveFloat | None = None
-    request_kb: PositiveFloat = 4.0
-    response_kb: PositiveFloat = 2.0
+    request_kb: PositiveFloat = Field(default=4.0, le=MAX_KB)
+    response_kb: PositiveFloat = Field(default=2.0, le=MAX_KB)
 
 
 class SpeechTierWorkload(TierWorkloadBase):
     """Streams of audio (microphones, calls) transcribed window by window (Whisper: 30-second windows)."""
 
     kind: Literal["speech"]
-    streams: PositiveInt = Field(description="concurrent audio streams per site")
-    transcript_tokens_per_minute: PositiveFloat = Field(description="about 1.3 tokens per spoken word")
+    streams: PositiveInt = Field(le=MAX_STREAMS, description="concurrent audio streams per site")
+    transcript_tokens_per_minute: PositiveFloat = Field(le=100_000, description="about 1.3 tokens per spoken word")
     latency_budget_ms: PositiveFloat = Field(description="from the end of a window to its transcript")
-    audio_kb_per_s: PositiveFloat = Field(description="audio as sent to the cloud (16 kHz 16-bit PCM: 32)")
-    result_kb_per_min: PositiveFloat = 1.0
+    audio_kb_per_s: PositiveFloat = Field(le=10_000, description="audio as sent to the cloud (16 kHz 16-bit PCM: 32)")
+    result_kb_per_min: PositiveFloat = Field(default=1.0, le=MAX_KB)
 
 
 TierWorkload = Annotated[Union[VisionTierWorkload, LLMTierWorkload, SpeechTierWorkload], Field(discriminator="kind")]
 
 
 class Site(Strict):
-    count: PositiveInt = 1
-    electricity_usd_per_kwh: float = Field(ge=0)
-    power_w: PositiveFloat | None = None
-    device_slots: PositiveInt | None = None
+    count: PositiveInt = Field(default=1, le=1_000_000)
+    electricity_usd_per_kwh: float = Field(ge=0, le=MAX_USD_PER_KWH)
+    power_w: PositiveFloat | None = Field(default=None, le=10_000_000)
+    device_slots: PositiveInt | None = Field(default=None, le=10_000)
     budget_usd_per_month: PositiveFloat | None = None
 
 
@@ -117,18 +122,21 @@ class Link(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     source: str = Field(alias="from")
     target: str = Field(alias="to")
-    rtt_ms: float = Field(ge=0)
-    bandwidth_mbps: PositiveFloat | None = Field(default=None, description="upstream, per site; absent: not a limit")
-    usd_per_gb: float = Field(default=0.0, ge=0, description="metered transfer, e.g. a cellular plan")
+    rtt_ms: float = Field(ge=0, le=100_000)
+    bandwidth_mbps: PositiveFloat | None = Field(default=None, le=10_000_000,
+                                                description="upstream, per site; absent: not a limit")
+    usd_per_gb: float = Field(default=0.0, ge=0, le=MAX_USD_PER_GB, description="metered transfer, e.g. a cellular plan")
 
 
 class Network(Strict):
     links: list[Link] = []
     # Internet egress per provider (cloud -> site). Absent providers use the catalog's published rates.
-    egress_usd_per_gb: dict[str, float] = {}
+    egress_usd_per_gb: dict[str, Annotated[float, Field(ge=0, le=MAX_USD_PER_GB)]] = {}
 
 
 class Cloud(Strict):
+    nonempty_lists = ("providers", "regions", "pricing", "devices")
+
     providers: list[str] = []
     regions: list[str] = []
     pricing: list[PricingModel] = ["on-demand"]
@@ -137,6 +145,8 @@ class Cloud(Strict):
 
 
 class TierSpec(Strict):
+    nonempty_lists = ("edge_devices",)
+
     name: str
     objective: Literal["cost", "energy"] = "cost"
     amortization_months: PositiveInt = 36
@@ -144,8 +154,9 @@ class TierSpec(Strict):
     network: Network = Network()
     workloads: list[TierWorkload] = Field(min_length=1)
     edge_devices: list[str] = Field(default=[], description="restrict the edge devices considered")
-    edge_prices: dict[str, PositiveFloat] = Field(default={}, description="your quotes, USD per unit")
-    edge_max_units: PositiveInt = Field(default=4, description="most devices of one kind per workload per site")
+    edge_prices: dict[str, Annotated[float, Field(gt=0, le=10_000_000)]] = Field(
+        default={}, description="your quotes, USD per unit")
+    edge_max_units: PositiveInt = Field(default=4, le=1000, description="most devices of one kind per workload per site")
     edge_max_utilization: float = Field(default=0.9, gt=0, le=1, description="headroom on edge devices")
     cloud: Cloud = Cloud()
 

@@ -329,8 +329,8 @@ def matching_offerings(catalog: Catalog, system_id: str, spec: WorkloadSpec, pro
             continue
         if s.regions and o.region not in s.regions:
             continue
-        if s.pricing and o.pricing not in s.pricing:
-            continue
+        if s.pricing and o.pricing not in s.pricing or not s.pricing and o.commitment_hours and pricing != o.pricing:
+            continue  # a reservation commits to a year or more: only when the spec (or --pricing) names it
         if not confident_enough(o, spec):
             continue
         if provider and o.provider != provider or region and o.region != region or pricing and o.pricing != pricing:

@@ -244,3 +244,29 @@ search:
     # TensorWave's region is not stated, so it has no PUE: its plan is cheapest but cannot be placed.
     assert any("no PUE for tensorwave unspecified" in n for n in data["off_front"])
     assert all("tensorwave" not in p["plan"] for p in data["points"])
+
+
+def test_reservations_are_searched_only_when_asked_for_and_a_job_pays_their_whole_term(catalog):
+    base = load_spec(EXAMPLES / "llama3-8b-pretrain.yaml")
+    every = solve(resolve_workload(base, catalog), catalog)
+    assert every.plan.main.evaluation.candidate.offering.commitment_hours == 0  # default: nothing committed
+    only_h100 = base.search.model_copy(update={"devices": ["h100-sxm"], "providers": ["aws"]})
+    on_demand = solve(resolve_workload(base.model_copy(update={"search": only_h100.model_copy(
+        update={"pricing": ["on-demand"]})}), catalog), catalog)
+    reserved = solve(resolve_workload(base.model_copy(update={"search": only_h100.model_copy(
+        update={"pricing": ["reserved-3y"]})}), catalog), catalog)
+    m, offering = reserved.plan.main.evaluation.metrics, reserved.plan.main.evaluation.candidate.offering
+    assert offering.pricing == "reserved-3y" and offering.usd_per_hour < 30  # p5 3-year RI, ~$23.78/h
+    # A weeks-long job on a 3-year reservation still pays all 26,280 hours of it.
+    assert m["time_to_train_days"] * 24 < 26_280
+    assert m["usd_per_job"] == pytest.approx(m["usd_per_hour"] * 26_280)
+    assert on_demand.objective_value < reserved.objective_value
+
+
+def test_a_plan_on_a_reservation_states_its_commitment(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text((EXAMPLES / "small-model-serving.yaml").read_text().replace(
+        "  precisions: [bf16, fp8, int8, int4]", "  precisions: [bf16, fp8, int8, int4]\n  pricing: [reserved-1y]"))
+    result = CliRunner().invoke(main, ["solve", str(spec), "--no-explain"])
+    assert result.exit_code == 0, result.output
+    assert "reserved-1y: commits to 1 year(s)" in result.output and "over the term whether used or not" in result.output

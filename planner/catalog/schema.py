@@ -18,6 +18,8 @@ Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
 PricingModel = Literal["on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block"]
 PRICING_MODELS: tuple[str, ...] = ("on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block")
+# A reservation bills every hour of its term, used or not; it is searched only when a spec asks for it.
+COMMITMENT_HOURS = {"reserved-1y": 8760.0, "reserved-3y": 3 * 8760.0}
 
 
 
@@ -418,6 +420,11 @@ class Offering(Cited):
     @property
     def usd_per_device_hour(self) -> float:
         return self.usd_per_hour / self.devices
+
+    @property
+    def commitment_hours(self) -> float:
+        """Hours the price commits to (a reservation's term); 0 for prices paid only while used."""
+        return COMMITMENT_HOURS.get(self.pricing, 0.0)
 
 
 class Region(Strict):

@@ -37,12 +37,14 @@ class Economics:
     energy_kwh_per_hour: float | None
     carbon_kg_per_hour: float | None
     pue: float | None
+    commitment_hours: float = 0.0  # a reservation's term: a shorter job still pays all of it
 
     def per_job(self, hours: float | None) -> dict[str, float | None]:
-        def scale(x: float | None) -> float | None:
-            return None if x is None or hours is None else x * hours
-        return {"usd": scale(self.usd_per_hour), "energy_kwh": scale(self.energy_kwh_per_hour),
-                "carbon_kg": scale(self.carbon_kg_per_hour)}
+        def scale(x: float | None, billed: float | None) -> float | None:
+            return None if x is None or billed is None else x * billed
+        billed = None if hours is None else max(hours, self.commitment_hours)
+        return {"usd": scale(self.usd_per_hour, billed), "energy_kwh": scale(self.energy_kwh_per_hour, hours),
+                "carbon_kg": scale(self.carbon_kg_per_hour, hours)}
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def economics(devices: int, power_w: float | None, offering: Offering | None, si
         units = None
         usd = energy * site.electricity_usd_per_kwh if energy is not None and site.electricity_usd_per_kwh else None
     return Economics(usd_per_hour=usd, billed_units=units, energy_kwh_per_hour=energy, carbon_kg_per_hour=carbon,
-                     pue=site.pue)
+                     pue=site.pue, commitment_hours=offering.commitment_hours if offering is not None else 0.0)
 
 
 def usd_per_million_tokens(usd_per_hour: float | None, tokens_per_s: float | None) -> float | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -310,7 +311,8 @@ def simulate(ctx: click.Context, spec_path: Path, requests: int, seed: int, leng
 @click.option("--top", type=click.IntRange(min=1, max=50), default=1, show_default=True,
               help="List the K best distinct plans.")
 @click.option("--time-limit", type=click.FloatRange(min=0.1), default=30.0, show_default=True, callback=_finite,
-              help="Seconds the solver may spend per solve.")
+              help="Seconds the whole command may take (enumeration, solve, explanation); what is left out "
+                   "when it runs out is named.")
 @click.option("--allow-mix", is_flag=True, help="Let a serving fleet mix device types (same as search.allow_mix).")
 @click.option("--reproducible", is_flag=True, help="One solver worker and a fixed seed.")
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=None, help="Solver workers (default 8).")
@@ -327,6 +329,7 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
     \b
     Exit codes: 0 plan found, 2 bad input, 3 infeasible, 4 no plan within the time limit.
     """
+    started = time.monotonic()
     from planner.check import check_plan
     from planner.evaluate import resolve_workload
     from planner.report import render_markdown, render_result, result_dict, to_json
@@ -353,7 +356,8 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
     catalog_data = _catalog(ctx, prices, price_scenario)
     spec = _with_price_providers(ctx, spec)
     work = resolve_workload(spec, catalog_data, str(spec_path))
-    settings = SolverSettings(time_limit_s=time_limit, workers=1 if reproducible else (workers or DEFAULT_WORKERS))
+    settings = SolverSettings.for_command(time_limit, started=started,
+                                          workers=1 if reproducible else (workers or DEFAULT_WORKERS))
     result = run_solve(work, catalog_data, settings, top=top)
     with_every_price(work, catalog_data, result, settings)
     checks = check_plan(work, catalog_data, result.plan) if result.plan else []
@@ -424,6 +428,7 @@ def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, pareto: 
     A fleet file (with `fleet:`) plans its workloads together over a horizon, renting or buying at the
     lowest total cost of ownership, and prices the rent-only alternative.
     """
+    started = time.monotonic()
     from planner.evaluate import resolve_workload
     from planner.solve import SolverSettings
     from planner.spec import load_spec
@@ -435,7 +440,7 @@ def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, pareto: 
             raise click.UsageError("--plot draws a Pareto front: give --pareto too")
         check_plot_path(plot)
     catalog_data = _catalog(ctx, prices, price_scenario)
-    settings = SolverSettings(time_limit_s=time_limit)
+    settings = SolverSettings.for_command(time_limit, started=started)
     from planner.fleet import is_fleet_file, rent_or_buy
 
     fleets = [p for p in spec_paths if is_fleet_file(p)]

@@ -379,6 +379,7 @@ def result_dict(result, checks, explanation=None) -> dict:
         "plan": plan_dict(result.plan) if result.plan else None,
         "constraints": constraints,
         "price_notes": result.price_notes,
+        "skipped": result.skipped,
     }
     if len(result.plans) > 1:
         out["alternatives_top"] = [plan_dict(p) | {"objective_value": v}
@@ -397,7 +398,7 @@ def result_dict(result, checks, explanation=None) -> dict:
         out["alternatives"] = data["alternatives"]
         out["conflict"] = data["conflict"]
         out["break_even"] = data["break_even"]
-        out["explanation"] = {"limits": data["limits"], "solves": data["explain_solves"]}
+        out["explanation"] = {"limits": data["limits"], "solves": data["explain_solves"], "skipped": data["skipped"]}
     return _clean(out)
 
 
@@ -464,6 +465,10 @@ def render_result(result, checks, work) -> None:
                           f"{o.confidence} confidence, as of {o.as_of.isoformat()} ({', '.join(o.source)})")
             if o.pricing == "spot":
                 console.print("  " + spot_exposure(work, c, m))
+            if o.commitment_hours:
+                term = o.commitment_hours * (m.get("usd_per_hour") or 0.0)
+                console.print(f"  {o.pricing}: commits to {o.commitment_hours / 8760:g} year(s), "
+                              f"${term:,.0f} over the term whether used or not")
             idle = devices_paid(c) - c.devices
             if idle:
                 console.print(f"  [yellow]{idle} of the {devices_paid(c)} paid devices idle[/yellow]: a layout "
@@ -478,6 +483,8 @@ def render_result(result, checks, work) -> None:
             if m.get(key) is not None:
                 t.add_row(label, _fmt(m[key]))
         console.print(t)
+    if result.skipped:
+        console.print(f"[yellow]Time limit reached; not done:[/yellow] {', '.join(result.skipped)}.")
     for note in result.price_notes:
         console.print(f"[yellow]Cheaper at lower confidence:[/yellow] {note}.")
     if len(result.plans) > 1:

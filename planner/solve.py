@@ -46,11 +46,33 @@ OBJECTIVE_METRIC = {
 }
 
 
+# The least time one CP-SAT call is given once a command's deadline is near: enough to load and presolve a
+# model, so the call still returns its best plan (or a clean time-out) rather than nothing.
+MIN_SOLVE_S = 0.05
+
+
 @dataclass
 class SolverSettings:
     time_limit_s: float = DEFAULT_TIME_LIMIT_S
     workers: int = DEFAULT_WORKERS
     seed: int = 0
+    # `time.monotonic()` by which the whole command should be done (`--time-limit` bounds the command, not
+    # each solve): later solves get what is left, and optional work (explanations, second looks) is skipped.
+    deadline: float | None = None
+
+    @classmethod
+    def for_command(cls, time_limit_s: float, started: float | None = None, **kwargs) -> "SolverSettings":
+        """Settings whose deadline is `time_limit_s` after `started` (a `time.monotonic()`, default now)."""
+        return cls(time_limit_s=time_limit_s, deadline=(started or time.monotonic()) + time_limit_s, **kwargs)
+
+    def seconds_left(self) -> float:
+        if self.deadline is None:
+            return self.time_limit_s
+        return max(MIN_SOLVE_S, min(self.time_limit_s, self.deadline - time.monotonic()))
+
+    @property
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
 
 @dataclass
@@ -67,6 +89,8 @@ class SolveResult:
     stats: dict = field(default_factory=dict)
     # Cheaper prices the confidence floor left out, one sentence each (the plan rests on trusted prices).
     price_notes: list[str] = field(default_factory=list)
+    # Optional work the time limit left undone (named, so the report says what is missing).
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def plan(self) -> Plan | None:
@@ -75,7 +99,7 @@ class SolveResult:
 
 def make_solver(settings: SolverSettings) -> cp_model.CpSolver:
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = settings.time_limit_s
+    solver.parameters.max_time_in_seconds = settings.seconds_left()
     solver.parameters.num_workers = settings.workers
     solver.parameters.random_seed = settings.seed
     solver.parameters.log_search_progress = False
@@ -188,6 +212,9 @@ def with_every_price(work: ResolvedWorkload, catalog: Catalog, result: SolveResu
                       if not confident_enough(o, work.spec)
                       and (not wanted or catalog.systems[o.system].accelerator in wanted)})
     if not devices:
+        return
+    if settings.expired:
+        result.skipped.append("the look at lower-confidence prices")
         return
     spec = work.spec.model_copy(update={"search": work.spec.search.model_copy(
         update={"min_price_confidence": "low", "devices": devices})})

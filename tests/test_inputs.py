@@ -234,3 +234,34 @@ def test_tier_site_numbers_no_site_has_are_refused(tmp_path, field, value):
 def test_a_plot_that_cannot_be_written_is_refused_before_any_work(tmp_path, target, needle):
     spec = spec_file(tmp_path)
     refused(run("compare", str(spec), "--pareto", "cost,latency", "--plot", str(tmp_path / target)), needle)
+
+
+# ------------------------------------------------------------------------------------------ time limit
+
+def test_a_spent_deadline_skips_the_optional_work_and_says_which():
+    import time
+
+    from planner.catalog.loader import load_catalogs
+    from planner.evaluate import resolve_workload
+    from planner.explain import explain
+    from planner.solve import SolverSettings, solve, with_every_price
+    from planner.spec import load_spec
+
+    catalog = load_catalogs()
+    work = resolve_workload(load_spec(EXAMPLES / "llama3-70b-chat.yaml"), catalog)
+    result = solve(work, catalog)
+    spent = SolverSettings(deadline=time.monotonic() - 1.0)
+    with_every_price(work, catalog, result, spent)
+    assert result.skipped == ["the look at lower-confidence prices"]
+    expl = explain(work, catalog, result, [], spent)
+    assert expl.solves == 0 and not expl.limits and not expl.alternatives
+    assert expl.skipped == ["what each limit costs", "why not each other device and provider", "the break-even price"]
+    assert spent.seconds_left() > 0  # a solve asked after the deadline still gets a moment to answer
+
+
+def test_the_time_limit_bounds_the_command_not_each_solve():
+    result = run("solve", str(EXAMPLES / "llama3-405b-pretrain.yaml"), "--time-limit", "0.1", "--format", "json")
+    assert result.exit_code in (0, 4), result.output
+    data = json.loads(result.output)
+    # Enumerating the 405B layouts alone takes longer than 0.1 s: nothing optional may run after it.
+    assert data.get("explanation") is None or data["explanation"]["skipped"]

@@ -28,6 +28,7 @@ class Explanation:
     break_even: BreakEven | None = None
     solves: int = 0
     seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)  # parts the time limit left out
 
     def as_dict(self) -> dict:
         return {
@@ -36,6 +37,7 @@ class Explanation:
             "conflict": self.conflict.as_dict() if self.conflict else None,
             "break_even": self.break_even.as_dict() if self.break_even else None,
             "explain_solves": self.solves,
+            "skipped": self.skipped,
         }
 
 
@@ -44,16 +46,27 @@ def explain(work: ResolvedWorkload, catalog: Catalog, result: SolveResult, check
     started = time.perf_counter()
     runner = ScenarioRunner(work, catalog, result.table, result.compiled, settings or SolverSettings())
     out = Explanation()
+    settings = runner.settings
+
+    def in_time(part: str) -> bool:
+        if settings.expired:
+            out.skipped.append(part)
+            return False
+        return True
+
     if result.plan is None:
-        if result.status == "infeasible":
+        if result.status == "infeasible" and in_time("the minimal conflict"):
             out.conflict = minimal_conflict(runner)
     else:
         objective = result.objective_value
-        out.limits = price_limits(runner, result.plan, objective, checks)
-        out.alternatives = alternatives(runner, result.plan, objective)
+        if in_time("what each limit costs"):
+            out.limits = price_limits(runner, result.plan, objective, checks)
+        if in_time("why not each other device and provider"):
+            out.alternatives = alternatives(runner, result.plan, objective)
         devices = [a for a in out.alternatives if a.kind == "device" and a.objective is not None]
         runner_up = min(devices, key=lambda a: a.objective, default=None)
-        out.break_even = break_even(runner, result.plan, runner_up)
+        if in_time("the break-even price"):
+            out.break_even = break_even(runner, result.plan, runner_up)
     out.solves = runner.solves
     out.seconds = time.perf_counter() - started
     return out

@@ -74,7 +74,7 @@ def _assumption_seed(runner: ScenarioRunner, ids: list[str], allowed: frozenset[
     model.add_assumptions([model.get_bool_var_from_proto_index(idx) for idx in literals])
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1  # cores are wrong with several workers (or-tools #3102, #5141)
-    solver.parameters.max_time_in_seconds = runner.settings.time_limit_s
+    solver.parameters.max_time_in_seconds = runner.settings.seconds_left()
     if solver.solve(model) != cp_model.INFEASIBLE:
         return ids
     core = {literals[i] for i in solver.sufficient_assumptions_for_infeasibility() if i in literals}

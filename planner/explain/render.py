@@ -66,6 +66,8 @@ def lines(expl: Explanation, objective_unit: str) -> list[str]:
                 out.append(f"  {a.kind} {a.name}: {a.reason}")
     if expl.break_even:
         out.append("Break-even: " + expl.break_even.sentence())
+    if expl.skipped:
+        out.append(f"Time limit reached; not explained: {', '.join(expl.skipped)} (raise --time-limit for them)")
     out.append(f"({expl.solves} re-solves, {expl.seconds:.2f}s)")
     return out
 

@@ -116,16 +116,28 @@ def schema(tier: bool) -> None:
     click.echo(json.dumps(spec_json_schema(), indent=2))
 
 
+def _readable(spec_path: Path) -> bool:
+    """A file to look inside (or `-`, standard input) before choosing what kind of spec it is."""
+    return str(spec_path) == "-" or spec_path.is_file()
+
+
 @main.command()
 @click.argument("spec_path", type=click.Path(path_type=Path))
 @click.pass_context
 def validate(ctx: click.Context, spec_path: Path) -> None:
-    """Check a spec (workload or tier) against the schema and the catalogs."""
+    """Check a spec (workload, tier or fleet) against the schema and the catalogs."""
     from planner.evaluate import resolve_workload
+    from planner.fleet import check_fleet, is_fleet_file
     from planner.spec import load_spec
     from planner.tier.spec import is_tier_file
 
-    if spec_path.is_file() and is_tier_file(spec_path):
+    if _readable(spec_path) and is_fleet_file(spec_path):
+        fleet_spec, members = check_fleet(spec_path, _catalog(ctx))
+        click.echo(f"ok: {fleet_spec.name} (fleet of {len(members)} workload(s) over {fleet_spec.horizon_years:g} "
+                   f"year(s))")
+        return
+
+    if _readable(spec_path) and is_tier_file(spec_path):
         from planner.tier.options import check_references
         from planner.tier.spec import load_tier_spec
 
@@ -339,11 +351,11 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
 
     from planner.fleet import is_fleet_file
 
-    if spec_path.is_file() and is_fleet_file(spec_path):
+    if _readable(spec_path) and is_fleet_file(spec_path):
         raise click.UsageError(f"{spec_path} is a fleet file: plan it with `planner compare {spec_path}`")
     from planner.tier.spec import is_tier_file
 
-    if spec_path.is_file() and is_tier_file(spec_path):
+    if _readable(spec_path) and is_tier_file(spec_path):
         raise click.UsageError(f"{spec_path} is a tier spec: plan it with `planner tier {spec_path}`")
     spec = load_spec(spec_path)
     updates = {}

@@ -92,6 +92,15 @@ class FleetResult:
 
 
 def load_fleet(path: Path, catalog: Catalog, rent_only: bool = False) -> tuple[FleetSpec, list[FleetMember]]:
+    spec, member_specs = check_fleet(path, catalog, rent_only)
+    members = []
+    for member_path, work in member_specs:
+        members.append(FleetMember(member_path, work, enumerate_candidates(work, catalog)))
+    return spec, members
+
+
+def check_fleet(path: Path, catalog: Catalog, rent_only: bool = False) -> tuple[FleetSpec, list[tuple[Path, ResolvedWorkload]]]:
+    """The fleet file and each of its workloads, checked against the schema and the catalogs (no search)."""
     doc = load_yaml(path, SpecError)
     spec: FleetSpec = parse_document(doc, FleetSpec, SpecError)
     if rent_only:
@@ -129,8 +138,7 @@ def load_fleet(path: Path, catalog: Catalog, rent_only: bool = False) -> tuple[F
             "limits": wspec.limits.model_copy(update={"inventory": inventory}),
             "objective": "cost",
         })
-        work = resolve_workload(wspec, catalog, str(member_path))
-        members.append(FleetMember(member_path, work, enumerate_candidates(work, catalog)))
+        members.append((member_path, resolve_workload(wspec, catalog, str(member_path))))
     return spec, members
 
 

@@ -236,12 +236,15 @@ def resolve_profile(name: str, here: Path, constraints_dir: Path, spec_dir: Path
     candidates = [here / name, constraints_dir / name, constraints_dir / f"{name}.yaml"]
     outside = False
     for path in candidates:
-        real = path.resolve()
-        if not any(real.is_relative_to(root) for root in roots):
-            outside = outside or path.exists()
+        try:
+            real = path.resolve()
+            if not any(real.is_relative_to(root) for root in roots):
+                outside = outside or path.exists()
+                continue
+            if real.is_file():
+                return path
+        except OSError:  # a name the file system cannot hold (too long, bad bytes) names no profile
             continue
-        if real.is_file():
-            return path
     if outside or Path(name).is_absolute():
         raise SpecError(Problem(f"include `{name}` is outside the spec's folder and the shipped profiles",
                                 path="include",

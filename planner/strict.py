@@ -16,14 +16,22 @@ from pydantic import BaseModel, ConfigDict, model_validator
 MAX_MAGNITUDE = 1e15
 
 
-def _numeric_only(annotation) -> bool:
-    """Whether a field takes numbers and not booleans (Optional and Annotated unwrapped)."""
+def _numeric_only(annotation, items: bool = False) -> bool:
+    """Whether a field takes numbers and not booleans (Optional and Annotated unwrapped); with `items`,
+    whether it is a list of numbers or a mapping to numbers."""
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
-        return _numeric_only(typing.get_args(annotation)[0])
+        return _numeric_only(typing.get_args(annotation)[0], items)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return bool(args) and all(_numeric_only(a) for a in args)
+        return bool(args) and all(_numeric_only(a, items) for a in args)
+    if items:
+        if origin is list or origin is tuple:
+            return bool(typing.get_args(annotation)) and all(_numeric_only(a) for a in typing.get_args(annotation)
+                                                             if a is not Ellipsis)
+        if origin is dict:
+            return _numeric_only(typing.get_args(annotation)[1])
+        return False
     return annotation in (int, float)
 
 
@@ -63,6 +71,10 @@ class Strict(BaseModel):
                     continue
                 if isinstance(value, bool) and _numeric_only(field.annotation):
                     raise ValueError(f"`{name}`: give a number, not true/false")
+                if isinstance(value, (dict, list)) and _numeric_only(field.annotation, items=True):
+                    items = value.values() if isinstance(value, dict) else value
+                    if any(isinstance(v, bool) for v in items):
+                        raise ValueError(f"`{name}`: give numbers, not true/false")
                 big = [v for v in _numbers_in(value, field.annotation) if abs(v) > MAX_MAGNITUDE]
                 if big:
                     ceiling = next((getattr(m, "le", None) or getattr(m, "lt", None) for m in field.metadata

@@ -356,7 +356,19 @@ class ReplicaProfile:
     def _idle_per_prompt(self) -> float:
         return self._per_prompt(self._state(0.0))
 
+    @cached_property
+    def _states(self) -> dict[float, dict[str, float]]:
+        return {}
+
     def _state(self, b: float) -> dict[str, float]:
+        # Rate searches of several limits visit the same batches (the scan grid, the saturation point):
+        # each state is computed once per profile.
+        known = self._states.get(b)
+        if known is None:
+            known = self._states[b] = self._compute_state(b)
+        return known
+
+    def _compute_state(self, b: float) -> dict[str, float]:
         i, d = self.input_tokens, self.decode_steps
         t_dec = self.decode_step_s(max(b, 1e-6))
         chunk = self._chunk(b)

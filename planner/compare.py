@@ -5,7 +5,7 @@ limit that decides it. For procurement spreadsheets (`--format csv`) and documen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from planner.catalog.loader import Catalog
 from planner.check import check_plan
@@ -31,12 +31,37 @@ class CompareRow:
     energy_kwh: float | None  # per job (training) or per hour (serving, vision)
     carbon_kg: float | None
     deciding: list[str]
+    # What the row's figures cannot show, said rather than left blank (a region the catalog has no PUE for).
+    notes: list[str] = field(default_factory=list)
 
     COLUMNS = ("workload", "kind", "name", "status", "devices", "plan", "usd_per_hour", "usd_per_job",
-               "usd_per_million_tokens", "energy_kwh", "carbon_kg", "deciding")
+               "usd_per_million_tokens", "energy_kwh", "carbon_kg", "deciding", "notes")
 
     def values(self) -> list:
-        return [getattr(self, c) if c != "deciding" else "; ".join(self.deciding) for c in self.COLUMNS]
+        return [getattr(self, c) if c not in ("deciding", "notes") else "; ".join(getattr(self, c))
+                for c in self.COLUMNS]
+
+
+def footprint_gaps(plan, catalog: Catalog) -> list[str]:
+    """Each device and cloud region of a plan whose energy or carbon the catalog cannot give, and why."""
+    notes = []
+    for part in plan.parts:
+        c = part.evaluation.candidate
+        if part.evaluation.metrics.get("power_avg_kw") is None:
+            notes.append(f"{c.device}: the catalog has no power figure for it, so energy and "
+                         "carbon are unknown")
+            continue
+        o = c.offering
+        if o is None:
+            continue
+        region = catalog.region(o.provider, o.region)
+        if region is None or region.pue is None:
+            what = "no entry for the region" if region is None else "no PUE for it"
+            notes.append(f"{o.provider} {o.region}: the catalog has {what}, so energy and carbon are unknown")
+        elif region.grid_gco2_per_kwh is None:
+            notes.append(f"{o.provider} {o.region}: the catalog has no grid carbon intensity for it, so carbon "
+                         "is unknown")
+    return notes
 
 
 def compare(work: ResolvedWorkload, catalog: Catalog, settings: SolverSettings | None = None) -> list[CompareRow]:
@@ -76,6 +101,6 @@ def compare(work: ResolvedWorkload, catalog: Catalog, settings: SolverSettings |
             usd_per_million_tokens=plan.main.evaluation.metrics.get("usd_per_million_tokens"),
             energy_kwh=totals.get("energy_kwh_per_job" if training else "energy_kwh_per_hour"),
             carbon_kg=totals.get("carbon_kg_per_job" if training else "carbon_kg_per_hour"),
-            deciding=deciding or ["price"]))
+            deciding=deciding or ["price"], notes=footprint_gaps(plan, catalog)))
     key = "usd_per_job" if training else "usd_per_hour"
     return sorted(out, key=lambda r: (r.kind, r.status != "ok", getattr(r, key) or 0.0, r.name))

@@ -574,6 +574,8 @@ def render_compare(rows, fmt: str) -> None:
                         ["option", "devices", "USD/h", money[0], "kWh" + ("" if training else "/h"), "decided by"],
                         [[f"{r.kind} {r.name}", r.devices if r.status == "ok" else "impossible", r.usd_per_hour,
                           getattr(r, money[1]), r.energy_kwh, ", ".join(r.deciding)] for r in mine])
+            for note in dict.fromkeys(n for r in mine for n in r.notes):
+                click.echo(f"note: {note}")
 
 
 def render_pareto(work, catalog, axes: str, settings, fmt: str, plot_path) -> None:

@@ -270,3 +270,15 @@ def test_a_plan_on_a_reservation_states_its_commitment(tmp_path):
     result = CliRunner().invoke(main, ["solve", str(spec), "--no-explain"])
     assert result.exit_code == 0, result.output
     assert "reserved-1y: commits to 1 year(s)" in result.output and "over the term whether used or not" in result.output
+
+
+def test_compare_says_which_regions_have_no_footprint_figures(catalog):
+    rows = compare(resolve_workload(load_spec(EXAMPLES / "small-model-serving.yaml"), catalog), catalog)
+    noted = [r for r in rows if r.notes]
+    assert noted, "the catalog has regions without grid carbon; compare must say so"
+    for r in noted:
+        assert r.status == "ok"
+        if all("carbon is unknown" in n for n in r.notes):
+            assert r.carbon_kg is None and r.energy_kwh is not None
+    assert all(r.carbon_kg is not None for r in rows if r.status == "ok" and not r.notes)
+    assert all(r.energy_kwh is not None for r in rows if r.status == "ok" and not r.notes)

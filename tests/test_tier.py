@@ -527,3 +527,12 @@ def test_tier_json_lists_exclusions_as_records():
     records = json.loads(out.stdout)["excluded"]
     assert records and all(set(r) == {"workload", "device", "reason", "at"} for r in records)
     assert any(r["device"] == "hailo-8l" and "unit price" in r["reason"] for r in records)
+
+
+def test_a_limit_met_on_its_own_is_not_reported_as_violated():
+    from planner.tier.report import ruling_reason
+
+    assert ruling_reason("site.device_slots", 3, 2, "devices").startswith("site.device_slots (needs 3")
+    within = ruling_reason("site.device_slots", 2, 2, "devices")
+    assert "needs" not in within and "together with the others" in within
+    assert ruling_reason("tier.locality[x]", None, 1, "rank") == "tier.locality[x]"

@@ -38,6 +38,17 @@ def _option_line(o: TierOption) -> str:
             f"{o.uplink_mbps:.2f} Mbps; ${o.usd_per_month:,.2f}/site/month ({parts}){basis}")
 
 
+def ruling_reason(limit_id: str, need: float | None, bound: float, unit: str) -> str:
+    """Why one limit rules a choice out: what the choice needs against the limit, or, when it is within the
+    limit on its own (2 devices in 2 slots is no violation), that it rules it out only with the others."""
+    if need is None:
+        return limit_id
+    if need > bound * (1 + 1e-9):
+        return f"{limit_id} (needs {_fmt(need, unit)} against {_fmt(bound, unit)})"
+    return (f"{limit_id} (together with the others; without them the choice uses {_fmt(need, unit)} of "
+            f"{_fmt(bound, unit)})")
+
+
 def lines(result: TierResult) -> list[str]:
     spec, plan = result.spec, result.plan
     out = [f"{spec.name}: {plan.status}, {spec.site.count} site(s), objective {spec.objective}"]
@@ -118,16 +129,7 @@ def _explanation_lines(result: TierResult) -> list[str]:
                 reasons = []
                 for rid in a.ruled_out_by:
                     item = next(i for i in result.items if i.id == rid)
-                    unit = TIER_UNIT_BY_ID[item.unit_id].unit
-                    need = a.needs.get(rid)
-                    if need is None:
-                        reasons.append(rid)
-                    elif need > item.bound * (1 + 1e-9):
-                        reasons.append(f"{rid} (needs {_fmt(need, unit)} against {_fmt(item.bound, unit)})")
-                    else:
-                        # Within the limit on its own: it rules the choice out only with the other limits.
-                        reasons.append(f"{rid} (together with the others; without them the choice uses "
-                                       f"{_fmt(need, unit)} of {_fmt(item.bound, unit)})")
+                    reasons.append(ruling_reason(rid, a.needs.get(rid), item.bound, TIER_UNIT_BY_ID[item.unit_id].unit))
                 out.append(f"{head}: ruled out by " + ("each of " if len(reasons) > 1 else "") + ", ".join(reasons))
             else:
                 out.append(f"{head}: cannot run it at all (see Not considered)")

@@ -471,8 +471,9 @@ def render_result(result, checks, work) -> None:
                               f"${term:,.0f} over the term whether used or not")
             idle = devices_paid(c) - c.devices
             if idle:
+                worse = "cost more" if work.spec.objective == "cost" else f"use more {work.spec.objective}"
                 console.print(f"  [yellow]{idle} of the {devices_paid(c)} paid devices idle[/yellow]: a layout "
-                              f"using them would not fit this instance size or would cost more")
+                              f"using them would not fit this instance size or would {worse}")
         batch = (f"{m.get('engine')} max_num_seqs {c.parallel.micro_batch}" if kind == "serving"
                  else f"batch {c.parallel.micro_batch}")
         console.print(f"  {_layout(c, kind)}, {c.precision}, {batch}, {m.get('nodes')} node(s)")

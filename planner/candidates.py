@@ -105,6 +105,9 @@ class CandidateTable:
     excluded: dict[str, Exclusion] = field(default_factory=dict)
     excluded_by_device: dict[str, dict[str, int]] = field(default_factory=dict)
     evaluated: int = 0
+    # Serving and vision: the evaluated replica shapes, before offerings are attached. Another enumeration
+    # of the same workload (other devices, prices or providers) may reuse them: see `enumerate_candidates`.
+    shapes: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def rows(self) -> list:
@@ -173,10 +176,13 @@ def _precisions(work: ResolvedWorkload, device: Accelerator) -> list[str]:
     return [p for p in wanted if COMPUTE_PEAK_KEY[p] in device.peak_dense_tflops]
 
 
-def enumerate_candidates(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
+def enumerate_candidates(work: ResolvedWorkload, catalog: Catalog, shapes: dict | None = None) -> CandidateTable:
+    """Every candidate of the workload. `shapes`: another table's evaluated replica shapes to reuse (a
+    second look at other prices, a fleet's rent-only pass); the shapes it reuses are not re-counted in
+    `excluded`, so pass it only where the plan, not the exclusion report, is read."""
     if work.kind == "training":
         return _training_table(work, catalog)
-    return _replica_table(work, catalog)
+    return _replica_table(work, catalog, shapes)
 
 
 # ------------------------------------------------------------------------------------------- training
@@ -311,12 +317,15 @@ def _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, c
 # ------------------------------------------------------------------------------------------- replicas
 
 
-def _replica_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
+def _replica_table(work: ResolvedWorkload, catalog: Catalog, shapes: dict | None = None) -> CandidateTable:
     spec = work.spec
     w = spec.workload
     demand = w.traffic.requests_per_s if isinstance(w, ServingWorkload) else w.streams * w.fps_per_stream
-    table = CandidateTable(kind=work.kind, demand=demand)
-    cache: dict[tuple, list[ReplicaRow]] = {}
+    cache: dict[tuple, list[ReplicaRow]] = shapes if shapes is not None else {}
+    table = CandidateTable(kind=work.kind, demand=demand, shapes=cache)
+    # What a shape's rows depend on besides the shape: reused across tables only when all of it is equal.
+    context = (w.model_dump_json(), tuple(spec.search.precisions), tuple(spec.search.micro_batches),
+               spec.limits.max_utilization)
     for device in _devices(work, catalog):
         family = catalog.family_of(device)
         if device.memory_bw_gb_per_s is None:
@@ -327,8 +336,8 @@ def _replica_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
             if not offerings:
                 continue
             for par in _replica_layouts(work, system, device):
-                shape_key = (device.id, system.scaleup.model_dump_json(), system.host_power_w, system.devices_per_node,
-                             par.tp, par.pp, par.ep)
+                shape_key = (context, device.id, system.scaleup.model_dump_json(), system.host_power_w,
+                             system.devices_per_node, par.tp, par.pp, par.ep)
                 variants = cache.get(shape_key)
                 if variants is None:
                     variants = []

@@ -91,11 +91,15 @@ class FleetResult:
     stats: dict = field(default_factory=dict)
 
 
-def load_fleet(path: Path, catalog: Catalog, rent_only: bool = False) -> tuple[FleetSpec, list[FleetMember]]:
+def load_fleet(path: Path, catalog: Catalog, rent_only: bool = False,
+               shapes: dict[Path, dict] | None = None) -> tuple[FleetSpec, list[FleetMember]]:
+    """The fleet and each workload's candidates; `shapes` (per workload file) carries the evaluated replica
+    shapes from one pass to the next (buying, then renting only), which differ only in offerings."""
     spec, member_specs = check_fleet(path, catalog, rent_only)
     members = []
     for member_path, work in member_specs:
-        members.append(FleetMember(member_path, work, enumerate_candidates(work, catalog)))
+        reuse = shapes.setdefault(member_path, {}) if shapes is not None else None
+        members.append(FleetMember(member_path, work, enumerate_candidates(work, catalog, reuse)))
     return spec, members
 
 
@@ -177,10 +181,10 @@ def _hourly_cost(member: FleetMember, horizon_hours: float):
 
 
 def solve_fleet(path: Path, catalog: Catalog, settings: SolverSettings | None = None,
-                rent_only: bool = False) -> FleetResult:
+                rent_only: bool = False, shapes: dict[Path, dict] | None = None) -> FleetResult:
     """The fleet's lowest-TCO plan; `rent_only` forbids buying (and owning) to price the alternative."""
     settings = settings or SolverSettings()
-    spec, members = load_fleet(path, catalog, rent_only)
+    spec, members = load_fleet(path, catalog, rent_only, shapes)
     hours = spec.horizon_years * HOURS_PER_YEAR
     model = cp_model.CpModel()
     for m in members:
@@ -272,4 +276,6 @@ class RentOrBuy:
 
 
 def rent_or_buy(path: Path, catalog: Catalog, settings: SolverSettings | None = None) -> RentOrBuy:
-    return RentOrBuy(solve_fleet(path, catalog, settings), solve_fleet(path, catalog, settings, rent_only=True))
+    shapes: dict[Path, dict] = {}
+    return RentOrBuy(solve_fleet(path, catalog, settings, shapes=shapes),
+                     solve_fleet(path, catalog, settings, rent_only=True, shapes=shapes))

@@ -218,7 +218,8 @@ def with_every_price(work: ResolvedWorkload, catalog: Catalog, result: SolveResu
         return
     spec = work.spec.model_copy(update={"search": work.spec.search.model_copy(
         update={"min_price_confidence": "low", "devices": devices})})
-    other = solve(replace_work(work, spec), catalog, settings)
+    second = replace_work(work, spec)
+    other = solve(second, catalog, settings, table=enumerate_candidates(second, catalog, result.table.shapes))
     if other.plan is None or other.objective_value is None or other.objective_value >= result.objective_value - 1e-9:
         return
     parts = "; ".join(f"{p.evaluation.candidate.devices} x {p.evaluation.candidate.device} on "

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from planner.catalog.loader import load_catalogs
 from planner.perf.shapes import llm_footprint
 
+ROOT = Path(__file__).resolve().parents[1]
 REQUIRED_DEVICES = ["a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200-sxm", "b200", "gb200", "l4", "l40s",
                     "mi300x", "mi325x", "gaudi2", "gaudi3", "tpu-v5e", "tpu-v5p", "tpu-v6e", "trainium2", "inferentia2"]
 REQUIRED_MODELS = ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "qwen3-32b", "mixtral-8x7b", "deepseek-v3",
@@ -150,3 +153,38 @@ def test_an_unlisted_default_engine_is_refused(tmp_path):
     with pytest.raises(CatalogError) as err:
         load_catalogs(root)
     assert any("default engine `vlm` is not listed" in p.render() for p in err.value.problems)
+
+
+def test_precomputed_group_links_equal_what_networkx_routes_and_cover_the_examples():
+    import json
+    import math
+
+    from planner.catalog import topology
+    from planner.catalog.loader import load_catalogs
+
+    catalog = load_catalogs()
+    stored = json.loads(topology.PRECOMPUTED_PATH.read_text())["links"]
+    by_prefix = {topology.precomputed_key(s, 0, 0).rsplit(":", 2)[0]: s for s in catalog.systems.values()}
+    for key, (bw, lat, crosses, hops) in stored.items():
+        prefix, size, stride = key.rsplit(":", 2)
+        system = by_prefix.get(prefix)
+        assert system is not None, f"{key}: stale (the system changed); run python -m planner.catalog.topology_cache"
+        fresh = topology._group_link(system, int(size), int(stride))
+        assert math.isclose(fresh.bw_bytes_per_s, bw, rel_tol=1e-12) and math.isclose(fresh.latency_s, lat,
+                                                                                        rel_tol=1e-12), key
+        assert (fresh.crosses_domain, fresh.hops) == (bool(crosses), hops), key
+
+
+def test_solving_an_example_routes_nothing_afresh():
+    from planner.catalog import topology
+    from planner.catalog.loader import load_catalogs
+    from planner.evaluate import resolve_workload
+    from planner.solve import solve
+    from planner.spec import load_spec
+
+    catalog = load_catalogs()
+    topology._GROUP_CACHE.clear()
+    topology.ROUTED.clear()
+    for name in ("llama3-70b-chat", "llama3-8b-pretrain"):
+        solve(resolve_workload(load_spec(ROOT / "examples" / f"{name}.yaml"), catalog), catalog)
+    assert topology.ROUTED == [], "group_links.json is behind the catalog: python -m planner.catalog.topology_cache"

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import resource
 import statistics
 import sys
 import tempfile
@@ -24,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from planner.candidates import enumerate_candidates  # noqa: E402
 from planner.catalog.loader import load_catalogs  # noqa: E402
-from planner.compile import DEMAND_UNITS, MICRO, _fixed, _rate_units  # noqa: E402
+from planner.compile import DEMAND_UNITS, MICRO, _rate_units  # noqa: E402
+from planner.units import to_fixed  # noqa: E402
 from planner.evaluate import resolve_workload  # noqa: E402
 from planner.fleet import solve_fleet  # noqa: E402
 from planner.solve import solve  # noqa: E402
@@ -49,7 +51,7 @@ def fleet_benchmark(catalog, runs: int = 3) -> None:
             result = solve_fleet(path, catalog)
             walls.append(time.perf_counter() - start)
     print(f"1. fleet of {len(FLEET)} workloads: median {statistics.median(walls):.2f} s over {runs} runs "
-          f"(CP-SAT {result.stats['wall_s']:.2f} s), {result.stats['candidates']} candidates, "
+          f"(in process), {result.stats['candidates']} candidates, "
           f"{result.stats['variables']} variables, status {result.status}, bought {result.bought}")
 
 
@@ -75,14 +77,17 @@ def scaling_benchmark(catalog) -> None:
     spec = load_spec(ROOT / "examples" / "llama3-70b-chat.yaml")
     spec = spec.model_copy(update={"search": spec.search.model_copy(update={"providers": []})})
     print("2. solve time against catalog size (70B chat, enumerate + compile + solve, in process)")
-    print(f"   {'offerings':>9} {'candidates':>10} {'variables':>9} {'seconds':>8}  status")
-    for n in (10, 30, 100, 300, 1000):
+    print(f"   {'offerings':>9} {'candidates':>10} {'variables':>9} {'seconds':>8} {'peak MB':>8}  status")
+    for n in (10, 30, 100, 300, 1000, 3000, 10000):
         cat = scaled_catalog(catalog, n)
         work = resolve_workload(spec, cat)
         start = time.perf_counter()
         result = solve(work, cat)
         wall = time.perf_counter() - start
-        print(f"   {n:9d} {result.stats['candidates']:10d} {result.stats['variables']:9d} {wall:8.2f}  {result.status}")
+        # The process's peak resident memory so far (sizes run smallest first, so it is this size's peak).
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"   {n:9d} {result.stats['candidates']:10d} {result.stats['variables']:9d} {wall:8.2f} {peak_mb:8.0f}"
+              f"  {result.status}")
 
 
 def mix_benchmark(catalog) -> None:
@@ -107,7 +112,7 @@ def mix_benchmark(catalog) -> None:
         if n == 0:
             return 0
         units = math.ceil(n * r.devices_per_replica / r.unit_devices)
-        return units * _fixed(r.usd_per_unit_hour, MICRO)
+        return units * to_fixed(r.usd_per_unit_hour, MICRO)
 
     start = time.perf_counter()
     best = math.inf

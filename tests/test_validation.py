@@ -19,7 +19,7 @@ def test_training_throughput_within_targets():
     assert stats["rows"] >= 100
     assert len({c.source for c in cases}) >= 6
     assert stats["median_abs_error"] <= 0.09, stats
-    assert stats["p90_abs_error"] <= 0.32, stats
+    assert stats["p90_abs_error"] <= 0.24, stats
     assert abs(stats["bias"]) <= 0.05, stats
     # The biases the issue names, by slice: ZeRO-3/FSDP runs and models under 5B parameters.
     for name, group in (("zero3", [c for c in cases if c.zero_stage == 3]), ("small", [c for c in cases if c.params < 5e9])):
@@ -98,3 +98,15 @@ def test_leave_one_source_out_never_fits_on_the_source_it_predicts(monkeypatch):
     held = validate_serving._held_out(group)
     assert held and all(c.source == group for c in held)
     assert seen and group not in seen[0]
+
+
+def test_a_pipeline_run_that_does_not_publish_its_micro_batches_gets_its_frameworks_default():
+    catalog = load_catalogs()
+    # torchtitan before 2025: as many micro-batches as pipeline stages (F6), whatever the local batch.
+    assert catalog.frameworks["torchtitan-2024"].pp_microbatches == "pipeline_degree"
+    assert catalog.frameworks["torchtitan"].pp_microbatches == "per_micro_batch"
+    rid = "torchtitan2412-llama31-405b-512gpu-fsdp8-tp8-pp8-1f1b-fp8"
+    (case,) = [c for c in validate.run(catalog, only=lambda row: row["id"] == rid)[0]]
+    # Local batch 32 in 8 micro-batches of 4: a 7/15 bubble. Read as 32 micro-batches of 1 (a 7/39 bubble),
+    # the same run was predicted 66% too fast.
+    assert abs(case.predicted_tokens_per_s_per_device / case.measured_tokens_per_s_per_device - 1) < 0.2, case

@@ -266,6 +266,11 @@ class Framework(Strict):
     # the spec's zero_stages; this is what `estimate` assumes without --zero).
     zero_stage: Literal[0, 1, 2, 3]
     zero_stage_reason: str
+    # How many micro-batches a pipeline runs per step unless told: the local batch over the micro-batch size
+    # (Megatron; torchtitan from April 2025), or as many as the pipeline degree (torchtitan before 2025),
+    # which sets the pipeline bubble of a run that does not publish its micro-batch size.
+    pp_microbatches: Literal["per_micro_batch", "pipeline_degree"] = "per_micro_batch"
+    pp_microbatches_reason: str | None = None
     source: list[str]
 
 

@@ -195,7 +195,11 @@ def run(catalog: Catalog, params: dict | None = None, only=None) -> tuple[list[C
             continue
         tp, pp, cp = par_in.get("tp", 1), par_in.get("pp", 1), par_in.get("cp", 1)
         dp = par_in.get("dp") or row["devices"] // (tp * pp * cp)
+        framework = framework_of(row, catalog)
         micro = row.get("micro_batch") or 1
+        if not row.get("micro_batch") and pp > 1 and framework and framework.pp_microbatches == "pipeline_degree":
+            # Not published: the framework's default splits each replica's batch into pp micro-batches.
+            micro = max(1, global_batch // (dp * pp))
         zero, shard_group = SHARDING.get(row.get("sharding") or "", (row.get("zero_stage", 1), 0))
         shard_group = row.get("shard_group", shard_group)
         par = Parallel(tp=tp, pp=pp, dp=dp, cp=cp, micro_batch=micro, zero_stage=zero, shard_group=shard_group,
@@ -226,7 +230,7 @@ def run(catalog: Catalog, params: dict | None = None, only=None) -> tuple[list[C
         try:
             pred = max((predict_training(fp, tokens=1e9, seq_len=seq_len, global_batch_seqs=global_batch,
                                          par=replace(par, virtual_stages=v), precision=precision, device=device,
-                                         family=family, system=system, framework=framework_of(row, catalog))
+                                         family=family, system=system, framework=framework)
                         for v in depths),
                        key=lambda p: p.tokens_per_s)
         except ValueError as exc:  # e.g. a layout that spans systems the catalog cannot join

@@ -116,9 +116,14 @@ def schema(tier: bool) -> None:
     click.echo(json.dumps(spec_json_schema(), indent=2))
 
 
-def _readable(spec_path: Path) -> bool:
-    """A file to look inside (or `-`, standard input) before choosing what kind of spec it is."""
-    return str(spec_path) == "-" or spec_path.is_file()
+def _kind(spec_path: Path) -> str:
+    """fleet, tier or workload; a path that is not a readable file is left for the loader to report."""
+    from planner.errors import SpecError
+    from planner.yamlio import file_kind
+
+    if str(spec_path) != "-" and not spec_path.is_file():
+        return "workload"
+    return file_kind(spec_path, SpecError)
 
 
 @main.command()
@@ -127,17 +132,18 @@ def _readable(spec_path: Path) -> bool:
 def validate(ctx: click.Context, spec_path: Path) -> None:
     """Check a spec (workload, tier or fleet) against the schema and the catalogs."""
     from planner.evaluate import resolve_workload
-    from planner.fleet import check_fleet, is_fleet_file
     from planner.spec import load_spec
-    from planner.tier.spec import is_tier_file
 
-    if _readable(spec_path) and is_fleet_file(spec_path):
+    kind = _kind(spec_path)
+    if kind == "fleet":
+        from planner.fleet import check_fleet
+
         fleet_spec, members = check_fleet(spec_path, _catalog(ctx))
         click.echo(f"ok: {fleet_spec.name} (fleet of {len(members)} workload(s) over {fleet_spec.horizon_years:g} "
                    f"year(s))")
         return
 
-    if _readable(spec_path) and is_tier_file(spec_path):
+    if kind == "tier":
         from planner.tier.options import check_references
         from planner.tier.spec import load_tier_spec
 
@@ -349,13 +355,10 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
     from planner.solve import solve as run_solve
     from planner.spec import load_spec
 
-    from planner.fleet import is_fleet_file
-
-    if _readable(spec_path) and is_fleet_file(spec_path):
+    kind = _kind(spec_path)
+    if kind == "fleet":
         raise click.UsageError(f"{spec_path} is a fleet file: plan it with `planner compare {spec_path}`")
-    from planner.tier.spec import is_tier_file
-
-    if _readable(spec_path) and is_tier_file(spec_path):
+    if kind == "tier":
         raise click.UsageError(f"{spec_path} is a tier spec: plan it with `planner tier {spec_path}`")
     spec = load_spec(spec_path)
     updates = {}
@@ -453,9 +456,9 @@ def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, pareto: 
         check_plot_path(plot)
     catalog_data = _catalog(ctx, prices, price_scenario)
     settings = SolverSettings.for_command(time_limit, started=started)
-    from planner.fleet import is_fleet_file, rent_or_buy
+    from planner.fleet import rent_or_buy
 
-    fleets = [p for p in spec_paths if is_fleet_file(p)]
+    fleets = [p for p in spec_paths if _kind(p) == "fleet"]
     if fleets:
         from planner.report import render_fleet
 

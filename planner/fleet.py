@@ -37,7 +37,7 @@ from planner.plan import Plan
 from planner.solve import STATUS, SolverSettings, extract_plan, make_solver
 from planner.spec import MAX_DEVICES, OnPremSite, load_spec
 from planner.units import to_bound
-from planner.yamlio import load_yaml, parse_document
+from planner.yamlio import file_kind, load_yaml, parse_document
 
 HOURS_PER_YEAR = 8760.0
 OWNED_PLENTY = 100_000  # per-workload inventory in a fleet: the fleet's own limits decide
@@ -68,8 +68,7 @@ class FleetSpec(Strict):
 
 
 def is_fleet_file(path: Path) -> bool:
-    doc = load_yaml(path, SpecError)
-    return isinstance(doc.data, dict) and "fleet" in doc.data
+    return file_kind(path, SpecError) == "fleet"
 
 
 @dataclass

@@ -153,6 +153,17 @@ def load_yaml(path: Path, error: type[PlannerError]) -> YamlDocument:
     return YamlDocument(file=name, data=data, text=text)
 
 
+def file_kind(path: Path, error: type[PlannerError]) -> str:
+    """What a spec file holds, by its top-level keys: `fleet` (fleet:), `tier` (site: and workloads:) or
+    `workload`; read here, before the command loads the modules of that kind."""
+    doc = load_yaml(path, error)
+    if isinstance(doc.data, dict) and "fleet" in doc.data:
+        return "fleet"
+    if isinstance(doc.data, dict) and "site" in doc.data and "workloads" in doc.data:
+        return "tier"
+    return "workload"
+
+
 def dotted(path: PathKey) -> str:
     out = ""
     for part in path:

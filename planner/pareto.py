@@ -63,7 +63,9 @@ def parse_axes(text: str, kind: str) -> str:
 
 
 def pareto_front(work: ResolvedWorkload, catalog: Catalog, axis: str,
-                 settings: SolverSettings | None = None) -> list[ParetoPoint]:
+                 settings: SolverSettings | None = None, skipped: list[str] | None = None) -> list[ParetoPoint]:
+    """The front, cheapest first. When the command's time limit runs out it stops where it is and says so
+    in `skipped`, rather than present a front cut short as complete."""
     settings = settings or SolverSettings()
     unit_id = AXES[axis][0]
     metric = axis_metric(axis, work.kind)
@@ -101,7 +103,11 @@ def pareto_front(work: ResolvedWorkload, catalog: Catalog, axis: str,
     points = [ParetoPoint(result.objective_value, result.plan.metric(metric), first_epsilon, result.plan)]
     while len(points) < MAX_POINTS:
         epsilon = points[-1].metric * (1 - STEP)
-        plan = cheapest_below(epsilon)
+        plan = None if settings.expired else cheapest_below(epsilon)
+        if plan is None and settings.expired:
+            if skipped is not None:
+                skipped.append(f"the front below {axis} {points[-1].metric:,.4g} (the time limit was reached)")
+            break
         if plan is None:
             break
         outcome_plan = plan

@@ -586,14 +586,16 @@ def render_pareto(work, catalog, axes: str, settings, fmt: str, plot_path) -> No
     from planner.pareto import axis_metric, off_the_front, pareto_front, parse_axes, plot
 
     axis = parse_axes(axes, work.kind)
-    points = pareto_front(work, catalog, axis, settings)
+    skipped: list[str] = []
+    points = pareto_front(work, catalog, axis, settings, skipped)
     notes = off_the_front(work, catalog, axis, points, settings)
     unit = "usd_per_job" if work.kind == "training" else "usd_per_hour"
     metric_name = axis_metric(axis, work.kind)
     data = [{"objective_usd": p.objective, metric_name: p.metric, "epsilon": p.epsilon, "plan": describe(p.plan)}
             for p in points]
     if fmt == "json":
-        click.echo(to_json({"axes": ["cost", axis], "unit": unit, "points": data, "off_front": notes}))
+        click.echo(to_json({"axes": ["cost", axis], "unit": unit, "points": data, "off_front": notes,
+                            "skipped": skipped}))
     elif fmt == "csv":
         click.echo(f"objective_{unit},{metric_name},epsilon,plan")
         for d in data:
@@ -604,6 +606,8 @@ def render_pareto(work, catalog, axes: str, settings, fmt: str, plot_path) -> No
                     [unit, metric_name, "plan"], [[d["objective_usd"], d[metric_name], d["plan"]] for d in data])
     for note in notes:
         click.echo(f"Not on the front: {note}.", err=fmt != "table")
+    for part in skipped:
+        click.echo(f"Not traced: {part}.", err=fmt != "table")
     if plot_path and points:
         plot(points, axis, points[0], str(plot_path), f"{work.spec.name}: cost against {axis}", unit)
         click.echo(f"plot written to {plot_path}", err=True)

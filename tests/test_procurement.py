@@ -282,3 +282,16 @@ def test_compare_says_which_regions_have_no_footprint_figures(catalog):
             assert r.carbon_kg is None and r.energy_kwh is not None
     assert all(r.carbon_kg is not None for r in rows if r.status == "ok" and not r.notes)
     assert all(r.energy_kwh is not None for r in rows if r.status == "ok" and not r.notes)
+
+
+def test_a_pareto_front_cut_short_by_the_time_limit_says_so(catalog):
+    import time
+
+    from planner.solve import SolverSettings
+
+    work = resolve_workload(load_spec(EXAMPLES / "llama3-70b-chat.yaml"), catalog)
+    skipped: list[str] = []
+    points = pareto_front(work, catalog, "latency", SolverSettings(deadline=time.monotonic() - 1.0), skipped)
+    assert len(points) == 1 and skipped and "time limit" in skipped[0]
+    full: list[str] = []
+    assert len(pareto_front(work, catalog, "latency", SolverSettings(), full)) > 1 and not full

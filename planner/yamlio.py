@@ -23,8 +23,10 @@ PathKey = tuple[str | int, ...]
 
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-# Bounds on what one input file may make the planner do; the shipped catalogs are far below both.
+# Bounds on what one input file may make the planner do; the shipped catalogs are far below both. A price
+# table may be a whole provider's SkyPilot catalog (tens of MB), so tables get a larger allowance.
 MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_TABLE_BYTES = 256 * 1024 * 1024
 MAX_YAML_VALUES = 1_000_000
 
 
@@ -87,14 +89,14 @@ def _stdin_text(error: type[PlannerError]) -> str:
     return _stdin_cache["text"]
 
 
-def read_text(path: Path, error: type[PlannerError]) -> str:
+def read_text(path: Path, error: type[PlannerError], max_bytes: int = MAX_FILE_BYTES) -> str:
     """A user's text file as UTF-8 (a byte-order mark is dropped); other encodings are refused at their line."""
     name = str(path)
     if name == STDIN:
         return _stdin_text(error)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise error(Problem(f"too large: {path.stat().st_size:,} bytes (at most {MAX_FILE_BYTES:,})", file=name,
+        if path.stat().st_size > max_bytes:
+            raise error(Problem(f"too large: {path.stat().st_size:,} bytes (at most {max_bytes:,})", file=name,
                                 fix="split the file or trim it"))
         raw = path.read_bytes()
     except FileNotFoundError:

@@ -24,7 +24,7 @@ from planner.strict import Strict
 from planner.catalog.loader import Catalog
 from planner.catalog.schema import PRICING_MODELS, Offering, Source
 from planner.errors import CatalogError, Problem, did_you_mean
-from planner.yamlio import load_yaml, read_text, validation_problems
+from planner.yamlio import MAX_TABLE_BYTES, load_yaml, read_text, validation_problems
 
 REQUIRED_COLUMNS = ("InstanceType", "AcceleratorName", "AcceleratorCount", "Price", "Region")
 # No accelerator instance lists near this per hour; a larger figure is a unit slip (cents, per month).
@@ -74,7 +74,7 @@ def _system_for(catalog: Catalog, instance: str, device: str, count: int) -> str
 def read_skypilot_csv(path: Path, catalog: Catalog, provider: str | None = None) -> tuple[list[Offering], list[str]]:
     """Offerings from a SkyPilot-style CSV, and the rows that could not be placed (with why)."""
     name = str(path)
-    text = read_text(path, CatalogError)
+    text = read_text(path, CatalogError, MAX_TABLE_BYTES)
     reader = csv.DictReader(text.splitlines())
     missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from planner.errors import Problem, SpecError
-from planner.yamlio import read_text
+from planner.yamlio import MAX_TABLE_BYTES, read_text
 
 TRACE_COLUMNS = ("arrival_s", "input_tokens", "output_tokens")
 MAX_TRACE_REQUESTS = 1_000_000
@@ -46,7 +46,7 @@ def poisson_requests(rate_per_s: float, count: int, input_tokens: int, output_to
 
 def load_trace(path: Path) -> list[Request]:
     """Requests of a CSV trace; every problem found is reported at once."""
-    text = read_text(path, SpecError)
+    text = read_text(path, SpecError, MAX_TABLE_BYTES)
     reader = csv.DictReader(text.splitlines())
     missing = [c for c in TRACE_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:

@@ -120,6 +120,13 @@ METRIC_LABELS = {
 }
 
 
+def commitment_line(offering, metrics: dict) -> str:
+    """What a reservation commits to: its term and what the term costs at this plan's hourly price."""
+    term = offering.commitment_hours * (metrics.get("usd_per_hour") or 0.0)
+    return (f"{offering.pricing}: commits to {offering.commitment_hours / 8760:g} year(s), ${term:,.0f} over the "
+            "term whether used or not")
+
+
 def render_evaluation(ev: Evaluation, checks: list[ConstraintCheck]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -132,6 +139,8 @@ def render_evaluation(ev: Evaluation, checks: list[ConstraintCheck]) -> None:
                                  "no matching cloud offering and no onprem site: costs omitted"))
     p = c.parallel
     console.print(f"[bold]{c.device}[/bold] on {c.system}, {where}")
+    if c.offering is not None and c.offering.commitment_hours:
+        console.print(commitment_line(c.offering, ev.metrics))
     console.print(f"dp={p.dp} tp={p.tp} pp={p.pp} ep={p.ep}  precision={c.precision}  micro-batch={p.micro_batch}"
                   + (f"  cp={p.cp} zero={p.zero_stage}" + (f" shard-group={p.shard_size}" if p.shard_size < p.dp * p.cp else "")
                      + f" recompute={p.recompute}" if ev.prediction.kind == "training" else ""))
@@ -466,9 +475,7 @@ def render_result(result, checks, work) -> None:
             if o.pricing == "spot":
                 console.print("  " + spot_exposure(work, c, m))
             if o.commitment_hours:
-                term = o.commitment_hours * (m.get("usd_per_hour") or 0.0)
-                console.print(f"  {o.pricing}: commits to {o.commitment_hours / 8760:g} year(s), "
-                              f"${term:,.0f} over the term whether used or not")
+                console.print("  " + commitment_line(o, m))
             idle = devices_paid(c) - c.devices
             if idle:
                 worse = "cost more" if work.spec.objective == "cost" else f"use more {work.spec.objective}"

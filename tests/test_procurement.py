@@ -295,3 +295,10 @@ def test_a_pareto_front_cut_short_by_the_time_limit_says_so(catalog):
     assert len(points) == 1 and skipped and "time limit" in skipped[0]
     full: list[str] = []
     assert len(pareto_front(work, catalog, "latency", SolverSettings(), full)) > 1 and not full
+
+
+def test_estimate_on_a_reservation_states_its_commitment():
+    result = CliRunner().invoke(main, ["estimate", str(EXAMPLES / "llama3-8b-pretrain.yaml"), "--device", "h100-sxm",
+                                       "--dp", "64", "--recompute", "full", "--pricing", "reserved-3y"])
+    assert result.exit_code == 0, result.output
+    assert "reserved-3y: commits to 3 year(s)" in result.output

@@ -37,7 +37,7 @@ from planner.plan import Plan
 from planner.solve import STATUS, SolverSettings, extract_plan, make_solver
 from planner.spec import MAX_DEVICES, OnPremSite, load_spec
 from planner.units import to_bound
-from planner.yamlio import file_kind, load_yaml, parse_document
+from planner.yamlio import load_yaml, parse_document
 
 HOURS_PER_YEAR = 8760.0
 OWNED_PLENTY = 100_000  # per-workload inventory in a fleet: the fleet's own limits decide
@@ -65,10 +65,6 @@ class FleetSpec(Strict):
     buy: BuyOptions | None = None
     inventory: dict[str, Annotated[int, Field(ge=0, le=MAX_DEVICES)]] = {}
     limits: FleetLimits = FleetLimits()
-
-
-def is_fleet_file(path: Path) -> bool:
-    return file_kind(path, SpecError) == "fleet"
 
 
 @dataclass

@@ -19,7 +19,7 @@ from planner.strict import Strict
 from planner.catalog.schema import PricingModel
 from planner.spec import MAX_USD_PER_KWH
 from planner.errors import Problem, SpecError
-from planner.yamlio import file_kind, load_yaml, parse_document
+from planner.yamlio import load_yaml, parse_document
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -167,10 +167,6 @@ class TierSpec(Strict):
         if dup:
             raise ValueError(f"workload names must be unique: {', '.join(dup)}")
         return self
-
-
-def is_tier_file(path: Path) -> bool:
-    return file_kind(path, SpecError) == "tier"
 
 
 def load_tier_spec(path: Path | str) -> TierSpec:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import types
 import typing
+from dataclasses import dataclass
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -46,10 +47,31 @@ def _holds_model(annotation) -> bool:
     return any(_holds_model(a) for a in typing.get_args(annotation))
 
 
-def _numbers_in(value, annotation) -> list[float]:
+@dataclass(frozen=True)
+class _FieldKind:
+    """What the input check needs to know of a field's annotation, worked out once per model class (the
+    catalogs validate thousands of entries at every start-up)."""
+
+    number: bool  # a number, never a boolean
+    numbers: bool  # a list of numbers or a mapping to numbers
+    holds_model: bool  # nested models check their own numbers
+    ceiling: float  # the field's own `le`/`lt`, else MAX_MAGNITUDE
+
+
+def _field_kind(field) -> _FieldKind:
+    ceiling = next((getattr(m, "le", None) or getattr(m, "lt", None) for m in field.metadata
+                    if hasattr(m, "le") or hasattr(m, "lt")), MAX_MAGNITUDE)
+    return _FieldKind(_numeric_only(field.annotation), _numeric_only(field.annotation, items=True),
+                      _holds_model(field.annotation), ceiling)
+
+
+_KINDS: dict[type, dict[str, _FieldKind]] = {}  # per model class (a subclass has fields of its own)
+
+
+def _numbers_in(value, kind: _FieldKind) -> list[float]:
     """The finite numbers a field holds directly (itself, or the items of a list or mapping of numbers);
     nested models check their own, and .inf/.nan are refused as such by pydantic."""
-    if isinstance(value, (dict, list)) and _holds_model(annotation):
+    if isinstance(value, (dict, list)) and kind.holds_model:
         return []
     items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
     return [v for v in items if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
@@ -61,25 +83,31 @@ class Strict(BaseModel):
     # List fields where an empty list would silently mean "every value": the field must be left out instead.
     nonempty_lists: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def _field_kinds(cls) -> dict[str, _FieldKind]:
+        kinds = _KINDS.get(cls)
+        if kinds is None:
+            kinds = _KINDS[cls] = {name: _field_kind(field) for name, field in cls.model_fields.items()}
+        return kinds
+
     @model_validator(mode="before")
     @classmethod
     def _plain_numbers_and_lists(cls, data):
         if isinstance(data, dict):
+            kinds = cls._field_kinds()
             for name, value in data.items():
-                field = cls.model_fields.get(name)
-                if field is None:
+                kind = kinds.get(name)
+                if kind is None:
                     continue
-                if isinstance(value, bool) and _numeric_only(field.annotation):
+                if isinstance(value, bool) and kind.number:
                     raise ValueError(f"`{name}`: give a number, not true/false")
-                if isinstance(value, (dict, list)) and _numeric_only(field.annotation, items=True):
+                if isinstance(value, (dict, list)) and kind.numbers:
                     items = value.values() if isinstance(value, dict) else value
                     if any(isinstance(v, bool) for v in items):
                         raise ValueError(f"`{name}`: give numbers, not true/false")
-                big = [v for v in _numbers_in(value, field.annotation) if abs(v) > MAX_MAGNITUDE]
+                big = [v for v in _numbers_in(value, kind) if abs(v) > MAX_MAGNITUDE]
                 if big:
-                    ceiling = next((getattr(m, "le", None) or getattr(m, "lt", None) for m in field.metadata
-                                    if hasattr(m, "le") or hasattr(m, "lt")), MAX_MAGNITUDE)
-                    raise ValueError(f"`{name}`: too large (got {big[0]:g}): at most {plain_number(ceiling)}")
+                    raise ValueError(f"`{name}`: too large (got {big[0]:g}): at most {plain_number(kind.ceiling)}")
                 if name in cls.nonempty_lists and value == []:
                     raise ValueError(f"`{name}` is empty; leave it out to consider every value, or list some")
         return data

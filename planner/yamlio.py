@@ -75,17 +75,21 @@ STDIN = "-"
 _stdin_cache: dict[str, Any] = {}
 
 
-def _stdin_text(error: type[PlannerError]) -> str:
+def _decoded(raw: bytes, name: str, error: type[PlannerError]) -> str:
+    """UTF-8 with or without a byte-order mark; another encoding is refused at the line of its first bad byte."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(Problem(f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", file=name,
+                            line=raw[:exc.start].count(b"\n") + 1, fix="save it as UTF-8")) from None
+
+
+def _stdin_text(error: type[PlannerError], max_bytes: int) -> str:
     if _stdin_cache.get("stream") is not sys.stdin:  # a new stream (each CliRunner call has its own)
-        raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1) if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
-        if len(raw) > MAX_FILE_BYTES:
-            raise error(Problem(f"too large: more than {MAX_FILE_BYTES:,} bytes", file=STDIN, fix="trim the input"))
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise error(Problem(f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", file=STDIN,
-                                line=raw[:exc.start].count(b"\n") + 1, fix="send UTF-8 text")) from None
-        _stdin_cache.update(stream=sys.stdin, text=text)
+        raw = sys.stdin.buffer.read(max_bytes + 1) if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        if len(raw) > max_bytes:
+            raise error(Problem(f"too large: more than {max_bytes:,} bytes", file=STDIN, fix="trim the input"))
+        _stdin_cache.update(stream=sys.stdin, text=_decoded(raw, STDIN, error))
     return _stdin_cache["text"]
 
 
@@ -93,7 +97,7 @@ def read_text(path: Path, error: type[PlannerError], max_bytes: int = MAX_FILE_B
     """A user's text file as UTF-8 (a byte-order mark is dropped); other encodings are refused at their line."""
     name = str(path)
     if name == STDIN:
-        return _stdin_text(error)
+        return _stdin_text(error, max_bytes)
     try:
         if path.stat().st_size > max_bytes:
             raise error(Problem(f"too large: {path.stat().st_size:,} bytes (at most {max_bytes:,})", file=name,
@@ -104,12 +108,7 @@ def read_text(path: Path, error: type[PlannerError], max_bytes: int = MAX_FILE_B
     except OSError as exc:
         raise error(Problem(f"cannot read: {exc.strerror or exc.__class__.__name__}", file=name,
                             fix="check the path and its permissions")) from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise error(Problem(f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", file=name, line=line,
-                            fix="save the file as UTF-8")) from None
+    return _decoded(raw, name, error)
 
 
 def _expanded_size_exceeds(data: Any, budget: int) -> bool:
@@ -222,8 +221,8 @@ def validation_problems(
         # pydantic inserts the tag of a discriminated union into loc; users never wrote it.
         loc = tuple(p for p in err["loc"] if p not in ("llm", "vision", "training", "serving", "vision-inference"))
         named = re.match(r"Value error, `(\w+)`: (.*)", err["msg"]) if err["type"] == "value_error" else None
-        if named:  # a model-level check about one of its fields: report it at that field
-            loc, err = loc + (named.group(1),), {**err, "msg": named.group(2), "input": {}}  # the message shows it
+        if named:  # a model-level check about one of its fields: report it at that field, its message whole
+            loc, err = loc + (named.group(1),), {**err, "msg": named.group(2)}
         full = prefix + loc
         fix = None
         if err["type"] == "extra_forbidden":
@@ -236,7 +235,7 @@ def validation_problems(
             fix = f"add `{loc[-1]}`"
         else:
             got = err.get("input")
-            shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+            shown = "" if named or isinstance(got, (dict, list)) else f" (got {got!r})"
             message = f"{err['msg']}{shown}"
             if err["type"] in ("less_than_equal", "less_than"):
                 ceiling = (err.get("ctx") or {}).get("le", (err.get("ctx") or {}).get("lt"))

@@ -33,6 +33,7 @@ from planner.evaluate import (
     evaluate,
     matching_offerings,
     owned_hardware_allowed,
+    serving_engine,
     site_facts,
     structural_issues,
     with_offering,
@@ -40,7 +41,6 @@ from planner.evaluate import (
 from planner.perf.power import SiteFacts
 from planner.perf.roofline import achievable_bandwidth, achievable_flops
 from planner.perf.serving import (
-    EngineParams,
     ReplicaProfile,
     max_rate,
     replica_profile,
@@ -475,7 +475,7 @@ def _replica_variants(work, catalog, device, family, system, precision, par, tab
     full = family.power_at_full_load.value
     engine = None
     if work.kind == "serving":
-        engine = EngineParams.of(catalog.engine(w.engine), device, dpr)
+        engine = serving_engine(w, catalog, device, dpr)
 
         def profile(batch: int) -> ReplicaProfile:
             return replica_profile(work.footprint, input_tokens=w.traffic.input_tokens,

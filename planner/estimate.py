@@ -13,9 +13,9 @@ from planner.evaluate import (
     choose_system_and_offering,
     evaluate,
     resolve_workload,
+    serving_engine,
     structural_issues,
 )
-from planner.perf.serving import EngineParams
 from planner.perf.types import Parallel
 from planner.spec import WorkloadSpec
 
@@ -35,7 +35,7 @@ def estimate_configuration(spec: WorkloadSpec, catalog: Catalog, *, spec_file: s
     kind = spec.workload.kind
     if micro_batch is None and kind == "serving":
         # The engine's own default cap on running sequences, as a launch without the flag would run.
-        micro_batch = EngineParams.of(catalog.engine(spec.workload.engine), catalog.accelerators[device], tp * pp).max_num_seqs
+        micro_batch = serving_engine(spec.workload, catalog, catalog.accelerators[device], tp * pp).max_num_seqs
     elif micro_batch is None:
         micro_batch = 1
     if kind != "training" and cp > 1:

@@ -211,7 +211,7 @@ def evaluate(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> Evalu
                                 adapter=w.adapter.to_perf() if w.adapter else None)
         utilization = 1.0
     elif isinstance(w, ServingWorkload):
-        engine = EngineParams.of(catalog.engine(w.engine), device, par.tp * par.pp)
+        engine = serving_engine(w, catalog, device, par.tp * par.pp)
         pred = predict_serving(work.footprint, requests_per_s=w.traffic.requests_per_s, input_tokens=w.traffic.input_tokens,
                                output_tokens=w.traffic.output_tokens, par=par, precision=cand.precision, device=device,
                                family=family, system=system, engine=engine,
@@ -229,6 +229,11 @@ def evaluate(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> Evalu
     return Evaluation(candidate=cand, prediction=pred, economics=econ, metrics=_metrics(work, cand, system, pred, econ))
 
 
+def serving_engine(w: ServingWorkload, catalog: Catalog, device, ranks: int) -> EngineParams:
+    """The workload's engine as it runs on `ranks` devices of `device`, with the launch's KV cache dtype."""
+    return EngineParams.of(catalog.engine(w.engine), device, ranks, kv_cache_dtype=w.kv_cache_dtype)
+
+
 def serving_profile(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> ReplicaProfile:
     """One replica of a serving candidate as the engine runs it: what the simulator replays."""
     w = work.spec.workload
@@ -237,7 +242,7 @@ def serving_profile(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -
     return replica_profile(work.footprint, input_tokens=w.traffic.input_tokens, output_tokens=w.traffic.output_tokens,
                            par=par, precision=cand.precision, device=device, family=catalog.family_of(device),
                            system=catalog.systems[cand.system],
-                           engine=EngineParams.of(catalog.engine(w.engine), device, par.tp * par.pp))
+                           engine=serving_engine(w, catalog, device, par.tp * par.pp))
 
 
 def site_facts(spec: WorkloadSpec, catalog: Catalog, offering: Offering | None) -> SiteFacts:

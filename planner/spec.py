@@ -105,6 +105,9 @@ class ServingWorkload(Strict):
     slo: ServingSLO = ServingSLO()
     engine: str | None = Field(default=None, description="serving engine: vllm | sglang | trtllm (default: the "
                                "catalog's default, vllm); see `planner catalog list engines`")
+    kv_cache_dtype: Literal["auto", "fp8", "bf16", "fp16"] = Field(
+        default="auto", description="the KV cache's element type, as the engine's --kv-cache-dtype: auto keeps the "
+                                    "engine's default for the weights (see `planner catalog list engines`)")
 
 
 class VisionWorkload(Strict):

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from planner.catalog.loader import load_catalogs
 from planner.perf.comm import all_reduce_s
-from planner.perf.serving import EngineParams, latencies_at, max_rate, predict_serving, replica_profile
+from planner.perf.serving import (
+    EngineParams,
+    kv_bytes_per_token_per_device,
+    latencies_at,
+    max_rate,
+    predict_serving,
+    replica_profile,
+)
 from planner.perf.shapes import llm_footprint
 from planner.perf.types import Parallel
 from planner.simulate import poisson_requests, simulate
 
 CAT = load_catalogs()
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def bare_profile(fp, device, family, system, *, tp=1, batch=1, i=1000, o=100, engine=None, precision="bf16"):
@@ -213,3 +222,29 @@ def test_every_latency_grows_with_the_running_batch(model, system_id, tp, cap, i
             for m, a, b in zip(METRICS, previous, now):
                 assert b >= a * (1 - 0.01), (m, k, a, b)
         previous = now
+
+
+def test_a_launch_that_names_its_kv_cache_dtype_holds_that_many_bytes_per_token():
+    """`workload.kv_cache_dtype: fp8` on 16-bit weights (vLLM --kv-cache-dtype fp8) halves the cache per token,
+    so twice the sequences fit and long-context decode reads half the bytes; auto keeps the engine's rule."""
+    from planner.estimate import estimate_configuration
+    from planner.spec import load_spec
+
+    base = load_spec(EXAMPLES / "llama3-70b-chat.yaml")
+
+    def run(kv: str):
+        w = base.workload.model_copy(update={"kv_cache_dtype": kv, "engine": "vllm"})
+        spec = base.model_copy(update={"workload": w})
+        evaluation, _ = estimate_configuration(spec, CAT, spec_file=None, device="h100-sxm", tp=4, dp=4,
+                                               precision="bf16")
+        return evaluation.prediction
+
+    auto, fp8 = run("auto"), run("fp8")
+    assert run("bf16").max_batch_fit == auto.max_batch_fit  # vLLM's auto is the weights' dtype
+    assert fp8.max_batch_fit >= 1.9 * auto.max_batch_fit
+    assert fp8.tpot_s < auto.tpot_s
+    fp = llm_footprint(CAT.models["llama-3.1-70b"].shape)
+    per_token = {kv: kv_bytes_per_token_per_device(fp, "bf16", Parallel(tp=4), replace(EngineParams.bare(),
+                                                                                       kv_cache_dtype=kv))
+                 for kv in ("auto", "fp8")}
+    assert per_token["fp8"] == pytest.approx(per_token["auto"] / 2)

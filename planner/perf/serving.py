@@ -47,6 +47,11 @@ ACTIVATION_BYTES = 2.0
 Z99 = 2.326  # standard normal 99th percentile
 
 
+# Bytes per KV element when the launch names the cache's dtype (vLLM/SGLang --kv-cache-dtype, TensorRT-LLM
+# kv_cache_config.dtype).
+KV_DTYPE_BYTES = {"fp8": 1.0, "bf16": 2.0, "fp16": 2.0}
+
+
 @dataclass(frozen=True)
 class EngineParams:
     """The engine facts the model reads for one device and replica size, in SI units (see
@@ -70,9 +75,11 @@ class EngineParams:
     allreduce_base_s: float
     runtime_overhead_bytes: float | None  # None: the device family's framework overhead
     allreduce_bw_efficiency: float | None  # None: the family's collective efficiency
+    kv_cache_dtype: str = "auto"  # the launch's --kv-cache-dtype; auto: the engine's default for the weights
 
     @classmethod
-    def of(cls, engine: Engine, device: Accelerator, ranks: int = 1, offline: bool = False) -> "EngineParams":
+    def of(cls, engine: Engine, device: Accelerator, ranks: int = 1, offline: bool = False,
+           kv_cache_dtype: str = "auto") -> "EngineParams":
         def get(value) -> float:
             return value.resolve(device.memory_gb, device.id, offline, ranks)
 
@@ -89,7 +96,7 @@ class EngineParams:
                    request_overhead_s=get(engine.request_overhead_ms) / 1e3,
                    allreduce_base_s=get(engine.allreduce_base_us) / 1e6,
                    runtime_overhead_bytes=get(engine.runtime_overhead_gib) * GIB,
-                   allreduce_bw_efficiency=get(engine.allreduce_bw_efficiency))
+                   allreduce_bw_efficiency=get(engine.allreduce_bw_efficiency), kv_cache_dtype=kv_cache_dtype)
 
     @classmethod
     def bare(cls) -> "EngineParams":
@@ -111,6 +118,8 @@ class EngineParams:
 
 
 def kv_bytes_per_elem(precision: str, engine: EngineParams) -> float:
+    if engine.kv_cache_dtype != "auto":
+        return KV_DTYPE_BYTES[engine.kv_cache_dtype]
     return 1.0 if precision in ("fp8", "int8", "fp4") and engine.fp8_kv_with_fp8_weights else 2.0
 
 

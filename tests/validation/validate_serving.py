@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 from planner.catalog.loader import Catalog, load_catalogs
-from planner.perf.serving import EngineParams, latencies_at, replica_profile
+from planner.perf.serving import KV_DTYPE_BYTES, EngineParams, latencies_at, replica_profile
 from planner.perf.shapes import llm_footprint
 from planner.perf.types import Parallel
 from planner.simulate import poisson_requests, simulate
@@ -88,6 +88,7 @@ class Row:
     par: Parallel
     replicas: int
     devices: int
+    fitted: bool = True  # False: scored, never fitted (see load_rows)
 
 
 @dataclass
@@ -102,6 +103,7 @@ class Case:
     quantity: str
     published: float
     predicted: float
+    fitted: bool = True
 
     @property
     def error(self) -> float:
@@ -163,13 +165,19 @@ def load_rows(catalog: Catalog) -> tuple[list[Row], list[tuple[str, str]]]:
                 skipped.append((rid, f"tp x pp = {tp * pp} spans nodes of {system_id}, which has no scale-out network"))
                 continue
             ep = int(par_in.get("ep", 1))
-            if ep > 1:
-                # TensorRT-LLM's DEPn columns: attention data parallel with expert parallel, a layout the
+            if ep > 1 or par_in.get("attention_dp"):
+                # TensorRT-LLM's DEPn columns and SGLang's --enable-dp-attention: attention data parallel, a layout the
                 # planner does not model yet (the MoE-layouts issue); scoring them as TP would blame the wrong term.
-                skipped.append((rid, "attention data parallel + expert parallel (DEP) layout not modelled"))
+                skipped.append((rid, "attention data parallel layout (DEP, --enable-dp-attention) not modelled"))
                 continue
+            # MLA models (DeepSeek-V3/R1) are scored but never fitted: their decode runs absorbed-latent attention
+            # and fine-grained fused-MoE kernels whose speed changed release by release (vLLM 0.7 to SGLang 0.5 differ
+            # 2-4x on the same GPUs), a term the model lacks; fitting engine and family parameters on them would move
+            # every dense prediction to absorb it.
+            fitted = catalog.models[model].shape.mla is None
             rows.append(Row(raw, source_group(raw), engine, model, system_id, precision,
-                            Parallel(tp=tp, pp=pp, ep=ep if ep == tp else 1, dp=1), max(1, devices // (tp * pp)), devices))
+                            Parallel(tp=tp, pp=pp, ep=ep if ep == tp else 1, dp=1), max(1, devices // (tp * pp)), devices,
+                            fitted))
     return rows, skipped
 
 
@@ -197,6 +205,12 @@ def _scenario(raw: dict) -> str:
     return "static_batch" if raw.get("batch") else "offline"
 
 
+def _kv_cache_dtype(raw: dict) -> str:
+    """The KV dtype the run launched with (fp8_e5m2 and fp8_e4m3 are both one byte); unstated: the engine's default."""
+    stated = str(raw.get("kv_cache_dtype") or "auto")
+    return "fp8" if stated.startswith("fp8") else stated if stated in KV_DTYPE_BYTES else "auto"
+
+
 def with_parameters(catalog: Catalog, row: Row, params: dict, offline: bool) -> tuple[EngineParams, object]:
     device = catalog.accelerators[catalog.systems[row.system].accelerator]
     entry = catalog.engines[row.engine]
@@ -204,7 +218,7 @@ def with_parameters(catalog: Catalog, row: Row, params: dict, offline: bool) -> 
     updates = {name: getattr(entry, name).model_copy(update={"value": value, "rules": []})
                for (kind, owner, name), value in params.items() if kind == "engine" and owner == row.engine}
     engine = EngineParams.of(entry.model_copy(update=updates) if updates else entry, device, row.par.tp * row.par.pp,
-                             offline)
+                             offline, kv_cache_dtype=_kv_cache_dtype(row.raw))
     family = catalog.family_of(device)
     fam_updates = {name: getattr(family, name).model_copy(update={"value": value}) if getattr(family, name) is not None
                    else family.memory_bw_efficiency.model_copy(update={"value": value})
@@ -253,7 +267,9 @@ def predict_row(catalog: Catalog, row: Row, params: dict, simulate_overload: boo
     device = catalog.accelerators[system.accelerator]
     fp = llm_footprint(catalog.models[row.model].shape)
     i, o = int(raw["input_tokens"]), int(raw["output_tokens"])
-    cap = int(raw.get("batch") or raw.get("concurrency") or engine.max_num_seqs)
+    # N closed-loop clients never hold more than N sequences, but the engine's cap is still its own
+    # max_num_seqs: taking N as the cap would queue the N-th client for a slot it already holds.
+    cap = int(raw.get("batch") or engine.max_num_seqs)
     if scenario == "offline" and row.engine.startswith("trtllm") and not raw.get("batch"):
         cap, tokens = trtllm_bench_settings(fp, row, device, i, o)
         engine = replace(engine, max_num_seqs=cap, max_step_tokens=tokens, memory_fraction=BENCH_KV_FRACTION)
@@ -333,6 +349,8 @@ def cases_of(catalog: Catalog, rows: list[Row], params: dict, simulate_overload:
                 continue
             if quantity == "tokens/s" and key == "output_tokens_per_s" and "output_tokens_per_s_per_device" in measured:
                 continue
+            if key == "itl_mean_ms" and "tpot_mean_ms" in measured:
+                continue  # one figure per quantity: TPOT when a row prints both
             published = float(measured[key]) / (row.devices if key == "output_tokens_per_s" else 1)
             if quantity == "tokens/s" and _scenario(raw) == "online_rate":
                 quantity = "tokens/s@rate"  # the offered rate's throughput, not the maximum
@@ -342,7 +360,7 @@ def cases_of(catalog: Catalog, rows: list[Row], params: dict, simulate_overload:
             if not math.isfinite(value) or value <= 0:
                 value = 1e9 if quantity != "tokens/s" else 1e-9
             cases.append(Case(raw["id"], row.source, row.engine, raw["device"], row.par.tp, int(raw["output_tokens"]),
-                              _scenario(raw), quantity, published, value))
+                              _scenario(raw), quantity, published, value, row.fitted))
     return cases
 
 
@@ -381,6 +399,7 @@ def fit(catalog: Catalog, rows: list[Row], sweeps: int = 2, from_catalog: bool =
     """The better of two coordinate descents: from the catalog's values and from the physical priors.
     Leave-one-source-out folds start from the priors alone: the catalog's values were fitted on every row,
     the held-out source's included."""
+    rows = [r for r in rows if r.fitted]
     keys = [k for k in parameter_keys(catalog, rows) if _owned_rows(catalog, rows, k)]
     starts = [{k: PARAMETERS[k[2]][2] for k in keys}]
     if from_catalog:
@@ -391,8 +410,11 @@ def fit(catalog: Catalog, rows: list[Row], sweeps: int = 2, from_catalog: bool =
 
 def _descend(catalog: Catalog, rows: list[Row], keys: list, params: dict, sweeps: int) -> tuple[dict, float]:
     """Each parameter tries its grid, then halves the step around the best value twice; sweeps repeat
-    until nothing improves."""
-    best = loss(cases_of(catalog, rows, params))
+    until nothing improves. A trial re-predicts only the rows its parameter can move (its engine's or
+    family's); the others keep their cases from the current best."""
+    by_row = {id(r): cases_of(catalog, [r], params) for r in rows}
+    best = loss([c for cs in by_row.values() for c in cs])
+    owned = {key: _owned_rows(catalog, rows, key) for key in keys}
     for _ in range(sweeps):
         improved = False
         for key in keys:
@@ -400,15 +422,19 @@ def _descend(catalog: Catalog, rows: list[Row], keys: list, params: dict, sweeps
             lo, hi = min(grid), max(grid)
             candidates = list(grid)
             step = (hi - lo) / (len(grid) - 1)
+            moved = {id(r) for r in owned[key]}
+            kept = [c for rid, cs in by_row.items() if rid not in moved for c in cs]
             for _refine in range(2):
                 for value in candidates:
                     value = min(hi, max(lo, value))
                     if value == params[key]:
                         continue
                     trial = {**params, key: value}
-                    score = loss(cases_of(catalog, rows, trial))
+                    trial_rows = {id(r): cases_of(catalog, [r], trial) for r in owned[key]}
+                    score = loss(kept + [c for cs in trial_rows.values() for c in cs])
                     if score < best - 1e-7:
                         best, params, improved = score, trial, True
+                        by_row.update(trial_rows)
                 step /= 2
                 candidates = [params[key] - step, params[key] + step]
         if not improved:
@@ -439,6 +465,7 @@ def summarize(cases: list[Case], title: str) -> None:
         "tp": lambda c: f"tp{c.tp}",
         "output": lambda c: "out>=2000" if c.output_tokens >= 2000 else ("out<=256" if c.output_tokens <= 256 else "out 257-1999"),
         "scenario": lambda c: c.scenario,
+        "fitted": lambda c: "fitted rows" if c.fitted else "scored only (MLA)",
     }
     print(f"{'slice':34} {'n':>4} {'median|e|':>9} {'p90|e|':>7} {'max|e|':>7} {'bias':>7}")
     for name, key in slices.items():

@@ -36,7 +36,8 @@ def bare_profile(fp, device, family, system, *, tp=1, batch=1, i=1000, o=100, en
 def test_decode_step_is_the_sum_of_kernel_rooflines(llama_shape, device, family, system):
     fp = llm_footprint(llama_shape)
     prof = bare_profile(fp, device, family, system)
-    weights = fp.total_params * 2
+    # Every weight but the input embedding table, of which a step reads only its tokens' rows.
+    weights = (fp.total_params - (fp.embedding_params if fp.lm_head_params else 0.0)) * 2
     kv = (1000 + 50) * fp.kv_bytes_per_token(2.0)
     linear = max(weights / (2000e9 * 0.8), 2 * fp.active_params / (1000e12 * 0.5))
     attention = max(kv / (2000e9 * 0.8), fp.attention_flops_per_token(1050) / (1000e12 * 0.5))
@@ -248,3 +249,26 @@ def test_a_launch_that_names_its_kv_cache_dtype_holds_that_many_bytes_per_token(
                                                                                        kv_cache_dtype=kv))
                  for kv in ("auto", "fp8")}
     assert per_token["fp8"] == pytest.approx(per_token["auto"] / 2)
+
+
+def test_quantized_checkpoints_keep_the_vocabulary_tables_16_bit():
+    """Data-centre FP8 / INT4 / NVFP4 checkpoints leave the embedding and output head unquantized (source Q1): memory holds
+    both at 2 bytes, a decode step streams the head at 2 bytes and never the input table."""
+    from planner.perf.serving import streamed_dense_bytes, weight_bytes_per_device
+
+    fp = llm_footprint(CAT.models["llama-3.1-8b"].shape)  # untied: 525M-parameter table and head
+    dc = EngineParams.of(CAT.engine("vllm"), CAT.accelerators["h100-sxm"])
+    vocab = fp.embedding_params + fp.lm_head_params
+    assert fp.lm_head_params == fp.embedding_params == 128256 * 4096
+    assert weight_bytes_per_device(fp, "fp8", Parallel(), dc) == pytest.approx((fp.total_params - vocab) * 1.0 + vocab * 2.0)
+    assert weight_bytes_per_device(fp, "bf16", Parallel(tp=2), dc) == pytest.approx(fp.total_params * 2.0 / 2)
+    assert streamed_dense_bytes(fp, "fp8", 1, dc) == pytest.approx((fp.total_params - vocab) + 2.0 * fp.lm_head_params)
+    assert streamed_dense_bytes(fp, "bf16", 4, dc) == pytest.approx((fp.total_params - fp.embedding_params) * 2.0 / 4)
+    tied = llm_footprint(CAT.models["llama-3.2-1b"].shape)
+    assert tied.lm_head_params == 0 and tied.embedding_params > 0
+    # A tied table is read once a step, as the head.
+    assert streamed_dense_bytes(tied, "fp8", 1, dc) == pytest.approx(tied.total_params - tied.embedding_params
+                                                                     + 2.0 * tied.embedding_params)
+    # Edge formats (GGUF, MLC) quantize the tables with the rest.
+    assert streamed_dense_bytes(fp, "int4", 1, EngineParams.bare()) == pytest.approx(
+        (fp.total_params - fp.embedding_params) * 0.5)

@@ -76,6 +76,9 @@ class EngineParams:
     runtime_overhead_bytes: float | None  # None: the device family's framework overhead
     allreduce_bw_efficiency: float | None  # None: the family's collective efficiency
     kv_cache_dtype: str = "auto"  # the launch's --kv-cache-dtype; auto: the engine's default for the weights
+    # Whether the checkpoint format quantizes the embedding and output head with the rest: edge formats do
+    # (llama.cpp's Q4_K_M stores the head as Q6_K, MLC's q4f16 groups-quantizes both); data-centre ones do not.
+    quantized_vocab: bool = False
 
     @classmethod
     def of(cls, engine: Engine, device: Accelerator, ranks: int = 1, offline: bool = False,
@@ -106,7 +109,7 @@ class EngineParams:
                    memory_fraction_of="total", memory_fraction=1.0, reserved_bytes=0.0, kv_block_tokens=1,
                    kv_admission="reserve_max", fp8_kv_with_fp8_weights=True, step_overhead_s=0.0,
                    step_overhead_per_seq_s=0.0, layer_overhead_s=0.0, request_overhead_s=0.0, allreduce_base_s=0.0,
-                   runtime_overhead_bytes=None, allreduce_bw_efficiency=None)
+                   runtime_overhead_bytes=None, allreduce_bw_efficiency=None, quantized_vocab=True)
 
     def step_budget(self, input_tokens: int, batch: int) -> float:
         """Tokens a step may carry. Without chunked prefill a whole prompt must fit beside the decode
@@ -141,8 +144,30 @@ def serving_structural_problems(fp: LLMFootprint, par: Parallel, system: System,
     return problems
 
 
-def weight_bytes_per_device(fp: LLMFootprint, precision: str, par: Parallel) -> float:
-    return fp.total_params * BYTES_PER_ELEMENT[precision] / (par.tp * par.pp)
+def vocab_bytes_per_elem(precision: str, engine: EngineParams) -> float:
+    """Data-centre checkpoints keep the embedding table and output head 16-bit when they quantize: ModelOpt's
+    FP8, INT4-AWQ and NVFP4 configs disable every `*lm_head*` quantizer (modelopt/torch/quantization/config.py,
+    _default_disabled_quantizer_cfg; source Q1), vLLM's online FP8 leaves its ParallelLMHead unquantized, and
+    an embedding is a lookup table, not a quantized linear layer."""
+    bpe = BYTES_PER_ELEMENT[precision]
+    return bpe if engine.quantized_vocab else max(bpe, 2.0)
+
+
+def weight_bytes_per_device(fp: LLMFootprint, precision: str, par: Parallel, engine: EngineParams) -> float:
+    vocab = fp.embedding_params + fp.lm_head_params
+    return ((fp.total_params - vocab) * BYTES_PER_ELEMENT[precision] + vocab * vocab_bytes_per_elem(precision, engine)
+            ) / (par.tp * par.pp)
+
+
+def streamed_dense_bytes(fp: LLMFootprint, precision: str, shards: int, engine: EngineParams) -> float:
+    """Non-expert weight bytes one decode step reads per device: every layer and the output head, but not the
+    input embedding table, of which a step looks up only its tokens' rows (a tied table is read once, as the
+    head)."""
+    expert_total = fp.expert_params_total if fp.is_moe else 0.0
+    vocab = fp.embedding_params + fp.lm_head_params
+    head = fp.lm_head_params or fp.embedding_params
+    body = fp.total_params - expert_total - vocab
+    return (body * BYTES_PER_ELEMENT[precision] + head * vocab_bytes_per_elem(precision, engine)) / shards
 
 
 @dataclass(frozen=True)
@@ -247,7 +272,7 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
     kv_eff = (family.kv_read_efficiency or family.memory_bw_efficiency).value
     return StepCost(
         pp=par.pp,
-        dense_bytes=(fp.total_params - expert_total) * bpe / shards,
+        dense_bytes=streamed_dense_bytes(fp, precision, shards, engine),
         expert_bytes=expert_total * bpe / shards,
         expert_share=(fp.top_k / fp.experts) if fp.is_moe else 0.0,
         linear_flops_per_token=2.0 * fp.active_params / shards,
@@ -591,7 +616,7 @@ def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, 
     engine = engine or EngineParams.bare()
     cost = step_cost(fp, par=par, precision=precision, device=device, family=family, system=system, engine=engine,
                      input_tokens=input_tokens)
-    weights_dev = weight_bytes_per_device(fp, precision, par)
+    weights_dev = weight_bytes_per_device(fp, precision, par, engine)
     kv_tok_dev = kv_bytes_per_token_per_device(fp, precision, par, engine)
     framework = engine.runtime_overhead_bytes if engine.runtime_overhead_bytes is not None else (
         family.framework_overhead_gib * GIB)

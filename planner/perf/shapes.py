@@ -83,6 +83,8 @@ class LLMFootprint:
     top_k: int
     gated: bool
     kv_shardable_by_tp: bool
+    embedding_params: float = 0.0  # the input table (also the output head when tied)
+    lm_head_params: float = 0.0  # an untied output head (0 when tied)
 
     def attention_flops_per_token(self, context: float) -> float:
         """Forward FLOPs of QK^T and AV for one token attending over `context` tokens (all layers)."""
@@ -130,6 +132,8 @@ def llm_footprint(shape: LLMShape) -> LLMFootprint:
         top_k=top_k,
         gated=shape.gated_mlp,
         kv_shardable_by_tp=shape.kv_cache_elems_per_token_per_layer is None,
+        embedding_params=float(c.embedding_params),
+        lm_head_params=float(c.lm_head_params),
     )
 
 

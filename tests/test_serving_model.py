@@ -272,3 +272,20 @@ def test_quantized_checkpoints_keep_the_vocabulary_tables_16_bit():
     # Edge formats (GGUF, MLC) quantize the tables with the rest.
     assert streamed_dense_bytes(fp, "int4", 1, EngineParams.bare()) == pytest.approx(
         (fp.total_params - fp.embedding_params) * 0.5)
+
+
+def test_tp_sharded_gemms_reach_less_of_peak_by_the_training_measured_half_dim():
+    from planner.perf.serving import step_cost
+    from planner.perf.training import gemm_shape_slowdown
+
+    fp = llm_footprint(CAT.models["llama-3.1-70b"].shape)
+    device = CAT.accelerators["h100-sxm"]
+    family = CAT.family_of(device)
+    system = CAT.systems["hgx-h100-8"]
+    engine = EngineParams.of(CAT.engine("vllm"), device)
+    rate = {tp: step_cost(fp, par=Parallel(tp=tp), precision="fp8", device=device, family=family, system=system,
+                          engine=engine).gemm_flops for tp in (1, 8)}
+    # TP8 leaves 1,280-wide QKV and 1,024-deep output projections: ~5% slower per FLOP on Hopper (half 192).
+    assert rate[8] / rate[1] == pytest.approx(gemm_shape_slowdown(fp, 1, math.inf, family)
+                                              / gemm_shape_slowdown(fp, 8, math.inf, family))
+    assert 0.9 < rate[8] / rate[1] < 0.97

@@ -40,6 +40,7 @@ from planner.catalog.topology import group_link
 from planner.perf.comm import all_reduce_lines, all_to_all_s, p2p_s
 from planner.perf.roofline import achievable_bandwidth, matmul_efficiency, peak_flops
 from planner.perf.shapes import LLMFootprint, model_split_problems
+from planner.perf.training import gemm_shape_slowdown
 from planner.perf.types import MemoryBreakdown, Parallel, Prediction
 from planner.units import BYTES_PER_ELEMENT, GIB
 
@@ -269,6 +270,10 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
                 else matmul_efficiency(family, precision))
     if precision == "fp4" and family.inference_fp4_matmul_efficiency is not None:
         gemm_eta = family.inference_fp4_matmul_efficiency.value
+    # TP-sharded GEMMs are narrower (TP8 leaves a 70B model 1,280-wide QKV and 1,024-deep output projections)
+    # and reach less of peak, by the family's gemm_half_dim that training runs measure. The token side is left
+    # out: a decode GEMM of a few tokens is bound by its weight reads, which the roofline already charges.
+    gemm_eta /= gemm_shape_slowdown(fp, par.tp, math.inf, family)
     kv_eff = (family.kv_read_efficiency or family.memory_bw_efficiency).value
     return StepCost(
         pp=par.pp,

@@ -211,6 +211,15 @@ class StepCost:
     def _allreduce_lines(self) -> tuple[float, float, float, float]:
         return all_reduce_lines(self.tp_link, self.engine.allreduce_bw_efficiency or self.comm_efficiency)
 
+    @cached_property
+    def _rates(self) -> tuple[float, float, float, float, float]:
+        """Per-unit times every step multiplies (rate searches evaluate steps by the hundred thousand): the
+        dense weight read, GEMM time per token, KV read per held token, attention per (query, key) pair, and
+        the stage's per-layer kernel cost."""
+        return (self.dense_bytes / self.bw, self.linear_flops_per_token / self.gemm_flops,
+                self.kv_bytes_per_token / self.kv_bw, self.attn_flops_per_pair / self.attn_flops,
+                self.layers * self.engine.layer_overhead_s)
+
     def _allreduce(self, tokens: float) -> float:
         if self.allreduces == 0 or tokens <= 0:
             return 0.0
@@ -224,21 +233,20 @@ class StepCost:
     def _stage_terms(self, decode_seqs: float, context_tokens: float, prefill_tokens: float,
                      prefill_pairs: float) -> tuple[float, float, float, float, float]:
         """One stage's kernel times for its share of the step (already divided by pp), as STAGE_TERMS."""
+        weights_s, gemm_per_token, kv_per_token, attn_per_pair, layers_s = self._rates
         tokens = decode_seqs + prefill_tokens
-        weights = self.dense_bytes
         if self.expert_bytes:
-            weights += self.expert_bytes * (1.0 - (1.0 - self.expert_share) ** tokens)
-        linear = self._roofline(weights / self.bw, tokens * self.linear_flops_per_token / self.gemm_flops)
-        kv = self._roofline(context_tokens * self.kv_bytes_per_token / self.kv_bw,
-                            context_tokens * self.attn_flops_per_pair / self.attn_flops)
-        prefill_attn = prefill_pairs * self.attn_flops_per_pair / self.attn_flops
+            weights_s += self.expert_bytes * (1.0 - (1.0 - self.expert_share) ** tokens) / self.bw
+        linear = self._roofline(weights_s, tokens * gemm_per_token)
+        kv = self._roofline(context_tokens * kv_per_token, context_tokens * attn_per_pair)
+        prefill_attn = prefill_pairs * attn_per_pair
         comm = self._allreduce(tokens)
         if self.ep_link is not None:
             msg = tokens * self.hidden_bytes_per_token * self.top_k
             comm += self.allreduces * all_to_all_s(self.ep_link, msg, self.comm_efficiency)
         if self.pp_link is not None:
             comm += p2p_s(self.pp_link, tokens * self.hidden_bytes_per_token, self.comm_efficiency)
-        return linear, kv, prefill_attn, comm, self.layers * self.engine.layer_overhead_s
+        return linear, kv, prefill_attn, comm, layers_s
 
     def stage_parts(self, decode_seqs: float, context_tokens: float, prefill_tokens: float,
                     prefill_pairs: float) -> dict[str, float]:

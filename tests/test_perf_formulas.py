@@ -173,16 +173,19 @@ def test_activation_memory_follows_korthikanti(gpt_shape, family):
     assert full - logits == pytest.approx(L * 2 * s * b * h)
 
 
-def test_torus_ring_uses_one_port_per_neighbour(system):
+def test_torus_rings_run_both_ways_on_every_axis_the_group_spans(system):
     from planner.catalog.schema import ScaleUp
 
     torus = system.model_copy(update={"id": "torus-16", "devices_per_node": 4, "scaleout": None,
                                       "scaleup": ScaleUp(topology="torus-2d", domain_devices=16, link_gb_per_s=100.0,
                                                          hop_latency_us=1.0, torus_dims=[4, 4])})
-    row = group_link(torus, 4, 1)  # a full row of the 4x4 torus: a ring over wrap-around links
-    assert row.bw_bytes_per_s == pytest.approx(100e9 / 4) and row.hops == 1
+    # A full row of the 4x4 torus: rings both ways over its wrap-around links, one port each way (100 / 4).
+    row = group_link(torus, 4, 1)
+    assert row.bw_bytes_per_s == pytest.approx(2 * 100e9 / 4) and row.hops == 1
     column = group_link(torus, 4, 4)  # stride 4 walks the second dimension
-    assert column.bw_bytes_per_s == pytest.approx(100e9 / 4) and column.hops == 1
+    assert column.bw_bytes_per_s == pytest.approx(2 * 100e9 / 4) and column.hops == 1
+    # The whole 4x4: both axes at once, both ways (source T1: n axes give n times the bandwidth).
+    assert group_link(torus, 16, 1).bw_bytes_per_s == pytest.approx(4 * 100e9 / 4)
     half = group_link(torus, 2, 1)  # two neighbours of a row that has no wrap-around of its own
     assert half.hops == 1
 

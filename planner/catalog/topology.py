@@ -205,6 +205,30 @@ def _ring_orders(members: list[int], domain: int) -> list[list[int]]:
     return rings
 
 
+def _torus_axis_rings(members: list[int], shape: list[int]) -> list[list[list[int]]]:
+    """A TPU collective over a torus group, per axis it spans: the rings of members that differ only along
+    that axis, each run both ways (source T1: ICI links are bidirectional; an AllGather over one axis takes
+    V / W_ici with W_ici the bidirectional bandwidth, over n axes n times the bandwidth)."""
+    coords = {}
+    for m in members:
+        rest, coord = m, []
+        for d in shape:
+            coord.append(rest % d)
+            rest //= d
+        coords[m] = tuple(coord)
+    axes = [a for a in range(len(shape)) if len({c[a] for c in coords.values()}) > 1]
+    per_axis = []
+    for axis in axes:
+        lines: dict[tuple, list[int]] = {}
+        for m in members:
+            lines.setdefault(coords[m][:axis] + coords[m][axis + 1:], []).append(m)
+        rings = [sorted(line, key=lambda m: coords[m][axis]) for line in lines.values() if len(line) > 1]
+        if rings:
+            per_axis.append(rings + [list(reversed(r)) for r in rings])
+    # Members that share no line (a diagonal) fall back to one ring through all of them.
+    return per_axis or [[members, list(reversed(members))]]
+
+
 _GROUP_CACHE: dict[tuple, GroupLink] = {}
 _GRAPH_CACHE: dict[tuple, nx.DiGraph] = {}
 _ROUTE_CACHE: dict[tuple, dict[tuple[int, int], tuple[list, float]]] = {}
@@ -271,25 +295,35 @@ def _group_link(system: System, size: int, stride: int) -> GroupLink:
     domains = tuple(sorted({m // domain for m in members}))
     g = _cluster_cached(system, devices, domains)
     routes = _ROUTE_CACHE.setdefault((_system_key(system), devices, domains), {})
-    load: dict[tuple[str, str], int] = {}
     worst_lat = 0.0
     max_hops = 0
-    rings = _ring_orders(members, domain)
-    for ring in rings:
-        for a, b in zip(ring, ring[1:] + ring[:1]):
-            route = routes.get((a, b))
-            if route is None:
-                path = _path(g, a, b)
-                edges = list(zip(path, path[1:]))
-                route = routes[(a, b)] = (edges, sum(g.edges[e]["lat"] for e in edges))
-            edges, lat = route
-            worst_lat = max(worst_lat, lat)
-            max_hops = max(max_hops, len(edges))
-            for e in edges:
-                load[e] = load.get(e, 0) + 1
-    per_ring_bw = min(g.edges[e]["bw"] / n for e, n in load.items())
-    return GroupLink(size=size, bw_bytes_per_s=per_ring_bw * len(rings), latency_s=worst_lat,
-                     crosses_domain=domains_spanned > 1, hops=max_hops)
+    up = system.scaleup
+    if domains_spanned == 1 and up.topology in ("torus-2d", "torus-3d"):
+        # Each spanned axis is its own phase on its own links, with two channels (the two directions).
+        axis_groups = _torus_axis_rings(members, _slice_shape(list(up.torus_dims or []), min(devices, domain)))
+        channels = 2
+    else:
+        axis_groups = [_ring_orders(members, domain)]
+        channels = None  # NCCL rings: each carries a share of every member's data
+    bandwidth = 0.0
+    for rings in axis_groups:
+        load: dict[tuple[str, str], int] = {}
+        for ring in rings:
+            for a, b in zip(ring, ring[1:] + ring[:1]):
+                route = routes.get((a, b))
+                if route is None:
+                    path = _path(g, a, b)
+                    edges = list(zip(path, path[1:]))
+                    route = routes[(a, b)] = (edges, sum(g.edges[e]["lat"] for e in edges))
+                edges, lat = route
+                worst_lat = max(worst_lat, lat)
+                max_hops = max(max_hops, len(edges))
+                for e in edges:
+                    load[e] = load.get(e, 0) + 1
+        per_ring_bw = min(g.edges[e]["bw"] / n for e, n in load.items())
+        bandwidth += per_ring_bw * (channels or len(rings))
+    return GroupLink(size=size, bw_bytes_per_s=bandwidth, latency_s=worst_lat, crosses_domain=domains_spanned > 1,
+                     hops=max_hops)
 
 
 def _sampled_groups(system: System, per_domain: int, domains_spanned: int, stride: int) -> list[int]:

@@ -62,7 +62,7 @@ QUANTITIES = {
 # correlated parameters trade against each other; the better of the two fits is kept).
 PARAMETERS = {
     "step_overhead_ms": ("engine", [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0], 1.0),
-    "step_overhead_per_seq_us": ("engine", [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0], 2.0),
+    "step_overhead_per_seq_us": ("engine", [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 40.0], 2.0),
     "request_overhead_ms": ("engine", [0.0, 10.0, 20.0, 30.0, 40.0, 60.0, 80.0, 100.0], 20.0),
     "allreduce_base_us": ("engine", [0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0], 10.0),
     "layer_overhead_us": ("engine", [0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0], 5.0),
@@ -481,6 +481,24 @@ def summarize(cases: list[Case], title: str) -> None:
                   f"{100 * errs[-1]:6.0f}% {100 * bias:+6.1f}%")
 
 
+def headline(cases: list[Case], title: str) -> None:
+    """The issue's figures on the fitted rows (MLA rows are reported above, never fitted): tokens/s median and
+    p90, mean TPOT median and bias, mean TTFT median, and tokens/s bias by TP degree."""
+    def stats(cs: list[Case]) -> str:
+        if not cs:
+            return "none"
+        errs = sorted(abs(c.error) for c in cs)
+        p90 = errs[min(len(errs) - 1, int(0.9 * len(errs)))]
+        return (f"n={len(cs)} median {100 * statistics.median(errs):.1f}% p90 {100 * p90:.1f}% "
+                f"bias {100 * statistics.median(c.error for c in cs):+.1f}%")
+    fitted = [c for c in cases if c.fitted]
+    print(f"\n== headline, {title}, fitted rows")
+    for quantity in HEADLINE:
+        print(f"{quantity:12} {stats([c for c in fitted if c.quantity == quantity])}")
+    for tp in sorted({c.tp for c in fitted}):
+        print(f"tokens/s tp{tp:<3} {stats([c for c in fitted if c.quantity == 'tokens/s' and c.tp == tp])}")
+
+
 def _held_out(group: str) -> list[Case]:
     """Fit without `group`'s rows, predict them (one leave-one-source-out fold; runs in a worker)."""
     catalog = load_catalogs()
@@ -504,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     summarize(cases, "catalog parameters, in sample")
     for quantity in HEADLINE:
         summarize([c for c in cases if c.quantity == quantity], f"catalog parameters, in sample: {quantity} only")
+    headline(cases, "in sample")
     if args.fit:
         params = fit(catalog, rows)
         for k, v in sorted(params.items()):
@@ -516,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         summarize(held, "leave one source out (refit without the source, predict it)")
         for quantity in HEADLINE:
             summarize([c for c in held if c.quantity == quantity], f"leave one source out: {quantity} only")
+        headline(held, "leave one source out")
     print(f"\n{len(rows)} rows used, {len(skipped)} skipped")
     reasons = defaultdict(int)
     for _, why in skipped:

@@ -82,6 +82,10 @@ def pareto_front(work: ResolvedWorkload, catalog: Catalog, axis: str,
     else:
         result = solve(cost_work, catalog, settings)
     work = cost_work
+    if result.plan is None and settings.expired:
+        if skipped is not None:
+            skipped.append("the whole front (the time limit was reached before the cheapest plan was found)")
+        return []
     if result.plan is None or result.plan.metric(metric) is None:
         return []
     if unit_id is not None:

@@ -292,7 +292,10 @@ def test_a_pareto_front_cut_short_by_the_time_limit_says_so(catalog):
     work = resolve_workload(load_spec(EXAMPLES / "llama3-70b-chat.yaml"), catalog)
     skipped: list[str] = []
     points = pareto_front(work, catalog, "latency", SolverSettings(deadline=time.monotonic() - 1.0), skipped)
-    assert len(points) == 1 and skipped and "time limit" in skipped[0]
+    # The cheapest plan gets the solver's minimum slice; on a slow machine even that may find nothing, and the
+    # front then says the whole of it was not traced.
+    assert len(points) <= 1 and len(skipped) == 1 and "time limit" in skipped[0]
+    assert ("whole front" in skipped[0]) == (not points)
     full: list[str] = []
     assert len(pareto_front(work, catalog, "latency", SolverSettings(), full)) > 1 and not full
 

@@ -455,6 +455,13 @@ def _owned_rows(catalog: Catalog, rows: list[Row], key) -> list[Row]:
     return owned
 
 
+def error_stats(cases: list[Case]) -> tuple[float, float, float, float]:
+    """Median, p90 and largest absolute error, and the signed median (bias)."""
+    errs = sorted(abs(c.error) for c in cases)
+    return (statistics.median(errs), errs[min(len(errs) - 1, int(0.9 * len(errs)))], errs[-1],
+            statistics.median(c.error for c in cases))
+
+
 def summarize(cases: list[Case], title: str) -> None:
     print(f"\n== {title}: {len(cases)} figures")
     slices = {
@@ -473,12 +480,9 @@ def summarize(cases: list[Case], title: str) -> None:
         for c in cases:
             groups[key(c)].append(c)
         for g in sorted(groups):
-            cs = groups[g]
-            errs = sorted(abs(c.error) for c in cs)
-            p90 = errs[min(len(errs) - 1, int(0.9 * len(errs)))]
-            bias = statistics.median(c.error for c in cs)
-            print(f"{name + '=' + str(g):34} {len(cs):4d} {100 * statistics.median(errs):8.1f}% {100 * p90:6.1f}% "
-                  f"{100 * errs[-1]:6.0f}% {100 * bias:+6.1f}%")
+            median, p90, worst, bias = error_stats(groups[g])
+            print(f"{name + '=' + str(g):34} {len(groups[g]):4d} {100 * median:8.1f}% {100 * p90:6.1f}% "
+                  f"{100 * worst:6.0f}% {100 * bias:+6.1f}%")
 
 
 def headline(cases: list[Case], title: str) -> None:
@@ -487,10 +491,8 @@ def headline(cases: list[Case], title: str) -> None:
     def stats(cs: list[Case]) -> str:
         if not cs:
             return "none"
-        errs = sorted(abs(c.error) for c in cs)
-        p90 = errs[min(len(errs) - 1, int(0.9 * len(errs)))]
-        return (f"n={len(cs)} median {100 * statistics.median(errs):.1f}% p90 {100 * p90:.1f}% "
-                f"bias {100 * statistics.median(c.error for c in cs):+.1f}%")
+        median, p90, _, bias = error_stats(cs)
+        return f"n={len(cs)} median {100 * median:.1f}% p90 {100 * p90:.1f}% bias {100 * bias:+.1f}%"
     fitted = [c for c in cases if c.fitted]
     print(f"\n== headline, {title}, fitted rows")
     for quantity in HEADLINE:

@@ -96,11 +96,7 @@ def _build_domain(g: nx.DiGraph, system: System, first: int, count: int, tag: st
         attrs = {"bw": per_port, "lat": 2 * half}
         edges = []
         for i in range(count):
-            # index -> coordinates with the first dimension fastest (row-major over reversed dims)
-            rest, coord = i, []
-            for d in shape:
-                coord.append(rest % d)
-                rest //= d
+            coord = _torus_coords(i, shape)
             stride = 1
             for axis, d in enumerate(shape):
                 if d > 1:
@@ -112,6 +108,15 @@ def _build_domain(g: nx.DiGraph, system: System, first: int, count: int, tag: st
         g.add_edges_from(edges, **attrs)
     else:  # pragma: no cover - the schema's Literal forbids it
         raise ValueError(up.topology)
+
+
+def _torus_coords(index: int, shape: list[int]) -> tuple[int, ...]:
+    """A device's coordinates in a torus slice, the first dimension fastest."""
+    coord = []
+    for d in shape:
+        coord.append(index % d)
+        index //= d
+    return tuple(coord)
 
 
 def _slice_shape(dims: list[int], count: int) -> list[int]:
@@ -209,13 +214,7 @@ def _torus_axis_rings(members: list[int], shape: list[int]) -> list[list[list[in
     """A TPU collective over a torus group, per axis it spans: the rings of members that differ only along
     that axis, each run both ways (source T1: ICI links are bidirectional; an AllGather over one axis takes
     V / W_ici with W_ici the bidirectional bandwidth, over n axes n times the bandwidth)."""
-    coords = {}
-    for m in members:
-        rest, coord = m, []
-        for d in shape:
-            coord.append(rest % d)
-            rest //= d
-        coords[m] = tuple(coord)
+    coords = {m: _torus_coords(m, shape) for m in members}
     axes = [a for a in range(len(shape)) if len({c[a] for c in coords.values()}) > 1]
     per_axis = []
     for axis in axes:

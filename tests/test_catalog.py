@@ -166,10 +166,12 @@ def test_precomputed_group_links_equal_what_networkx_routes_and_cover_the_exampl
     stored = json.loads(topology.PRECOMPUTED_PATH.read_text())["links"]
     by_prefix = {topology.precomputed_key(s, 0, 0).rsplit(":", 2)[0]: s for s in catalog.systems.values()}
     for key, (bw, lat, crosses, hops) in stored.items():
-        prefix, size, stride = key.rsplit(":", 2)
+        head, _, last = key.rpartition(":")
+        shape = [int(n) for n in last.split("x")] if "x" in last else None  # the job's torus slice, if any
+        prefix, size, stride = (head if shape else key).rsplit(":", 2)
         system = by_prefix.get(prefix)
         assert system is not None, f"{key}: stale (the system changed); run python -m planner.catalog.topology_cache"
-        fresh = topology._group_link(system, int(size), int(stride))
+        fresh = topology._group_link(system, int(size), int(stride), shape)
         assert math.isclose(fresh.bw_bytes_per_s, bw, rel_tol=1e-12) and math.isclose(fresh.latency_s, lat,
                                                                                         rel_tol=1e-12), key
         assert (fresh.crosses_domain, fresh.hops) == (bool(crosses), hops), key

@@ -190,6 +190,24 @@ def test_torus_rings_run_both_ways_on_every_axis_the_group_spans(system):
     assert half.hops == 1
 
 
+def test_a_tpu_job_sees_the_links_of_the_slice_it_is_cut_as():
+    from planner.catalog.loader import load_catalogs
+
+    v5p = load_catalogs().systems["tpu-v5p-pod"]
+    # 64 chips run on one 4x4x4 cube, a full torus (source T2): TP4 along an axis is a ring, both ways.
+    cube = group_link(v5p, 4, 1, world=64)
+    assert cube.bw_bytes_per_s == pytest.approx(2 * 600e9 / 6) and cube.hops == 1
+    # The rest of the cube (16 ranks, 4 apart) spans the two other axes: twice the bandwidth.
+    assert group_link(v5p, 16, 4, world=64).bw_bytes_per_s == pytest.approx(4 * 600e9 / 6)
+    # The same four chips inside the 16x16x24 slice are a line of a longer ring: one way's worth, 3 hops back.
+    line = group_link(v5p, 4, 1, world=6144)
+    assert line.bw_bytes_per_s == pytest.approx(cube.bw_bytes_per_s / 2) and line.hops == 3
+    v5e = load_catalogs().systems["tpu-v5e-pod"]
+    # v5e wraps only a full 16-chip axis (source T4): in an 8x8 slice a row of 8 is a line, in 16x16 a ring.
+    assert group_link(v5e, 8, 1, world=64).hops == 7
+    assert group_link(v5e, 16, 1, world=256).hops == 1
+
+
 def test_lora_trains_adapters_on_a_frozen_base(llama_shape, family):
     fp = llm_footprint(llama_shape)
     lora = Adapter(method="lora", rank=32)

@@ -8,6 +8,7 @@ an absent figure it needs into an EstimateError naming the entry and field.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -294,8 +295,23 @@ class ScaleUp(Strict):
     link_gb_per_s: float | None = Field(default=None, gt=0)
     hop_latency_us: float = Field(ge=0)
     torus_dims: list[int] | None = None
+    # torus: the slice shapes a job is cut as (the vendor's list); a job runs on the smallest that holds it,
+    # so its groups see that slice's links, not the whole pod's. Absent: every job sees `torus_dims`.
+    torus_slices: list[list[int]] | None = None
+    # torus: an axis has wrap-around links only when its length is a multiple of this (TPU v5p: 4; v5e:
+    # 16, the full pod axis). Absent: every axis of three or more wraps.
+    torus_wrap_multiple: int | None = Field(default=None, ge=2)
     # pcie: devices sharing one PCIe switch / root port before traffic crosses the CPU.
     devices_per_pcie_switch: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _slices_fit_the_torus(self) -> ScaleUp:
+        for shape in self.torus_slices or []:
+            if self.torus_dims is None or len(shape) != len(self.torus_dims) or min(shape) < 1:
+                raise ValueError(f"torus_slices: {shape} needs one length of at least 1 per torus_dims axis")
+            if math.prod(shape) > self.domain_devices:
+                raise ValueError(f"torus_slices: {shape} holds more than domain_devices {self.domain_devices}")
+        return self
 
 
 class ScaleOut(Strict):

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from planner.catalog.schema import System
 from planner.units import GB, US, ceil_div, gbit_to_bytes_per_s
+
+TORUS = ("torus-2d", "torus-3d")
 
 
 @dataclass(frozen=True)
@@ -83,31 +86,48 @@ def _build_domain(g: nx.DiGraph, system: System, first: int, count: int, tag: st
         for i in range(count):
             for j in range(i + 1, count):
                 _add_link(g, devices[i], devices[j], per_peer, 2 * half)
-    elif up.topology in ("torus-2d", "torus-3d"):
+    elif up.topology in TORUS:
         dims = list(up.torus_dims or [])
-        size = 1
-        for d in dims:
-            size *= d
-        if not dims or size < count:
+        if not dims or math.prod(dims) < count:
             raise ValueError(f"system {system.id}: torus_dims {dims} do not cover {count} devices")
         # A slice of `count` devices: fill dimensions in order, as TPU slices are cut.
-        shape = _slice_shape(dims, count)
-        per_port = bw / (2 * len(dims))
-        attrs = {"bw": per_port, "lat": 2 * half}
-        edges = []
-        for i in range(count):
-            coord = _torus_coords(i, shape)
-            stride = 1
-            for axis, d in enumerate(shape):
-                if d > 1:
-                    j = i + (((coord[axis] + 1) % d) - coord[axis]) * stride
-                    if d > 2 or coord[axis] == 0:  # a ring of two is one link, not two
-                        edges.append((devices[i], devices[j]))
-                        edges.append((devices[j], devices[i]))
-                stride *= d
-        g.add_edges_from(edges, **attrs)
+        _add_torus(g, system, devices, _slice_shape(dims, count))
     else:  # pragma: no cover - the schema's Literal forbids it
         raise ValueError(up.topology)
+
+
+def _add_torus(g: nx.DiGraph, system: System, devices: list[str], shape: list[int]) -> None:
+    """Links between torus neighbours; an axis closes into a ring only where the system wraps it."""
+    up = system.scaleup
+    per_port = up.link_gb_per_s * GB / (2 * len(up.torus_dims or shape))
+    attrs = {"bw": per_port, "lat": up.hop_latency_us * US}
+    edges = []
+    for i in range(len(devices)):
+        coord = _torus_coords(i, shape)
+        stride = 1
+        for axis, d in enumerate(shape):
+            last = coord[axis] == d - 1
+            if d > 1 and not (last and not _wraps(up, d)):
+                j = i + (((coord[axis] + 1) % d) - coord[axis]) * stride
+                edges.append((devices[i], devices[j]))
+                edges.append((devices[j], devices[i]))
+            stride *= d
+    g.add_edges_from(edges, **attrs)
+
+
+def _wraps(up, length: int) -> bool:
+    # A ring of two is one link, not two.
+    return length > 2 and (up.torus_wrap_multiple is None or length % up.torus_wrap_multiple == 0)
+
+
+def torus_slice(system: System, world: int) -> list[int] | None:
+    """The slice shape a job of `world` devices runs on: the smallest listed slice that holds it (the
+    largest when none does, the job then spans several); None when the system lists no slices."""
+    up = system.scaleup
+    if up.topology not in TORUS or not up.torus_slices or world <= 0:
+        return None
+    shapes = sorted(up.torus_slices, key=math.prod)
+    return next((list(s) for s in shapes if math.prod(s) >= world), list(shapes[-1]))
 
 
 def _torus_coords(index: int, shape: list[int]) -> tuple[int, ...]:
@@ -253,9 +273,11 @@ _PRECOMPUTED: dict[str, list] | None = None
 ROUTED: list[tuple[System, int, int]] = []
 
 
-def precomputed_key(system: System, size: int, stride: int) -> str:
+def precomputed_key(system: System, size: int, stride: int, world: int = 0) -> str:
     digest = hashlib.sha1(json.dumps(_system_key(system)).encode()).hexdigest()[:16]
-    return f"{system.id}:{digest}:{size}:{stride}"
+    shape = _job_slice(system, size, stride, world)
+    where = f":{'x'.join(map(str, shape))}" if shape else ""
+    return f"{system.id}:{digest}:{size}:{stride}{where}"
 
 
 def _precomputed() -> dict[str, list]:
@@ -265,25 +287,35 @@ def _precomputed() -> dict[str, list]:
     return _PRECOMPUTED
 
 
-def group_link(system: System, size: int, stride: int = 1) -> GroupLink:
-    """Bottleneck bandwidth and latency of a ring over `size` devices placed `stride` ranks apart."""
-    key = (_system_key(system), size, stride)
+def _job_slice(system: System, size: int, stride: int, world: int) -> list[int] | None:
+    # A job holds at least the group's own span.
+    return torus_slice(system, max(world, (size - 1) * stride + 1)) if size > 1 else None
+
+
+def group_link(system: System, size: int, stride: int = 1, world: int = 0) -> GroupLink:
+    """Bottleneck bandwidth and latency of a ring over `size` devices placed `stride` ranks apart, in a job
+    (or serving replica) of `world` devices: on a torus that lists its slices, the job's slice decides
+    which axes wrap around; elsewhere `world` changes nothing."""
+    shape = _job_slice(system, size, stride, world)
+    key = (_system_key(system), size, stride, tuple(shape or ()))
     cached = _GROUP_CACHE.get(key)
     if cached is None:
-        stored = _precomputed().get(precomputed_key(system, size, stride)) if size > 1 else None
+        stored = _precomputed().get(precomputed_key(system, size, stride, world)) if size > 1 else None
         if stored is not None:
             cached = GroupLink(size, stored[0], stored[1], bool(stored[2]), int(stored[3]))
         else:
-            cached = _group_link(system, size, stride)
+            cached = _group_link(system, size, stride, shape)
             if size > 1:
-                ROUTED.append((system, size, stride))
+                ROUTED.append((system, size, stride, world))
         _GROUP_CACHE[key] = cached
     return cached
 
 
-def _group_link(system: System, size: int, stride: int) -> GroupLink:
+def _group_link(system: System, size: int, stride: int, slice_shape: list[int] | None = None) -> GroupLink:
     if size <= 1:
         return GroupLink(size=size, bw_bytes_per_s=float("inf"), latency_s=0.0, crosses_domain=False, hops=0)
+    if slice_shape is not None and (size - 1) * stride < math.prod(slice_shape):
+        return _slice_group_link(system, size, stride, slice_shape)
     domain = scaleup_domain(system)
     per_domain = min(size, max(1, domain // stride) if stride < domain else 1)
     domains_spanned = ceil_div(size, per_domain)
@@ -294,17 +326,42 @@ def _group_link(system: System, size: int, stride: int) -> GroupLink:
     domains = tuple(sorted({m // domain for m in members}))
     g = _cluster_cached(system, devices, domains)
     routes = _ROUTE_CACHE.setdefault((_system_key(system), devices, domains), {})
-    worst_lat = 0.0
-    max_hops = 0
     up = system.scaleup
-    if domains_spanned == 1 and up.topology in ("torus-2d", "torus-3d"):
+    if domains_spanned == 1 and up.topology in TORUS:
         # Each spanned axis is its own phase on its own links, with two channels (the two directions).
         axis_groups = _torus_axis_rings(members, _slice_shape(list(up.torus_dims or []), min(devices, domain)))
         channels = 2
     else:
         axis_groups = [_ring_orders(members, domain)]
         channels = None  # NCCL rings: each carries a share of every member's data
-    bandwidth = 0.0
+    bandwidth, worst_lat, max_hops = _route_rings(g, routes, axis_groups, channels)
+    return GroupLink(size=size, bw_bytes_per_s=bandwidth, latency_s=worst_lat, crosses_domain=domains_spanned > 1,
+                     hops=max_hops)
+
+
+def _slice_group_link(system: System, size: int, stride: int, shape: list[int]) -> GroupLink:
+    """A group inside the torus slice its job runs on: each spanned axis is its own phase on its own links,
+    with two channels (the two directions); an axis the slice does not wrap is a line, half as fast."""
+    import networkx as nx
+
+    key = (_system_key(system), "slice", tuple(shape))
+    g = _GRAPH_CACHE.get(key)
+    if g is None:
+        g = _GRAPH_CACHE[key] = nx.DiGraph(system=system.id)
+        devices = [_dev(i) for i in range(math.prod(shape))]
+        g.add_nodes_from(devices, kind="device")
+        _add_torus(g, system, devices, shape)
+    members = [i * stride for i in range(size)]
+    routes = _ROUTE_CACHE.setdefault(key, {})
+    bandwidth, worst_lat, max_hops = _route_rings(g, routes, _torus_axis_rings(members, shape), 2)
+    return GroupLink(size=size, bw_bytes_per_s=bandwidth, latency_s=worst_lat, crosses_domain=False, hops=max_hops)
+
+
+def _route_rings(g: nx.DiGraph, routes: dict, axis_groups: list[list[list[int]]],
+                 channels: int | None) -> tuple[float, float, int]:
+    """(bandwidth per direction, worst path latency, most hops) of a collective run as `axis_groups`
+    phases of rings; a phase's rings share its links, `channels` per phase (None: one per ring)."""
+    bandwidth, worst_lat, max_hops = 0.0, 0.0, 0
     for rings in axis_groups:
         load: dict[tuple[str, str], int] = {}
         for ring in rings:
@@ -321,8 +378,7 @@ def _group_link(system: System, size: int, stride: int) -> GroupLink:
                     load[e] = load.get(e, 0) + 1
         per_ring_bw = min(g.edges[e]["bw"] / n for e, n in load.items())
         bandwidth += per_ring_bw * (channels or len(rings))
-    return GroupLink(size=size, bw_bytes_per_s=bandwidth, latency_s=worst_lat, crosses_domain=domains_spanned > 1,
-                     hops=max_hops)
+    return bandwidth, worst_lat, max_hops
 
 
 def _sampled_groups(system: System, per_domain: int, domains_spanned: int, stride: int) -> list[int]:

@@ -41,9 +41,9 @@ def route_examples() -> dict[str, list]:
         checks = check_plan(work, catalog, result.plan) if result.plan else []
         explain(work, catalog, result, checks)
     links = {}
-    for system, size, stride in topology.ROUTED:
-        link = topology.group_link(system, size, stride)
-        links[topology.precomputed_key(system, size, stride)] = [link.bw_bytes_per_s, link.latency_s,
+    for system, size, stride, world in topology.ROUTED:
+        link = topology.group_link(system, size, stride, world)
+        links[topology.precomputed_key(system, size, stride, world)] = [link.bw_bytes_per_s, link.latency_s,
                                                                  int(link.crosses_domain), link.hops]
     topology._PRECOMPUTED = None
     return dict(sorted(links.items()))

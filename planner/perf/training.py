@@ -185,7 +185,7 @@ def predict_training(fp: LLMFootprint, *, tokens: float, seq_len: int, global_ba
     # Rank order (Megatron): tp fastest, then cp, then dp, then pp.
     layers_per_stage = stage_layers(fp.layers, par)
     act_msg = par.micro_batch * seq_len / par.cp * fp.hidden * ACTIVATION_BYTES
-    tp_link = group_link(system, par.tp, 1)
+    tp_link = group_link(system, par.tp, 1, world=par.devices)
     tp_collectives_per_layer = 6 if par.recompute == "full" else 4
     tp_mb = layers_per_stage * tp_collectives_per_layer * all_reduce_s(tp_link, act_msg, eta_comm)
     if framework is not None and framework.tp_comm_overlap:
@@ -198,18 +198,18 @@ def predict_training(fp: LLMFootprint, *, tokens: float, seq_len: int, global_ba
         # attention blocks compute (Megatron's p2p), only what the family cannot overlap shows; gathered
         # before the attention (torchtitan, Ulysses), all of it does.
         kv_msg = 2 * par.micro_batch * seq_len * fp.kv_elems_per_token_per_layer / 2 * ACTIVATION_BYTES / par.tp
-        cp_link = group_link(system, par.cp, par.tp)
+        cp_link = group_link(system, par.cp, par.tp, world=par.devices)
         hidden = overlap if framework is None or framework.cp_comm_overlap else 0.0
         cp_mb = layers_per_stage * 3 * all_gather_s(cp_link, kv_msg, eta_comm) * (1.0 - hidden)
 
     stride_pp = par.tp * par.cp * par.dp
-    pp_link = group_link(system, 2, stride_pp) if par.pp > 1 else group_link(system, 1)
+    pp_link = group_link(system, 2, stride_pp, world=par.devices) if par.pp > 1 else group_link(system, 1)
     # Scatter/gather optimisation: each TP rank sends 1/tp of the activation; forward and backward sends.
     pp_mb = 2 * par.virtual_stages * p2p_s(pp_link, act_msg / par.tp, eta_comm) if par.pp > 1 else 0.0
 
     ep_mb = 0.0
     if fp.is_moe and par.ep > 1:
-        ep_link = group_link(system, par.ep, par.tp * par.cp)
+        ep_link = group_link(system, par.ep, par.tp * par.cp, world=par.devices)
         ep_msg = act_msg * fp.top_k / par.tp
         ep_mb = layers_per_stage * 4 * all_to_all_s(ep_link, ep_msg, eta_comm)
 
@@ -287,12 +287,13 @@ def sharded_dp_times(fp: LLMFootprint, par: Parallel, system: System, compute_mb
         gather_bytes = costs.base_weight_bytes_per_param
         grads_dense, grads_expert = costs.trainable_params / (par.tp * par.pp), 0.0
     if par.zero_stage < 3 or shard <= 1:
-        t = all_reduce_s(group_link(system, replicas, par.tp), grads_dense * reduce_bytes, eta)
+        t = all_reduce_s(group_link(system, replicas, par.tp, world=par.devices), grads_dense * reduce_bytes, eta)
         if fp.is_moe:
-            t += all_reduce_s(group_link(system, replicas // par.ep, par.tp * par.cp * par.ep),
+            t += all_reduce_s(group_link(system, replicas // par.ep, par.tp * par.cp * par.ep,
+                                         world=par.devices),
                               grads_expert * reduce_bytes, eta)
         return 0.0, t
-    link = group_link(system, shard, par.tp)
+    link = group_link(system, shard, par.tp, world=par.devices)
     gather = all_gather_s(link, (params_dense + params_expert) / max(1, layers) * gather_bytes, eta)
     scatter = reduce_scatter_s(link, (grads_dense + grads_expert) / max(1, layers) * reduce_bytes, eta)
     forward = compute_mb / 3.0 / max(1, layers)
@@ -302,7 +303,7 @@ def sharded_dp_times(fp: LLMFootprint, par: Parallel, system: System, compute_mb
     t_step = 0.0
     if shard < replicas:
         # Hybrid sharding: each shard's gradients are all-reduced across the groups holding that shard.
-        t_step = all_reduce_s(group_link(system, replicas // shard, par.tp * shard),
+        t_step = all_reduce_s(group_link(system, replicas // shard, par.tp * shard, world=par.devices),
                               (grads_dense + grads_expert) / shard * reduce_bytes, eta)
     return exposed, t_step
 

@@ -337,11 +337,14 @@ def simulate(ctx: click.Context, spec_path: Path, requests: int, seed: int, leng
 @click.option("--no-explain", is_flag=True, help="Skip the explanation (binding limits, why not, conflicts).")
 @click.option("--simulate", "simulate_plan", is_flag=True,
               help="Serving: re-check the chosen plan's SLOs by simulation (2,000 requests) and report both.")
+@click.option("--emit", "emit_dir", type=click.Path(path_type=Path), default=None,
+              help="Write the chosen plan's launch configuration (engine or framework command, Kubernetes, "
+                   "SkyPilot, SLURM, README) into this directory.")
 @price_options
 @click.pass_context
 def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, top: int, time_limit: float,
           allow_mix: bool, reproducible: bool, workers: int | None, no_explain: bool, simulate_plan: bool,
-          prices: tuple[Path, ...], price_scenario: Path | None) -> None:
+          emit_dir: Path | None, prices: tuple[Path, ...], price_scenario: Path | None) -> None:
     """Find the plan for SPEC that minimises its objective within every limit, proven optimal.
 
     \b
@@ -350,11 +353,16 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
     started = time.monotonic()
     from planner.check import check_plan
     from planner.evaluate import resolve_workload
-    from planner.report import render_markdown, render_result, result_dict, to_json
+    from planner.launch.request import request_of
+    from planner.report import render_markdown, render_result, result_dict, to_json, workload_dict
     from planner.solve import DEFAULT_WORKERS, SolverSettings, with_every_price
     from planner.solve import solve as run_solve
     from planner.spec import load_spec
 
+    if emit_dir is not None:
+        from planner.launch.emit import check_directory
+
+        check_directory(emit_dir)  # before any work: a bad target should not cost a solve
     kind = _kind(spec_path)
     if kind == "fleet":
         raise click.UsageError(f"{spec_path} is a fleet file: plan it with `planner compare {spec_path}`")
@@ -388,8 +396,12 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
         demand = spec.workload.traffic.requests_per_s
         sims = [simulate_evaluation(work, catalog_data, p.evaluation, demand * p.load_share, requests=2000, seed=0)
                 for p in result.plan.parts]
+    workload = workload_dict(work, catalog_data)
+    if emit_dir is not None and result.plan is not None:
+        _emit(request_of(result_dict(result, checks, None, workload), str(spec_path)), catalog_data, emit_dir,
+              str(spec_path))
     if fmt in ("json", "yaml"):
-        data = result_dict(result, checks, explanation)
+        data = result_dict(result, checks, explanation, workload)
         if sims:
             data["simulation"] = [s.as_dict() for s in sims]
         if fmt == "json":
@@ -425,6 +437,30 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
         sys.exit(EXIT_INFEASIBLE)
     if result.status == "timeout":
         sys.exit(EXIT_TIMEOUT)
+
+
+def _emit(request, catalog_data, out_dir: Path, source: str) -> None:
+    from planner.launch.emit import emit as write_launch
+
+    done = write_launch(request, catalog_data, out_dir, source)
+    click.echo(f"launch configuration: {len(done.files)} files written to {out_dir}/ (see {out_dir}/README.md)",
+               err=True)
+    for warning in done.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@main.command()
+@click.argument("result_path", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.pass_context
+def emit(ctx: click.Context, result_path: Path, out_dir: Path) -> None:
+    """Write the launch configuration of a solve result (RESULT from `planner solve SPEC --format json`, or
+    `-` for stdin) into OUT_DIR: the engine's or framework's command, Kubernetes, SkyPilot, SLURM, README."""
+    from planner.launch.emit import check_directory
+    from planner.launch.request import read_request
+
+    check_directory(out_dir)
+    _emit(read_request(result_path), _catalog(ctx), out_dir, str(result_path))
 
 
 @main.command()

@@ -63,6 +63,10 @@ class SolveError(PlannerError):
     """The optimisation model could not be built or run."""
 
 
+class EmitError(PlannerError):
+    """A launch configuration cannot be written for this result (no plan, an engine no launcher runs)."""
+
+
 def _sentence(text: str) -> str:
     text = text.rstrip()
     return text if text.endswith((".", "?", "!", ":")) else text + "."

@@ -361,7 +361,26 @@ def plan_dict(plan) -> dict:
     return main
 
 
-def result_dict(result, checks, explanation=None) -> dict:
+def workload_dict(work, catalog) -> dict:
+    """What was asked, as far as a launch configuration needs it (`planner emit` reads it back): the model
+    with its shape and checkpoint, and the engine or framework with its pinned version."""
+    w = work.spec.workload
+    entry = catalog.models.get(work.model_id)
+    out = {"kind": w.kind, "model": work.model_id, "hf_repo": entry.hf_repo if entry else None,
+           "shape": work.shape.model_dump(mode="json")}
+    if w.kind == "serving":
+        engine = catalog.engine(w.engine)
+        out |= {"engine": engine.id, "engine_version": engine.version, "kv_cache_dtype": w.kv_cache_dtype,
+                "input_tokens": w.traffic.input_tokens, "output_tokens": w.traffic.output_tokens,
+                "requests_per_s": w.traffic.requests_per_s}
+    elif w.kind == "training":
+        framework = catalog.framework(w.framework)
+        out |= {"framework": framework.id, "framework_version": framework.version, "seq_len": w.seq_len,
+                "tokens": w.tokens, "adapter": w.adapter.model_dump(mode="json") if w.adapter else None}
+    return out
+
+
+def result_dict(result, checks, explanation=None, workload: dict | None = None) -> dict:
     constraints = [c.as_dict() for c in checks]
     if explanation is not None:
         priced = {p.item.id: p for p in explanation.limits}
@@ -382,6 +401,7 @@ def result_dict(result, checks, explanation=None) -> dict:
             c["binding"] = None  # not analysed (--no-explain)
     out = {
         "status": result.status,
+        "workload": workload,
         "objective": {"name": result.objective_name, "value": result.objective_value, "unit": result.objective_unit},
         "bound": result.bound,
         "gap": result.gap,

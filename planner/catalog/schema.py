@@ -421,6 +421,9 @@ class Model(Cited):
     id: str
     name: str
     shape: LLMShape | VisionShape | SpeechShape = Field(discriminator="kind")
+    # The Hugging Face repository whose config.json the shape was read from (one of `source`): what a
+    # launch config loads unless the user names another checkpoint of the same architecture.
+    hf_repo: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
 
 
 # ---------------------------------------------------------------------------------------------- prices

@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from planner.catalog.schema import System
+from planner.catalog.schema import ScaleUp, System
 from planner.units import GB, US, ceil_div, gbit_to_bytes_per_s
 
 TORUS = ("torus-2d", "torus-3d")
@@ -115,7 +115,7 @@ def _add_torus(g: nx.DiGraph, system: System, devices: list[str], shape: list[in
     g.add_edges_from(edges, **attrs)
 
 
-def _wraps(up, length: int) -> bool:
+def _wraps(up: ScaleUp, length: int) -> bool:
     # A ring of two is one link, not two.
     return length > 2 and (up.torus_wrap_multiple is None or length % up.torus_wrap_multiple == 0)
 

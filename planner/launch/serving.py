@@ -1,0 +1,253 @@
+"""The serving engine's own launch for one replica of a plan: vLLM `vllm serve`, SGLang `launch_server`,
+TensorRT-LLM `trtllm-serve` (with its LLM-API options file), at the versions engines.yaml pins.
+
+Every setting the performance model assumed is written out rather than left to the engine's default, so
+the server runs what was predicted: the running-sequence cap the solver chose, the step token budget, the
+memory rule the KV capacity was computed with, the KV cache dtype and the quantization.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import yaml
+
+from planner.catalog.loader import Catalog
+from planner.errors import EmitError, Problem
+from planner.launch.request import LaunchRequest
+from planner.perf.serving import EngineParams
+from planner.units import GIB
+
+# The share of the KV cache left free at the planned load: request lengths vary around the spec's, and a
+# burst of long ones is what makes an engine preempt (recompute) what it was running.
+MEMORY_SAFETY_MARGIN = 0.10
+
+
+@dataclass
+class ServerLaunch:
+    engine: str
+    version: str
+    argv: list[str]  # the server, on the replica's first node (and on every node when worker_argv is None)
+    port: int
+    devices_per_node: int  # devices of the replica on each of its nodes
+    nodes: int  # nodes one replica spans
+    leader_before: list[list[str]] = field(default_factory=list)  # run on the first node before the server
+    worker_argv: list[str] | None = None  # what the replica's other nodes run instead of the server
+    files: dict[str, str] = field(default_factory=dict)  # extra files the command reads, by name
+    assumptions: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # What each launcher is handed (launcher id, version, "argv" or "keys", items): checked before writing.
+    checks: list[tuple[str, str, str, list[str]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    """The engine's memory flag, what it leaves outside the engine's pool (the safety margin against
+    out-of-memory at start-up), and how full the KV cache runs at the planned load."""
+
+    flag_value: float  # the engine's own number (a fraction)
+    outside_gib: float  # per device, never handed to the engine's pool
+    capacity_gib: float
+    kv_tokens: float  # the KV cache the rest holds, tokens per replica
+    sequences_fit: int  # sequences of the spec's lengths that fit in it
+    running: float  # sequences running at once at the planned rate
+
+    @property
+    def kv_headroom(self) -> float:
+        return 1.0 - self.running / self.sequences_fit if self.sequences_fit else -math.inf
+
+    def sentences(self, flag: str, cap: int) -> list[str]:
+        return [f"{flag} {self.flag_value:.2f}: {self.outside_gib:.1f} GiB of each device's {self.capacity_gib:.1f} GiB "
+                "stays outside the engine's pool (CUDA context, communication buffers, fragmentation), the margin "
+                "against running out of memory at start-up.",
+                f"The KV cache then holds {self.kv_tokens:,.0f} tokens: {self.sequences_fit} sequences of the spec's "
+                f"lengths; at the planned rate {self.running:.0f} run at once ({max(self.kv_headroom, 0):.0%} to spare) "
+                f"under a cap of {cap}."]
+
+
+def memory_budget(req: LaunchRequest, catalog: Catalog, engine: EngineParams) -> MemoryBudget:
+    """The engine's memory flag as the model read it (engines.yaml), and the KV cache it leaves."""
+    device = catalog.accelerators[req.plan.device]
+    capacity = device.memory_bytes / GIB
+    profile = replica_profile_of(req, catalog, engine)
+    if engine.memory_fraction_of == "total_minus_reserved":
+        fraction = 1.0 - engine.reserved_bytes / device.memory_bytes
+        outside = engine.reserved_bytes / GIB
+    elif engine.memory_fraction_of == "free_after_weights":
+        fraction = engine.memory_fraction
+        outside = (1.0 - fraction) * (capacity - profile.memory.weights / GIB)
+    else:
+        fraction = engine.memory_fraction
+        outside = (1.0 - fraction) * capacity
+    return MemoryBudget(flag_value=fraction, outside_gib=outside, capacity_gib=capacity,
+                        kv_tokens=profile.kv_capacity_tokens, sequences_fit=profile.max_batch_fit,
+                        running=float(req.plan.predicted.get("running_batch") or req.plan.batch.micro))
+
+
+def replica_profile_of(req: LaunchRequest, catalog: Catalog, engine: EngineParams):
+    """The replica as the performance model saw it, rebuilt from the result (the same function `solve` used)."""
+    from planner.catalog.schema import LLMShape
+    from planner.perf.serving import replica_profile
+    from planner.perf.shapes import llm_footprint
+    from planner.perf.types import Parallel
+
+    device = catalog.accelerators[req.plan.device]
+    p = req.plan.parallel
+    par = Parallel(tp=p.tp, pp=p.pp, dp=p.dp, ep=p.ep, micro_batch=req.plan.batch.micro)
+    return replica_profile(llm_footprint(LLMShape.model_validate(req.workload.shape)),
+                           input_tokens=req.workload.input_tokens, output_tokens=req.workload.output_tokens, par=par,
+                           precision=req.plan.precision, device=device, family=catalog.family_of(device),
+                           system=catalog.systems[req.plan.system], engine=engine)
+
+
+def _max_model_len(req: LaunchRequest) -> int:
+    w = req.workload
+    return int(w.input_tokens + w.output_tokens)
+
+
+def _engine_params(req: LaunchRequest, catalog: Catalog) -> EngineParams:
+    device = catalog.accelerators[req.plan.device]
+    par = req.plan.parallel
+    return EngineParams.of(catalog.engine(req.workload.engine), device, par.tp * par.pp,
+                           kv_cache_dtype=req.workload.kv_cache_dtype)
+
+
+def _quantization(req: LaunchRequest, engine_id: str) -> tuple[list[str], list[str]]:
+    """(flags, assumptions) for the plan's weight precision."""
+    precision = req.plan.precision
+    if precision in ("bf16", "fp16"):
+        return [], []
+    if precision == "fp8" and engine_id in ("vllm", "sglang"):
+        return ["--quantization", "fp8"], [
+            "FP8 weights: the engine quantizes the 16-bit checkpoint at load (dynamic per-tensor scales); a "
+            "pre-quantized FP8 checkpoint of the same model works too, without the flag."]
+    what = {"fp8": "an FP8 checkpoint (e.g. quantized with NVIDIA ModelOpt)",
+            "int4": "an INT4 weight-only checkpoint (AWQ or GPTQ)", "int8": "an INT8 checkpoint (W8A8)",
+            "fp4": "an NVFP4 checkpoint (NVIDIA ModelOpt)"}.get(precision, f"a {precision} checkpoint")
+    return [], [f"{precision.upper()} weights: point MODEL at {what}; the engine reads the quantization from the "
+                "checkpoint's config, so no flag is set."]
+
+
+def _kv_dtype_flag(req: LaunchRequest, engine_id: str) -> list[str]:
+    kv = req.workload.kv_cache_dtype
+    if kv == "fp8":
+        return ["--kv-cache-dtype", "fp8_e4m3" if engine_id == "sglang" else "fp8"]
+    return []  # auto, bf16, fp16: the checkpoint's dtype, which is the engine's default
+
+
+def server_launch(req: LaunchRequest, catalog: Catalog, data_parallel: int = 1) -> ServerLaunch:
+    """One replica's server; with `data_parallel` > 1, that many replicas in one server process on one node
+    (vLLM and SGLang data parallelism: one endpoint, a scheduler per replica), for schedulers that run one
+    server per instance."""
+    engine_id = req.workload.engine
+    builders = {"vllm": _vllm, "sglang": _sglang, "trtllm": _trtllm}
+    if engine_id not in builders:
+        raise EmitError(Problem(f"no launch configuration is written for engine `{engine_id}`", path="workload.engine",
+                                fix=f"solve with workload.engine one of: {', '.join(sorted(builders))}"))
+    system = catalog.systems[req.plan.system]
+    par = req.plan.parallel
+    ranks = par.tp * par.pp
+    per_node = min(ranks, system.devices_per_node)
+    nodes = math.ceil(ranks / per_node)
+    engine = _engine_params(req, catalog)
+    if data_parallel > 1 and (engine_id == "trtllm" or nodes > 1):
+        raise EmitError(Problem(f"{engine_id} cannot run {data_parallel} replicas in one server here",
+                                path="plan.replicas", fix="run one server per replica"))
+    launch = builders[engine_id](req, catalog, engine, per_node, nodes)
+    if data_parallel > 1:
+        flag = "--data-parallel-size" if engine_id == "vllm" else "--dp-size"
+        at = launch.argv.index("--host")
+        launch.argv[at:at] = [flag, str(data_parallel)]
+        launch.checks = [(which, version, kind, launch.argv[3:] if kind == "argv" else items)
+                         for which, version, kind, items in launch.checks]
+        launch.devices_per_node *= data_parallel
+    budget = memory_budget(req, catalog, engine)
+    flag = {"vllm": "--gpu-memory-utilization", "sglang": "--mem-fraction-static",
+            "trtllm": "--kv_cache_free_gpu_memory_fraction"}[engine_id]
+    launch.assumptions += budget.sentences(flag, req.plan.batch.micro)
+    if budget.kv_headroom < MEMORY_SAFETY_MARGIN:
+        launch.warnings.append(f"at the planned rate the running sequences fill the KV cache to within "
+                               f"{max(budget.kv_headroom, 0):.0%} (margin kept: {MEMORY_SAFETY_MARGIN:.0%}): bursts "
+                               "will queue or be preempted; plan for a lower load per replica to keep the margin")
+    launch.assumptions.append(
+        f"max model length {_max_model_len(req):,} tokens = the spec's {req.workload.input_tokens:,} input + "
+        f"{req.workload.output_tokens:,} output tokens: longer requests are refused; raise it only with the KV "
+        "cache to hold them.")
+    return launch
+
+
+def _vllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node: int, nodes: int) -> ServerLaunch:
+    par = req.plan.parallel
+    quant, notes = _quantization(req, "vllm")
+    argv = ["vllm", "serve", "${MODEL}",
+            "--tensor-parallel-size", str(par.tp), "--pipeline-parallel-size", str(par.pp)]
+    if par.ep > 1:
+        argv += ["--enable-expert-parallel"]
+    argv += ["--max-num-seqs", str(req.plan.batch.micro), "--max-model-len", str(_max_model_len(req)),
+             "--max-num-batched-tokens", str(int(engine.max_step_tokens)),
+             "--gpu-memory-utilization", f"{engine.memory_fraction:.2f}",
+             "--block-size", str(engine.kv_block_tokens)]
+    argv += _kv_dtype_flag(req, "vllm") + quant
+    argv += ["--host", "0.0.0.0", "--port", "8000"]
+    version = catalog.engine("vllm").version
+    launch = ServerLaunch("vllm", version, argv, 8000, per_node, nodes, assumptions=notes)
+    if nodes > 1:
+        # vLLM spans nodes through a Ray cluster: the head runs the server, the others join and wait.
+        launch.argv = argv + ["--distributed-executor-backend", "ray"]
+        launch.leader_before = [["ray", "start", "--head", "--port=6379"],
+                                ["python3", "-c", "import ray, time; ray.init(address='auto'); "
+                                 f"[time.sleep(5) for _ in iter(lambda: len(ray.nodes()) < {nodes}, False)]"]]
+        launch.worker_argv = ["ray", "start", "--address=${LEADER_ADDRESS}:6379", "--block"]
+    launch.checks = [("vllm", version, "argv", launch.argv[3:])]
+    return launch
+
+
+def _sglang(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node: int, nodes: int) -> ServerLaunch:
+    par = req.plan.parallel
+    quant, notes = _quantization(req, "sglang")
+    fraction = 1.0 - engine.reserved_bytes / catalog.accelerators[req.plan.device].memory_bytes
+    argv = ["python3", "-m", "sglang.launch_server", "--model-path", "${MODEL}",
+            "--tp-size", str(par.tp), "--pp-size", str(par.pp)]
+    if par.ep > 1:
+        argv += ["--ep-size", str(par.ep)]
+    argv += ["--max-running-requests", str(req.plan.batch.micro), "--context-length", str(_max_model_len(req)),
+             "--chunked-prefill-size", str(int(engine.max_step_tokens)),
+             "--mem-fraction-static", f"{fraction:.3f}", "--page-size", str(engine.kv_block_tokens)]
+    argv += _kv_dtype_flag(req, "sglang") + quant
+    argv += ["--host", "0.0.0.0", "--port", "30000"]
+    if nodes > 1:
+        argv += ["--nnodes", str(nodes), "--node-rank", "${NODE_RANK}", "--dist-init-addr", "${LEADER_ADDRESS}:5000"]
+    version = catalog.engine("sglang").version
+    return ServerLaunch("sglang", version, argv, 30000, per_node, nodes, assumptions=notes,
+                        checks=[("sglang", version, "argv", argv[3:])])
+
+
+def _trtllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node: int, nodes: int) -> ServerLaunch:
+    par = req.plan.parallel
+    _, notes = _quantization(req, "trtllm")
+    if nodes > 1:
+        raise EmitError(Problem(f"a {par.tp * par.pp}-device TensorRT-LLM replica spans {nodes} nodes; multi-node "
+                                "trtllm-serve launches (MPI) are not written yet", path="plan.parallel",
+                                fix="solve with search.degrees limiting tp x pp to one node, or with workload.engine "
+                                    "vllm or sglang"))
+    argv = ["trtllm-serve", "${MODEL}", "--backend", "pytorch", "--tp_size", str(par.tp), "--pp_size", str(par.pp)]
+    if par.ep > 1:
+        argv += ["--ep_size", str(par.ep)]
+    step = int(engine.step_budget(req.workload.input_tokens, req.plan.batch.micro))
+    argv += ["--max_batch_size", str(req.plan.batch.micro), "--max_num_tokens", str(step),
+             "--max_seq_len", str(_max_model_len(req)),
+             "--kv_cache_free_gpu_memory_fraction", f"{engine.memory_fraction:.2f}",
+             "--host", "0.0.0.0", "--port", "8000", "--extra_llm_api_options", "extra-llm-api-options.yaml"]
+    kv_config = {"free_gpu_memory_fraction": round(engine.memory_fraction, 2)}
+    if req.workload.kv_cache_dtype == "fp8":
+        kv_config["dtype"] = "fp8"  # otherwise the checkpoint's dtype, the default
+    options = {"enable_chunked_prefill": engine.chunked_prefill, "kv_cache_config": kv_config}
+    text = ("# LLM-API options trtllm-serve reads (--extra_llm_api_options), written by planner emit.\n"
+            + yaml.safe_dump(options, sort_keys=False))
+    version = catalog.engine("trtllm").version
+    keys = [f"{k}.{sub}" if isinstance(v, dict) else k for k, v in options.items()
+            for sub in (v if isinstance(v, dict) else [None])]
+    return ServerLaunch("trtllm", version, argv, 8000, per_node, nodes, files={"extra-llm-api-options.yaml": text},
+                        assumptions=notes, checks=[("trtllm", version, "argv", argv[2:]),
+                                                   ("trtllm", version, "keys", keys)])

@@ -72,6 +72,11 @@ def _catalog(ctx: click.Context, prices: tuple[Path, ...] = (), scenario: Path |
         if scenario:
             catalog, applied = apply_scenario(catalog, scenario)
             click.echo(f"price scenario: {applied.name}", err=True)
+    if ctx.obj.get("calibration") is not None:
+        from planner.calibrate.overlay import apply_calibration
+
+        catalog = apply_calibration(catalog, ctx.obj["calibration"])
+        click.echo(f"calibration: {ctx.obj['calibration']}", err=True)
     return catalog
 
 
@@ -95,7 +100,17 @@ def _finite(ctx, param, value):
     return value
 
 
+def _remember_calibration(ctx: click.Context, param, value):
+    if value is not None:
+        ctx.ensure_object(dict)["calibration"] = value
+    return value
+
+
 def price_options(f):
+    f = click.option("--calibration", type=click.Path(path_type=Path), default=None, expose_value=False,
+                     callback=_remember_calibration,
+                     help="A calibration overlay from `planner calibrate`: fitted family and engine parameters "
+                          "replace the shipped ones.")(f)
     f = click.option("--price-scenario", "price_scenario", type=click.Path(path_type=Path), default=None,
                      help="YAML rules that scale or replace prices (spot -60%, a discount, a new region).")(f)
     return click.option("--prices", "prices", type=click.Path(path_type=Path), multiple=True,
@@ -518,6 +533,48 @@ def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, pareto: 
 
     rows = [row for work in works for row in run_compare(work, catalog_data, settings)]
     render_compare(rows, fmt)
+
+
+@main.command()
+@click.argument("runs_path", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), required=True,
+              help="Where to write the calibration overlay (YAML) that --calibration reads.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def calibrate(ctx: click.Context, runs_path: Path, output: Path, fmt: str) -> None:
+    """Fit family and engine parameters to your own measured runs (RUNS: configurations as `estimate` takes
+    them and what was measured), report the error before, after and leave-one-out, and write the overlay."""
+    import yaml
+
+    from planner.calibrate.fit import calibrate as fit_runs
+    from planner.calibrate.fit import overlay_dict
+    from planner.calibrate.runs import load_runs
+    from planner.errors import CalibrationError, Problem
+
+    if output.exists() and output.is_dir():
+        raise CalibrationError(Problem("is a directory", file=str(output), fix="give a file name for the overlay"))
+    if not output.parent.is_dir():
+        raise CalibrationError(Problem("its folder does not exist", file=str(output), fix="create it first"))
+    fit = fit_runs(load_runs(runs_path), runs_path, _catalog(ctx))
+    overlay = overlay_dict(fit, runs_path.name)
+    output.write_text("# planner calibration overlay: apply with --calibration " + output.name + "\n"
+                      + yaml.safe_dump(overlay, sort_keys=False))
+    if fmt == "json":
+        click.echo(json.dumps(overlay | {"rows": fit.rows}, indent=2))
+        return
+    from planner.report import render_rows
+
+    render_rows("Calibration: predicted vs measured (signed error, %)",
+                ["run", "measure", "measured", "before", "after", "left out"],
+                [[r["run"], r["measure"], f"{r['measured']:g}", f"{r['before_pct']:+.1f}", f"{r['after_pct']:+.1f}",
+                  f"{r['leave_one_out_pct']:+.1f}"] for r in fit.rows])
+    for name in ("before", "after", "leave_one_out"):
+        e = overlay[name]
+        click.echo(f"{name.replace('_', ' '):>14}: median {e['median_abs_pct']:.1f}%, p90 {e['p90_abs_pct']:.1f}%, "
+                   f"bias {e['bias_pct']:+.1f}% over {e['runs']} figures")
+    for (scope, target, name), value in sorted(fit.params.items()):
+        click.echo(f"fitted {scope} {target}.{name} = {value:.4g}")
+    click.echo(f"calibration overlay written to {output}")
 
 
 @main.group()

@@ -63,6 +63,10 @@ class SolveError(PlannerError):
     """The optimisation model could not be built or run."""
 
 
+class CalibrationError(PlannerError):
+    """A runs file or a calibration overlay is malformed or names what the catalogs do not have."""
+
+
 class EmitError(PlannerError):
     """A launch configuration cannot be written for this result (no plan, an engine no launcher runs)."""
 

@@ -27,6 +27,7 @@ from planner.perf.shapes import LLMFootprint, llm_footprint
 from planner.perf.training import predict_training, structural_problems
 from planner.perf.types import COMPUTE_PEAK_KEY, Parallel, Prediction
 from planner.perf.vision import predict_vision
+from planner.provenance import provenance
 from planner.spec import DEFAULT_SPOT_POLICY, ServingWorkload, TrainingWorkload, VisionWorkload, WorkloadSpec
 from planner.units import DAY_S, GIB, HOUR_S, ceil_div
 
@@ -69,6 +70,7 @@ class Evaluation:
     prediction: Prediction
     economics: Economics
     metrics: dict[str, float | None] = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)  # how obtained and the expected error (planner.provenance)
 
 
 def resolve_workload(spec: WorkloadSpec, catalog: Catalog, spec_file: str | None = None) -> ResolvedWorkload:
@@ -226,7 +228,9 @@ def evaluate(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> Evalu
     pred.power_w = it_power_w(device, family, system, cand.devices, utilization)
     pred.peak_power_w = it_power_w(device, family, system, cand.devices, 1.0)
     econ = economics(cand.devices, pred.power_w, cand.offering, site_facts(work.spec, catalog, cand.offering))
-    return Evaluation(candidate=cand, prediction=pred, economics=econ, metrics=_metrics(work, cand, system, pred, econ))
+    engine_id = catalog.engine(w.engine).id if isinstance(w, ServingWorkload) else None
+    return Evaluation(candidate=cand, prediction=pred, economics=econ, metrics=_metrics(work, cand, system, pred, econ),
+                      provenance=provenance(catalog, work.kind, family.id, engine_id))
 
 
 def serving_engine(w: ServingWorkload, catalog: Catalog, device, ranks: int) -> EngineParams:
@@ -393,7 +397,8 @@ def with_offering(work: ResolvedWorkload, catalog: Catalog, ev: Evaluation, offe
     pred = _with_spot_overhead(work, cand, ev.prediction)
     econ = economics(cand.devices, pred.power_w, offering, site_facts(work.spec, catalog, offering))
     system = catalog.systems[cand.system]
-    return Evaluation(candidate=cand, prediction=pred, economics=econ, metrics=_metrics(work, cand, system, pred, econ))
+    return Evaluation(candidate=cand, prediction=pred, economics=econ, metrics=_metrics(work, cand, system, pred, econ),
+                      provenance=ev.provenance)
 
 
 def _owned_system(systems: list[System], devices: int) -> System:

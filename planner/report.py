@@ -50,6 +50,7 @@ def evaluation_dict(ev: Evaluation, checks: list[ConstraintCheck]) -> dict:
         "kind": pred.kind,
         "fits": pred.fits,
         "metrics": ev.metrics,
+        "provenance": ev.provenance,
         "memory_gib": pred.memory.gib(),
         "breakdown_s": pred.breakdown,
         "constraints": [ch.as_dict() for ch in checks],
@@ -341,7 +342,7 @@ def part_dict(part) -> dict:
         "precision": c.precision,
         "batch": {"micro": p.micro_batch, "global": m.get("global_batch_sequences", p.micro_batch * p.dp)},
         "load_share": part.load_share,
-        "predicted": {k: m[k] for k in PREDICTED_KEYS if m.get(k) is not None},
+        "predicted": {k: m[k] for k in PREDICTED_KEYS if m.get(k) is not None} | ev.provenance,
         "cost": {k: m[k] for k in COST_KEYS if m.get(k) is not None},
     }
     if ev.prediction.kind == "training":

@@ -10,6 +10,8 @@ from pathlib import Path
 from planner.catalog.schema import (
     Accelerator,
     AcceleratorsFile,
+    AccuracyFigure,
+    AccuracyFile,
     DeviceFamily,
     EdgeDevice,
     EdgeFamily,
@@ -47,6 +49,7 @@ CATALOG_FILES = {
     "edge_measurements.yaml": EdgeMeasurementsFile,
     "engines.yaml": EnginesFile,
     "frameworks.yaml": FrameworksFile,
+    "accuracy.yaml": AccuracyFile,
 }
 
 
@@ -76,6 +79,15 @@ def default_constraints_dir() -> Path:
 
 
 @dataclass(frozen=True)
+class CalibrationNote:
+    file: str
+    families: frozenset[str]
+    engines: frozenset[str]
+    runs: int
+    leave_one_out_p90_pct: float | None
+
+
+@dataclass(frozen=True)
 class Catalog:
     root: Path
     sources: dict[str, Source]
@@ -94,6 +106,10 @@ class Catalog:
     default_engine: str = "vllm"
     frameworks: dict[str, Framework] = field(default_factory=dict)
     default_framework: str = "megatron-core"
+    # (kind, metric) -> how far that prediction was off, left out of the fit (accuracy.yaml)
+    accuracy: dict[tuple[str, str], AccuracyFigure] = field(default_factory=dict)
+    # The overlay applied with --calibration: its file, the families and engines it sets, its left-out error.
+    calibration: "CalibrationNote | None" = None
 
     def framework(self, framework_id: str | None) -> Framework:
         return _named(self.frameworks, framework_id or self.default_framework, "training framework")
@@ -190,7 +206,8 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
     mod: ModelsFile = parsed["models.yaml"]
     pri: PricesFile = parsed["prices.yaml"]
     edge: EdgeFile = parsed["edge.yaml"]
-    f_acc, f_eff, f_sys, f_mod, f_pri, f_edge, _, f_eng, f_fw = (str(root / n) for n in list(CATALOG_FILES)[1:])
+    f_acc, f_eff, f_sys, f_mod, f_pri, f_edge, _, f_eng, f_fw, f_accuracy = (str(root / n)
+                                                                             for n in list(CATALOG_FILES)[1:])
 
     problems += _check_ids_unique(acc.accelerators, f_acc, "accelerators")
     problems += _check_ids_unique(eff.families, f_eff, "families")
@@ -253,6 +270,8 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
     if fw.default not in {f.id for f in fw.frameworks}:
         problems.append(Problem(f"default framework `{fw.default}` is not listed", file=f_fw, path="default",
                                 fix="name one of the frameworks below"))
+    accuracy: AccuracyFile = parsed["accuracy.yaml"]
+    problems += _check_sources(accuracy.figures, sources, f_accuracy, "figures")
     if problems:
         raise CatalogError(problems)
 
@@ -274,6 +293,7 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
         default_engine=eng.default,
         frameworks={f.id: f for f in fw.frameworks},
         default_framework=fw.default,
+        accuracy={(f.kind, f.metric): f for f in accuracy.figures},
     )
 
 

@@ -559,6 +559,24 @@ class SourcesFile(Strict):
     sources: dict[str, Source]
 
 
+class AccuracyFigure(Cited):
+    """How far one kind of prediction was off on published runs the model was not fitted to: the
+    leave-one-source-out figures of the validation scripts (tests/validation), the band a user should expect."""
+
+    kind: Literal["serving", "training"]
+    metric: str  # the metric name in `predicted` (tokens_per_s, tpot_mean_ms, ttft_mean_ms, step_time_s)
+    rows: int = Field(ge=1)
+    median_abs_pct: float = Field(ge=0)
+    p90_abs_pct: float = Field(ge=0)
+    bias_pct: float
+    basis: str  # what was held out and how the rows were scored
+
+
+class AccuracyFile(Strict):
+    schema_version: Literal[1]
+    figures: list[AccuracyFigure]
+
+
 class AcceleratorsFile(Strict):
     schema_version: Literal[1]
     accelerators: list[Accelerator]

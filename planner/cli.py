@@ -571,7 +571,7 @@ def calibrate(ctx: click.Context, runs_path: Path, output: Path, fmt: str) -> No
     for name in ("before", "after", "leave_one_out"):
         e = overlay[name]
         click.echo(f"{name.replace('_', ' '):>14}: median {e['median_abs_pct']:.1f}%, p90 {e['p90_abs_pct']:.1f}%, "
-                   f"bias {e['bias_pct']:+.1f}% over {e['runs']} figures")
+                   f"bias {e['bias_pct']:+.1f}% over {e['figures']} figures")
     for (scope, target, name), value in sorted(fit.params.items()):
         click.echo(f"fitted {scope} {target}.{name} = {value:.4g}")
     click.echo(f"calibration overlay written to {output}")

@@ -21,7 +21,7 @@ def provenance(catalog: Catalog, kind: str, family_id: str, engine_id: str | Non
         out = {"provenance": "calibrated",
                "expected_error_pct": ({m: cal.leave_one_out_p90_pct for m in figures}
                                       if cal.leave_one_out_p90_pct is not None else {}),
-               "expected_error_basis": f"p90 of |error|, leave one run out, {cal.runs} measured figures ({cal.file})"}
+               "expected_error_basis": f"p90 of |error|, leave one run out, {cal.figures} measured figures ({cal.file})"}
     elif figures:
         out = {"provenance": "estimated",
                "expected_error_pct": {m: f.p90_abs_pct for m, f in sorted(figures.items())},

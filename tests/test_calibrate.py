@@ -84,7 +84,7 @@ def test_the_overlay_is_written_read_back_and_moves_the_plan(tmp_path):
     assert result.exit_code == 0, result.output
     written = yaml.safe_load(overlay.read_text())
     assert written["families"]["nvidia-hopper"]["fp8_matmul_efficiency"] == pytest.approx(0.2, rel=0.02)
-    assert written["leave_one_out"]["runs"] == 9
+    assert written["leave_one_out"]["figures"] == 9
     moved = CliRunner().invoke(main, ["solve", spec, "--format", "json", "--no-explain", "--reproducible",
                                       "--calibration", str(overlay)])
     assert moved.exit_code == 0, moved.output
@@ -155,3 +155,15 @@ def test_bad_overlays_are_refused_in_one_line(tmp_path, overlay, message):
 def test_runs_file_model_refuses_unknown_keys():
     with pytest.raises(Exception):
         RunsFile.model_validate({"runs": [GOOD | {"measurd": {}}]})
+
+
+def test_the_shipped_calibration_example_fits_the_published_runs(tmp_path):
+    """examples/calibration/runs.yaml: torchtitan's published 405B runs (BF16 and Float8 on 128 H100s)."""
+    result = CliRunner().invoke(main, ["calibrate", str(ROOT / "examples" / "calibration" / "runs.yaml"), "-o",
+                                       str(tmp_path / "c.yaml"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["families"]["nvidia-hopper"]) == {"matmul_efficiency", "fp8_matmul_efficiency"}
+    assert report["after"]["median_abs_pct"] < report["before"]["median_abs_pct"]
+    # Each run alone informs its precision's factor, so leaving it out leaves that factor as shipped.
+    assert report["leave_one_out"] == report["before"]

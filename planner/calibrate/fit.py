@@ -221,14 +221,14 @@ def summary(errors: list[float]) -> dict:
     finite = sorted(abs(e) for e in errors if math.isfinite(e))
     signed = sorted(e for e in errors if math.isfinite(e))
     if not finite:
-        return {"runs": 0, "median_abs_pct": 0.0, "p90_abs_pct": 0.0, "bias_pct": 0.0}
+        return {"figures": 0, "median_abs_pct": 0.0, "p90_abs_pct": 0.0, "bias_pct": 0.0}
 
     def quantile(xs: list[float], q: float) -> float:
         pos = q * (len(xs) - 1)
         lo = int(pos)
         return xs[lo] + (xs[min(lo + 1, len(xs) - 1)] - xs[lo]) * (pos - lo)
 
-    return {"runs": len(errors), "median_abs_pct": round(100 * quantile(finite, 0.5), 2),
+    return {"figures": len(errors), "median_abs_pct": round(100 * quantile(finite, 0.5), 2),
             "p90_abs_pct": round(100 * quantile(finite, 0.9), 2), "bias_pct": round(100 * quantile(signed, 0.5), 2)}
 
 

@@ -51,7 +51,7 @@ KNOB_BY_NAME = {(k.scope, k.name): k for k in KNOBS}
 
 
 class ErrorSummary(Strict):
-    runs: int = Field(ge=0)
+    figures: int = Field(ge=0)  # measured figures compared (a run may report several)
     median_abs_pct: float
     p90_abs_pct: float
     bias_pct: float
@@ -123,6 +123,6 @@ def apply_calibration(catalog: Catalog, path: Path) -> Catalog:
     calibration = load_calibration(path, catalog)
     loo = calibration.leave_one_out
     note = CalibrationNote(file=path.name, families=frozenset(calibration.families),
-                           engines=frozenset(calibration.engines), runs=loo.runs if loo else 0,
+                           engines=frozenset(calibration.engines), figures=loo.figures if loo else 0,
                            leave_one_out_p90_pct=loo.p90_abs_pct if loo else None)
     return dataclasses.replace(with_params(catalog, params_of(calibration), path.name), calibration=note)

@@ -83,7 +83,7 @@ class CalibrationNote:
     file: str
     families: frozenset[str]
     engines: frozenset[str]
-    runs: int
+    figures: int
     leave_one_out_p90_pct: float | None
 
 

@@ -577,6 +577,83 @@ def calibrate(ctx: click.Context, runs_path: Path, output: Path, fmt: str) -> No
     click.echo(f"calibration overlay written to {output}")
 
 
+@main.command()
+@click.argument("sweep_path", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), default=None,
+              help="Results folder (Parquet parts; a rerun resumes it). Default: SWEEP's name + '.results'.")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: a process pool on this machine; ray: tasks on a Ray cluster.")
+@click.option("--address", default=None, help="Ray cluster address (default: start a local one).")
+@click.option("--workers", type=click.IntRange(min=1, max=1024), default=None,
+              help="Local processes (default: one per core).")
+@click.option("--summarize", "summarize", is_flag=True, help="SWEEP_PATH is a results folder: print its summary.")
+@click.option("--plot", type=click.Path(path_type=Path), default=None,
+              help="With --summarize: a heatmap PNG of the winning device over --x and --y.")
+@click.option("--x", "x_axis", default=None, help="Heatmap axis (an axis path of the sweep).")
+@click.option("--y", "y_axis", default=None, help="Heatmap axis (an axis path of the sweep).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def sweep(ctx: click.Context, sweep_path: Path, output: Path | None, backend: str, address: str | None,
+          workers: int | None, summarize: bool, plot: Path | None, x_axis: str | None, y_axis: str | None,
+          fmt: str) -> None:
+    """Solve every scenario of SWEEP (a base spec and axes to vary) and stream one Parquet row per scenario;
+    with --summarize, read a results folder: best plan per scenario, where the answer flips and why."""
+    from planner.errors import Problem, SweepError
+
+    if summarize:
+        from planner.sweep.summary import decider
+        from planner.sweep.summary import answer, axes_of, flips, heatmap, read_results
+
+        if plot is not None and (x_axis is None or y_axis is None or plot.suffix.lower() != ".png"
+                                 or not plot.parent.is_dir()):
+            raise SweepError(Problem("--plot needs --x and --y and a .png path in an existing folder",
+                                     file=str(plot), fix="e.g. --plot heat.png --x AXIS --y AXIS"))
+        rows = read_results(sweep_path)
+        changes = flips(rows)
+        if plot is not None:
+            heatmap(rows, x_axis, y_axis, plot)
+        if fmt == "json":
+            click.echo(json.dumps({"scenarios": rows, "flips": changes}, indent=2, default=str))
+        else:
+            from planner.report import render_rows
+
+            axes = axes_of(rows)
+            render_rows(f"Sweep: {len(rows)} scenarios", axes + ["plan", "objective", "deciding limits"],
+                        [[r[f"axis:{a}"] for a in axes] + [answer(r), r["objective_value"], decider(r)] for r in rows])
+            for f in changes:
+                held = ", ".join(f"{k}={v}" for k, v in f["held"].items())
+                click.echo(f"{f['axis']} {f['from']} -> {f['to']}{' (' + held + ')' if held else ''}: "
+                           f"{f['answer_before']} -> {f['answer_after']}; deciding before: {f['tight_before'] or '-'}, "
+                           f"after: {f['tight_after'] or '-'}")
+        if plot is not None:
+            click.echo(f"heatmap written to {plot}", err=True)
+        return
+    from planner.sweep.run import run_sweep
+    from planner.sweep.spec import load_sweep
+
+    plan = load_sweep(sweep_path)
+    results = output or sweep_path.with_suffix(".results")
+    started = time.monotonic()
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("sweep"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), transient=True, console=_stderr_console()) as bar:
+        task = bar.add_task("sweep", total=len(plan.scenarios))
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=len(plan.scenarios) - total + done)
+
+        ran, skipped = run_sweep(plan, results, backend=backend, workers=workers, address=address, progress=progress)
+    click.echo(f"{ran} scenarios solved, {skipped} already in {results}/ ({time.monotonic() - started:.1f} s); "
+               f"`planner sweep --summarize {results}` reads them", err=True)
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 @main.group()
 def catalog() -> None:
     """Browse the shipped catalogs."""

@@ -67,6 +67,10 @@ class CalibrationError(PlannerError):
     """A runs file or a calibration overlay is malformed or names what the catalogs do not have."""
 
 
+class SweepError(PlannerError):
+    """A sweep file, its axes or its results folder cannot be used."""
+
+
 class EmitError(PlannerError):
     """A launch configuration cannot be written for this result (no plan, an engine no launcher runs)."""
 

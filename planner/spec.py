@@ -293,12 +293,17 @@ def _load_profiles(names: list[str], here: Path, constraints_dir: Path, seen: tu
 
 
 def load_spec(path: Path | str, constraints_dir: Path | None = None) -> WorkloadSpec:
-    from planner.catalog.loader import default_constraints_dir
-
     path = Path(path)
     doc = load_yaml(path, SpecError)
     if not isinstance(doc.data, dict):
         raise SpecError(Problem("expected a mapping at the top level", file=str(path), fix="see `planner schema`"))
+    return spec_from_document(doc, path, constraints_dir)
+
+
+def spec_from_document(doc: YamlDocument, path: Path, constraints_dir: Path | None = None) -> WorkloadSpec:
+    """A spec from an already-read YAML document of `path` (a sweep edits one before parsing it)."""
+    from planner.catalog.loader import default_constraints_dir
+
     includes = doc.data.get("include") or []
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
         raise SpecError(Problem("must be a list of profile names", file=str(path), path="include",

@@ -470,6 +470,13 @@ def _layout(c, kind: str) -> str:
     return " ".join(parts)
 
 
+def provenance_line(provenance: dict) -> str:
+    """`estimated (p90 error: tokens/s 30%, ...)`: how far a prediction of this kind has been off."""
+    bands = ", ".join(f"{k.removesuffix('_ms').replace('_', ' ')} {v:.0f}%"
+                      for k, v in provenance.get("expected_error_pct", {}).items() if v is not None)
+    return f"{provenance.get('provenance', 'estimated')} prediction" + (f" (p90 error {bands})" if bands else "")
+
+
 def render_result(result, checks, work) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -512,6 +519,7 @@ def render_result(result, checks, work) -> None:
             if m.get(key) is not None:
                 t.add_row(label, _fmt(m[key]))
         console.print(t)
+        console.print("  " + provenance_line(part.evaluation.provenance))
     if result.skipped:
         console.print(f"[yellow]Time limit reached; not done:[/yellow] {', '.join(result.skipped)}.")
     for note in result.price_notes:

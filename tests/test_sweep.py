@@ -66,6 +66,27 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(tmp_path):
     assert run_sweep(whole, tmp_path / "out", workers=1) == (0, 4)
 
 
+def test_a_sweep_stopped_by_ctrl_c_keeps_what_finished(tmp_path, monkeypatch):
+    from planner.sweep import run
+
+    sweep = load_sweep(_sweep(tmp_path))
+    real = run.run_scenario
+    calls = []
+
+    def stopping(*args):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(run, "run_scenario", stopping)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(sweep, tmp_path / "out", workers=1)
+    assert len(done_keys(tmp_path / "out")) == 2  # the two finished rows were written on the way out
+    monkeypatch.setattr(run, "run_scenario", real)
+    assert run_sweep(sweep, tmp_path / "out", workers=1) == (2, 2)
+
+
 def test_the_ray_backend_gives_the_local_answers(tmp_path):
     import ray
     path = _sweep(tmp_path)

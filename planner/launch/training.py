@@ -58,6 +58,16 @@ def _adapter_refusal(req: LaunchRequest, framework: str) -> None:
                                     "or emit a full-weight training plan"))
 
 
+def _registered(req: LaunchRequest, framework: str, names: dict, other: str = ""):
+    """The framework's own name for the plan's model (frameworks that ship model configs by name)."""
+    _adapter_refusal(req, framework)
+    found = names.get(req.workload.model)
+    if found is None:
+        raise EmitError(Problem(f"{framework} has no model config for `{req.workload.model}`", path="workload.model",
+                                fix=f"use one of {', '.join(sorted(names))}{other}"))
+    return found
+
+
 def megatron(req: LaunchRequest, catalog: Catalog, nodes: int, per_node: int) -> TrainLaunch:
     _adapter_refusal(req, "Megatron-LM")
     shape, par, w = req.workload.shape, req.plan.parallel, req.workload
@@ -132,11 +142,7 @@ TORCHTITAN_FLAVORS = {"llama-3.1-8b": ("llama3", "8B"), "llama-3-8b": ("llama3",
 
 
 def torchtitan(req: LaunchRequest, catalog: Catalog, nodes: int, per_node: int) -> TrainLaunch:
-    _adapter_refusal(req, "torchtitan")
-    flavor = TORCHTITAN_FLAVORS.get(req.workload.model)
-    if flavor is None:
-        raise EmitError(Problem(f"torchtitan has no model flavour for `{req.workload.model}`", path="workload.model",
-                                fix=f"use one of {', '.join(sorted(TORCHTITAN_FLAVORS))}, or the Megatron-LM launch"))
+    flavor = _registered(req, "torchtitan", TORCHTITAN_FLAVORS, ", or the Megatron-LM launch")
     par, w, training = req.plan.parallel, req.workload, req.plan.training
     # torchtitan shards with FSDP2 or not at all: a sharded optimizer (ZeRO-1/2) becomes FSDP over the same
     # group, which fits in less memory than planned but gathers parameters every step.
@@ -200,11 +206,7 @@ MAXTEXT_VERSION = "tpu-recipes-v0.1.5"
 
 def maxtext(req: LaunchRequest, catalog: Catalog, nodes: int, per_node: int) -> TrainLaunch:
     """TPU: MaxText's `key=value` overrides of base.yml; one process per host, JAX finds the slice itself."""
-    _adapter_refusal(req, "MaxText")
-    name = MAXTEXT_MODELS.get(req.workload.model)
-    if name is None:
-        raise EmitError(Problem(f"MaxText has no model config for `{req.workload.model}`", path="workload.model",
-                                fix=f"use one of {', '.join(sorted(MAXTEXT_MODELS))}"))
+    name = _registered(req, "MaxText", MAXTEXT_MODELS)
     par, w, training = req.plan.parallel, req.workload, req.plan.training
     system = catalog.systems[req.plan.system]
     slice_devices = min(req.plan.devices, system.scaleup.domain_devices)

@@ -3,8 +3,9 @@
 Each scenario is one `solve` (one CP-SAT worker and a fixed seed, so every backend gives the same answer
 and tasks never oversubscribe cores) followed by the solver-free check, whose tight limits say what
 decides the plan. Rows are written in parts as they finish (every PART_ROWS rows or FLUSH_S seconds); a
-rerun skips every scenario whose key a part already holds, so an interrupted sweep loses only what was in
-flight and the last few seconds of finished rows.
+rerun skips every scenario whose key a part already holds. An interrupted sweep (Ctrl-C, a failed task)
+writes what finished before it stops, so it loses only what was in flight; a killed one loses at most the
+last FLUSH_S seconds of finished rows.
 """
 
 from __future__ import annotations
@@ -161,16 +162,19 @@ def run_sweep(sweep: Sweep, results: Path, backend: str = "local", workers: int 
     batch: list[dict] = []
     finished = 0
     flushed = time.monotonic()
-    for row in rows:
-        batch.append(row)
-        finished += 1
-        if progress:
-            progress(finished, len(todo))
-        if len(batch) >= PART_ROWS or time.monotonic() - flushed >= FLUSH_S:
+    try:
+        for row in rows:
+            batch.append(row)
+            finished += 1
+            if progress:
+                progress(finished, len(todo))
+            if len(batch) >= PART_ROWS or time.monotonic() - flushed >= FLUSH_S:
+                _write_part(results, batch, axes)
+                batch, flushed = [], time.monotonic()
+    finally:
+        # Interrupted (Ctrl-C, a failed worker) or done: what finished is kept for the next run to skip.
+        if batch:
             _write_part(results, batch, axes)
-            batch, flushed = [], time.monotonic()
-    if batch:
-        _write_part(results, batch, axes)
     return finished, skipped
 
 

@@ -253,3 +253,16 @@ def test_framework_tp_overlap_hides_its_share_of_tp_comm(llama_shape, device, sy
     overlapped = predict_training(fp, framework=catalog.framework("megatron-core"), **kwargs)
     share = 1 - family.comm_overlap.value
     assert overlapped.breakdown["tp_comm"] == pytest.approx(plain.breakdown["tp_comm"] * share)
+
+
+def test_mla_decodes_in_its_latent_space_and_prefills_in_plain_heads():
+    from planner.catalog.loader import load_catalogs
+
+    shape = load_catalogs().models["deepseek-v3"].shape
+    fp = llm_footprint(shape)
+    # Decode (source M36, FlashMLA's MQA mode): each of 128 heads scores 576-wide keys and sums 512-wide
+    # values per cached token; prefill runs plain heads (192-wide keys, 128-wide values, counted as 4 x 192).
+    assert fp.decode_attention_flops_per_token(1.0) == pytest.approx(61 * 128 * 2 * (576 + 512))
+    assert fp.attention_flops_per_token(1.0) == pytest.approx(4 * 61 * 128 * 192)
+    dense = llm_footprint(load_catalogs().models["llama-3.1-8b"].shape)
+    assert dense.decode_attention_flops_per_token(100.0) == dense.attention_flops_per_token(100.0)

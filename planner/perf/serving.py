@@ -182,7 +182,8 @@ class StepCost:
     expert_bytes: float  # all expert weights held per device (MoE; 0 for dense models)
     expert_share: float  # top_k / experts: the chance a token routes to a given expert
     linear_flops_per_token: float  # per device
-    attn_flops_per_pair: float  # per device, one (query, key) pair across the stage's layers
+    attn_flops_per_pair: float  # per device, one (query, key) pair across the stage's layers (prefill)
+    decode_attn_flops_per_pair: float  # the same for a decoding token (MLA decodes in its latent space)
     kv_bytes_per_token: float  # per device
     bw: float
     kv_bw: float
@@ -212,13 +213,13 @@ class StepCost:
         return all_reduce_lines(self.tp_link, self.engine.allreduce_bw_efficiency or self.comm_efficiency)
 
     @cached_property
-    def _rates(self) -> tuple[float, float, float, float, float]:
+    def _rates(self) -> tuple[float, float, float, float, float, float]:
         """Per-unit times every step multiplies (rate searches evaluate steps by the hundred thousand): the
         dense weight read, GEMM time per token, KV read per held token, attention per (query, key) pair, and
         the stage's per-layer kernel cost."""
         return (self.dense_bytes / self.bw, self.linear_flops_per_token / self.gemm_flops,
                 self.kv_bytes_per_token / self.kv_bw, self.attn_flops_per_pair / self.attn_flops,
-                self.layers * self.engine.layer_overhead_s)
+                self.layers * self.engine.layer_overhead_s, self.decode_attn_flops_per_pair / self.attn_flops)
 
     def _allreduce(self, tokens: float) -> float:
         if self.allreduces == 0 or tokens <= 0:
@@ -233,12 +234,12 @@ class StepCost:
     def _stage_terms(self, decode_seqs: float, context_tokens: float, prefill_tokens: float,
                      prefill_pairs: float) -> tuple[float, float, float, float, float]:
         """One stage's kernel times for its share of the step (already divided by pp), as STAGE_TERMS."""
-        weights_s, gemm_per_token, kv_per_token, attn_per_pair, layers_s = self._rates
+        weights_s, gemm_per_token, kv_per_token, attn_per_pair, layers_s, decode_per_pair = self._rates
         tokens = decode_seqs + prefill_tokens
         if self.expert_bytes:
             weights_s += self.expert_bytes * (1.0 - (1.0 - self.expert_share) ** tokens) / self.bw
         linear = self._roofline(weights_s, tokens * gemm_per_token)
-        kv = self._roofline(context_tokens * kv_per_token, context_tokens * attn_per_pair)
+        kv = self._roofline(context_tokens * kv_per_token, context_tokens * decode_per_pair)
         prefill_attn = prefill_pairs * attn_per_pair
         comm = self._allreduce(tokens)
         if self.ep_link is not None:
@@ -290,6 +291,7 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
         expert_share=(fp.top_k / fp.experts) if fp.is_moe else 0.0,
         linear_flops_per_token=2.0 * fp.active_params / shards,
         attn_flops_per_pair=fp.attention_flops_per_token(1.0) / shards,
+        decode_attn_flops_per_pair=fp.decode_attention_flops_per_token(1.0) / shards,
         kv_bytes_per_token=kv_bytes_per_token_per_device(fp, precision, par, engine),
         bw=achievable_bandwidth(device, family),
         kv_bw=device.memory_bw_gb_per_s * 1e9 * kv_eff,

@@ -85,10 +85,20 @@ class LLMFootprint:
     kv_shardable_by_tp: bool
     embedding_params: float = 0.0  # the input table (also the output head when tied)
     lm_head_params: float = 0.0  # an untied output head (0 when tied)
+    # Decode attention FLOPs per (query, key) pair and layer when decoding computes attention in another
+    # form than prefill: MLA decodes in its latent space (weights absorbed, FlashMLA's "MQA mode": keys
+    # 576 wide, values 512, source M36) where prefill runs plain heads (192 / 128). None: as prefill.
+    decode_attn_flops_per_pair_layer: float | None = None
 
     def attention_flops_per_token(self, context: float) -> float:
         """Forward FLOPs of QK^T and AV for one token attending over `context` tokens (all layers)."""
         return 4.0 * self.layers * context * self.attn_dim
+
+    def decode_attention_flops_per_token(self, context: float) -> float:
+        """The same for a decoding token, in the form engines decode in."""
+        if self.decode_attn_flops_per_pair_layer is None:
+            return self.attention_flops_per_token(context)
+        return self.layers * context * self.decode_attn_flops_per_pair_layer
 
     def forward_flops_per_token(self, context: float) -> float:
         return 2.0 * self.active_params + self.attention_flops_per_token(context)
@@ -134,7 +144,17 @@ def llm_footprint(shape: LLMShape) -> LLMFootprint:
         kv_shardable_by_tp=shape.kv_cache_elems_per_token_per_layer is None,
         embedding_params=float(c.embedding_params),
         lm_head_params=float(c.lm_head_params),
+        decode_attn_flops_per_pair_layer=_absorbed_mla_flops(shape),
     )
+
+
+def _absorbed_mla_flops(shape: LLMShape) -> float | None:
+    """Per query head and key: the score over the latent and the shared RoPE key, then the weighted sum of
+    latents (2 FLOPs per multiply-add)."""
+    if shape.mla is None:
+        return None
+    m = shape.mla
+    return shape.heads * 2.0 * ((m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank)
 
 
 def model_split_problems(fp: LLMFootprint, tp: int, pp: int, domain: int, system_id: str) -> list[str]:

@@ -287,9 +287,17 @@ def _precomputed() -> dict[str, list]:
     return _PRECOMPUTED
 
 
+_SLICES: dict[tuple, list[int] | None] = {}
+
+
 def _job_slice(system: System, size: int, stride: int, world: int) -> list[int] | None:
-    # A job holds at least the group's own span.
-    return torus_slice(system, max(world, (size - 1) * stride + 1)) if size > 1 else None
+    if size <= 1 or not system.scaleup.torus_slices:
+        return None  # the common case, on every group link a solve asks for: no slice list, no lookup
+    span = max(world, (size - 1) * stride + 1)  # a job holds at least the group's own span
+    key = (_system_key(system), span)
+    if key not in _SLICES:
+        _SLICES[key] = torus_slice(system, span)
+    return _SLICES[key]
 
 
 def group_link(system: System, size: int, stride: int = 1, world: int = 0) -> GroupLink:

@@ -366,12 +366,9 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
     Exit codes: 0 plan found, 2 bad input, 3 infeasible, 4 no plan within the time limit.
     """
     started = time.monotonic()
-    from planner.check import check_plan
-    from planner.evaluate import resolve_workload
+    from planner import api
     from planner.launch.request import request_of
-    from planner.report import render_markdown, render_result, result_dict, to_json, workload_dict
-    from planner.solve import DEFAULT_WORKERS, SolverSettings, with_every_price
-    from planner.solve import solve as run_solve
+    from planner.report import render_markdown, render_result, to_json
     from planner.spec import load_spec
 
     if emit_dir is not None:
@@ -384,41 +381,17 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
     if kind == "tier":
         raise click.UsageError(f"{spec_path} is a tier spec: plan it with `planner tier {spec_path}`")
     spec = load_spec(spec_path)
-    updates = {}
-    if objective:
-        updates["objective"] = objective
-    if allow_mix:
-        updates["search"] = spec.search.model_copy(update={"allow_mix": True})
-    if updates:
-        spec = spec.model_copy(update=updates)
     catalog_data = _catalog(ctx, prices, price_scenario)
     spec = _with_price_providers(ctx, spec)
-    work = resolve_workload(spec, catalog_data, str(spec_path))
-    settings = SolverSettings.for_command(time_limit, started=started,
-                                          workers=1 if reproducible else (workers or DEFAULT_WORKERS))
-    result = run_solve(work, catalog_data, settings, top=top)
-    with_every_price(work, catalog_data, result, settings)
-    checks = check_plan(work, catalog_data, result.plan) if result.plan else []
-    explanation = None
-    if not no_explain and result.status in ("optimal", "feasible", "infeasible"):
-        from planner.explain import explain
-
-        explanation = explain(work, catalog_data, result, checks, settings)
-    sims = []
-    if simulate_plan and result.plan is not None and work.kind == "serving":
-        from planner.simulate.run import simulate_evaluation
-
-        demand = spec.workload.traffic.requests_per_s
-        sims = [simulate_evaluation(work, catalog_data, p.evaluation, demand * p.load_share, requests=2000, seed=0)
-                for p in result.plan.parts]
-    workload = workload_dict(work, catalog_data)
+    report = api.solve(spec, name=str(spec_path), catalog=catalog_data, objective=objective, top=top,
+                       time_limit_s=time_limit, workers=workers, reproducible=reproducible, explain=not no_explain,
+                       allow_mix=allow_mix, simulate=simulate_plan, started=started)
+    result, checks, explanation, work, sims = (report.result, report.checks, report.explanation, report.work,
+                                               report.simulations)
     if emit_dir is not None and result.plan is not None:
-        _emit(request_of(result_dict(result, checks, None, workload), str(spec_path)), catalog_data, emit_dir,
-              str(spec_path))
+        _emit(request_of(report.to_dict(), str(spec_path)), catalog_data, emit_dir, str(spec_path))
     if fmt in ("json", "yaml"):
-        data = result_dict(result, checks, explanation, workload)
-        if sims:
-            data["simulation"] = [s.as_dict() for s in sims]
+        data = report.to_dict()
         if fmt == "json":
             click.echo(to_json(data))
         else:

@@ -100,6 +100,12 @@ class SolveReport(Report):
     def constraints(self) -> list[dict]:
         return self.data["constraints"]
 
+    def to_html(self, spec_text: str | None = None) -> str:
+        """The page `planner solve --format html` writes."""
+        from planner.html.solve import solve_page
+
+        return solve_page(self.data, self.work.spec.name if self.work else "plan", spec_text)
+
 
 def solve(spec: Spec, *, catalog: Catalog | None = None, objective: str | None = None, top: int = 1,
           time_limit_s: float = 30.0, workers: int | None = None, reproducible: bool = False,

@@ -339,8 +339,10 @@ def simulate(ctx: click.Context, spec_path: Path, requests: int, seed: int, leng
 @click.argument("spec_path", type=click.Path(path_type=Path))
 @click.option("--objective", type=click.Choice(["cost", "energy", "carbon"]), default=None,
               help="Override the spec's objective.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "yaml", "markdown"]), default="table",
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "yaml", "markdown", "html"]), default="table",
               show_default=True)
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), default=None,
+              help="Write the report (json, yaml, markdown or html) to this file instead of standard output.")
 @click.option("--top", type=click.IntRange(min=1, max=50), default=1, show_default=True,
               help="List the K best distinct plans.")
 @click.option("--time-limit", type=click.FloatRange(min=0.1), default=30.0, show_default=True, callback=_finite,
@@ -357,9 +359,9 @@ def simulate(ctx: click.Context, spec_path: Path, requests: int, seed: int, leng
                    "SkyPilot, SLURM, README) into this directory.")
 @price_options
 @click.pass_context
-def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, top: int, time_limit: float,
-          allow_mix: bool, reproducible: bool, workers: int | None, no_explain: bool, simulate_plan: bool,
-          emit_dir: Path | None, prices: tuple[Path, ...], price_scenario: Path | None) -> None:
+def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, output: Path | None, top: int,
+          time_limit: float, allow_mix: bool, reproducible: bool, workers: int | None, no_explain: bool,
+          simulate_plan: bool, emit_dir: Path | None, prices: tuple[Path, ...], price_scenario: Path | None) -> None:
     """Find the plan for SPEC that minimises its objective within every limit, proven optimal.
 
     \b
@@ -375,6 +377,7 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
         from planner.launch.emit import check_directory
 
         check_directory(emit_dir)  # before any work: a bad target should not cost a solve
+    _check_output(output, fmt)
     kind = _kind(spec_path)
     if kind == "fleet":
         raise click.UsageError(f"{spec_path} is a fleet file: plan it with `planner compare {spec_path}`")
@@ -390,14 +393,16 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
                                                report.simulations)
     if emit_dir is not None and result.plan is not None:
         _emit(request_of(report.to_dict(), str(spec_path)), catalog_data, emit_dir, str(spec_path))
-    if fmt in ("json", "yaml"):
+    if fmt in ("json", "yaml", "html"):
         data = report.to_dict()
         if fmt == "json":
-            click.echo(to_json(data))
+            _write(output, to_json(data))
+        elif fmt == "html":
+            _write(output, report.to_html(_spec_text(spec_path)))
         else:
             import yaml
 
-            click.echo(yaml.safe_dump(json.loads(to_json(data)), sort_keys=False).rstrip())
+            _write(output, yaml.safe_dump(json.loads(to_json(data)), sort_keys=False).rstrip())
     elif fmt == "markdown":
         text = render_markdown(result, checks, work)
         if explanation is not None:
@@ -409,7 +414,7 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
                 f"- {v['id']} <= {v['limit_ms']:g} ms: simulated {v['simulated_ms']:.1f} ms "
                 f"({'holds' if v['simulated_ok'] else 'broken'}), closed form {v['closed_form_ms']:.1f} ms"
                 for sim in sims for v in sim.slo)
-        click.echo(text)
+        _write(output, text)
     else:
         render_result(result, checks, work)
         if explanation is not None:
@@ -425,6 +430,35 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
         sys.exit(EXIT_INFEASIBLE)
     if result.status == "timeout":
         sys.exit(EXIT_TIMEOUT)
+
+
+def _check_output(output: Path | None, fmt: str) -> None:
+    """An output file is checked before any work: a typo should not cost a solve."""
+    if output is None:
+        return
+    from planner.errors import Problem, SolveError
+
+    if fmt == "table":
+        raise click.UsageError("-o writes a file: give --format json, yaml, markdown or html")
+    if output.is_dir():
+        raise SolveError(Problem("is a folder", file=str(output), fix="give a file name, e.g. report.html"))
+    if not output.parent.is_dir():
+        raise SolveError(Problem("its folder does not exist", file=str(output), fix="create the folder first"))
+
+
+def _write(output: Path | None, text: str) -> None:
+    if output is None:
+        click.echo(text)
+    else:
+        output.write_text(text if text.endswith("\n") else text + "\n")
+        click.echo(f"report written to {output}", err=True)
+
+
+def _spec_text(spec_path: Path) -> str | None:
+    try:
+        return spec_path.read_text() if str(spec_path) != "-" else None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _emit(request, catalog_data, out_dir: Path, source: str) -> None:

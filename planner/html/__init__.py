@@ -1,0 +1,1 @@
+"""Self-contained HTML reports (`--format html`): inline styles and SVG charts, nothing fetched."""

@@ -178,12 +178,15 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), d
 
 @main.command()
 @click.argument("spec_path", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown", "html"]), default="table",
+              show_default=True)
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), default=None,
+              help="Write the json, markdown or html report to this file instead of standard output.")
 @click.option("--no-explain", is_flag=True, help="Skip the explanation (binding limits, why not, conflicts).")
 @price_options
 @click.pass_context
-def tier(ctx: click.Context, spec_path: Path, fmt: str, no_explain: bool, prices: tuple[Path, ...],
-         price_scenario: Path | None) -> None:
+def tier(ctx: click.Context, spec_path: Path, fmt: str, output: Path | None, no_explain: bool,
+         prices: tuple[Path, ...], price_scenario: Path | None) -> None:
     """Decide edge, cloud or split for each workload of a tier SPEC, minimising cost per site per month.
 
     \b
@@ -192,11 +195,16 @@ def tier(ctx: click.Context, spec_path: Path, fmt: str, no_explain: bool, prices
     from planner.tier import plan_tier_file
     from planner.tier.report import as_dict, lines, markdown
 
+    _check_output(output, fmt)
     result = plan_tier_file(spec_path, _catalog(ctx, prices, price_scenario), explain=not no_explain)
     if fmt == "json":
-        click.echo(json.dumps(as_dict(result), indent=2, default=str))
+        _write(output, json.dumps(as_dict(result), indent=2, default=str))
+    elif fmt == "html":
+        from planner.html.others import tier_page
+
+        _write(output, tier_page(json.loads(json.dumps(as_dict(result), default=str)), _spec_text(spec_path)))
     elif fmt == "markdown":
-        click.echo(markdown(result))
+        _write(output, markdown(result))
     else:
         click.echo("\n".join(lines(result)))
     if result.plan.status == "infeasible":
@@ -487,15 +495,17 @@ def emit(ctx: click.Context, result_path: Path, out_dir: Path) -> None:
 
 @main.command()
 @click.argument("spec_paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "markdown", "json"]), default="table",
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "markdown", "json", "html"]), default="table",
               show_default=True)
+@click.option("-o", "--output", "output", type=click.Path(path_type=Path), default=None,
+              help="Write the html report to this file instead of standard output.")
 @click.option("--pareto", default=None, help="cost,latency | cost,tpot (serving) or cost,time (training).")
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="Draw the Pareto front to a PNG.")
 @click.option("--time-limit", type=click.FloatRange(min=0.1), default=30.0, show_default=True, callback=_finite)
 @price_options
 @click.pass_context
-def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, pareto: str | None, plot: Path | None,
-            time_limit: float, prices: tuple[Path, ...], price_scenario: Path | None) -> None:
+def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, output: Path | None, pareto: str | None,
+            plot: Path | None, time_limit: float, prices: tuple[Path, ...], price_scenario: Path | None) -> None:
     """Price each SPEC on every device type and provider side by side, or trace its Pareto front.
 
     A fleet file (with `fleet:`) plans its workloads together over a horizon, renting or buying at the
@@ -506,6 +516,9 @@ def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, pareto: 
     from planner.solve import SolverSettings
     from planner.spec import load_spec
 
+    if output is not None and fmt != "html":
+        raise click.UsageError("-o writes the html report: give --format html")
+    _check_output(output, fmt)
     if plot:
         from planner.pareto import check_plot_path
 
@@ -524,6 +537,8 @@ def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, pareto: 
             raise click.UsageError("a fleet file is compared on its own (its workloads are listed inside it)")
         result = rent_or_buy(fleets[0], catalog_data, settings)
         render_fleet(result, catalog_data, "json" if fmt == "json" else "markdown")
+        if fmt == "html":
+            raise click.UsageError("a fleet's report is json or markdown (its html page is not written yet)")
         if result.buy.status == "infeasible":
             sys.exit(EXIT_INFEASIBLE)
         return
@@ -533,12 +548,18 @@ def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, pareto: 
 
         if len(works) != 1:
             raise click.UsageError("--pareto takes one spec")
-        render_pareto(works[0], catalog_data, pareto, settings, fmt, plot)
+        render_pareto(works[0], catalog_data, pareto, settings, fmt, plot, output)
         return
     from planner.compare import compare as run_compare
     from planner.report import render_compare
 
     rows = [row for work in works for row in run_compare(work, catalog_data, settings)]
+    if fmt == "html":
+        from planner.html.others import compare_page
+        from planner.report import compare_dicts
+
+        _write(output, compare_page(compare_dicts(rows), "planner compare: " + ", ".join(w.spec.name for w in works)))
+        return
     render_compare(rows, fmt)
 
 
@@ -598,7 +619,8 @@ def calibrate(ctx: click.Context, runs_path: Path, output: Path, fmt: str) -> No
               help="With --summarize: a heatmap PNG of the winning device over --x and --y.")
 @click.option("--x", "x_axis", default=None, help="Heatmap axis (an axis path of the sweep).")
 @click.option("--y", "y_axis", default=None, help="Heatmap axis (an axis path of the sweep).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "html"]), default="table", show_default=True,
+              help="With --summarize: json or an html page (-o FILE writes it to a file).")
 @click.pass_context
 def sweep(ctx: click.Context, sweep_path: Path, output: Path | None, backend: str, address: str | None,
           workers: int | None, summarize: bool, plot: Path | None, x_axis: str | None, y_axis: str | None,
@@ -620,7 +642,11 @@ def sweep(ctx: click.Context, sweep_path: Path, output: Path | None, backend: st
         if plot is not None:
             heatmap(rows, x_axis, y_axis, plot)
         if fmt == "json":
-            click.echo(json.dumps({"scenarios": rows, "flips": changes}, indent=2, default=str))
+            _write(output, json.dumps({"scenarios": rows, "flips": changes}, indent=2, default=str))
+        elif fmt == "html":
+            from planner.html.others import sweep_page
+
+            _write(output, sweep_page(rows, changes, f"planner sweep: {sweep_path.name}"))
         else:
             from planner.report import render_rows
 

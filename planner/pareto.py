@@ -145,7 +145,8 @@ def check_plot_path(path: Path) -> None:
         raise SpecError(Problem(f"--plot {path}: folder {folder} is not writable", fix="pick another folder"))
 
 
-def plot(points: list[ParetoPoint], axis: str, chosen: ParetoPoint, path: str, title: str, unit: str) -> None:
+def plot(points: list[ParetoPoint], axis: str, chosen: ParetoPoint, path: str, title: str, unit: str,
+         slo: float | None = None, labels: list[str] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,10 +159,17 @@ def plot(points: list[ParetoPoint], axis: str, chosen: ParetoPoint, path: str, t
     ax.scatter(xs, ys, color="tab:blue", zorder=3, label="optimal for its limit")
     ax.scatter([chosen.metric], [chosen.objective], color="tab:red", s=90, zorder=4, marker="*",
                label="the spec's own plan")
-    for p in points:
+    if slo is not None:
+        ax.axvline(slo, color="tab:red", linestyle="--", linewidth=1, label=f"the spec's limit ({slo:g})")
+    for i, p in enumerate(points):
         main = p.plan.main.evaluation.candidate
-        ax.annotate(f"{p.plan.totals.get('devices')}x {main.device}", (p.metric, p.objective), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
+        label = labels[i] if labels else f"{p.plan.totals.get('devices')}x {main.device}"
+        # Labels lean into the frame: left of points on the right half, below points near the top.
+        right = p.metric > (min(xs) + max(xs)) / 2
+        ax.annotate(label, (p.metric, p.objective), fontsize=7, xytext=(-4 if right else 4, -10 if p.objective
+                    > (min(ys) + max(ys)) / 2 else 4), textcoords="offset points", ha="right" if right else "left",
+                    annotation_clip=True)
+    ax.margins(x=0.08, y=0.12)
     ax.set_xlabel({"latency": "TTFT p99 (ms)", "ttft": "TTFT p99 (ms)", "tpot": "TPOT (ms)",
                    "time": "time to train (days)", "energy": "energy (kWh" + ("/h)" if "hour" in unit else ")"),
                    "carbon": "carbon (kg CO2e" + ("/h)" if "hour" in unit else ")")}[axis])

@@ -579,6 +579,13 @@ def render_markdown(result, checks, work) -> str:
 # ---------------------------------------------------------------------------------------------- compare
 
 
+def compare_dicts(rows) -> list[dict]:
+    """Side-by-side rows as `planner compare --format json` prints them."""
+    from planner.compare import CompareRow
+
+    return json.loads(to_json([dict(zip(CompareRow.COLUMNS, r.values())) for r in rows]))
+
+
 def render_compare(rows, fmt: str) -> None:
     import click
 
@@ -596,7 +603,7 @@ def render_compare(rows, fmt: str) -> None:
             writer.writerow(["" if v is None else (round(v, 6) if isinstance(v, float) else v) for v in r.values()])
         click.echo(buf.getvalue().rstrip())
     elif fmt == "json":
-        click.echo(to_json([dict(zip(cols, r.values())) for r in rows]))
+        click.echo(to_json(compare_dicts(rows)))
     elif fmt == "markdown":
         click.echo("| " + " | ".join(cols) + " |")
         click.echo("|" + "---|" * len(cols))
@@ -615,11 +622,12 @@ def render_compare(rows, fmt: str) -> None:
                 click.echo(f"note: {note}")
 
 
-def render_pareto(work, catalog, axes: str, settings, fmt: str, plot_path) -> None:
-    import click
-
+def pareto_dict(work, catalog, axes: str, settings) -> tuple[dict, list]:
+    """(the front as `--format json` prints it, its points); `slo` is the spec's own bound on the second
+    axis, if it sets one."""
+    from planner.constraints import BY_ID
     from planner.explain.diff import describe
-    from planner.pareto import axis_metric, off_the_front, pareto_front, parse_axes, plot
+    from planner.pareto import AXES, axis_metric, off_the_front, pareto_front, parse_axes
 
     axis = parse_axes(axes, work.kind)
     skipped: list[str] = []
@@ -627,11 +635,44 @@ def render_pareto(work, catalog, axes: str, settings, fmt: str, plot_path) -> No
     notes = off_the_front(work, catalog, axis, points, settings)
     unit = "usd_per_job" if work.kind == "training" else "usd_per_hour"
     metric_name = axis_metric(axis, work.kind)
-    data = [{"objective_usd": p.objective, metric_name: p.metric, "epsilon": p.epsilon, "plan": describe(p.plan)}
-            for p in points]
+    data = []
+    for p in points:
+        main = p.plan.main.evaluation.candidate
+        o = main.offering
+        data.append({"objective_usd": p.objective, metric_name: p.metric, "epsilon": p.epsilon, "plan": describe(p.plan),
+                     "label": f"{p.plan.totals.get('devices')}x {main.device}"
+                              + (f" {o.provider} {o.pricing}" if o else " owned")})
+    slo = None
+    unit_id = AXES[axis][0]
+    if unit_id is not None:
+        try:
+            slo = BY_ID[unit_id].limit_of(work.spec, None)  # SLO bounds are the spec's, not the plan's
+        except (AttributeError, TypeError):
+            slo = None
+    return ({"axes": ["cost", axis], "unit": unit, "metric": metric_name, "slo": slo, "points": data,
+             "off_front": notes, "skipped": skipped}, points)
+
+
+def render_pareto(work, catalog, axes: str, settings, fmt: str, plot_path, output=None) -> None:
+    import click
+
+    from planner.pareto import plot
+
+    front, points = pareto_dict(work, catalog, axes, settings)
+    unit, metric_name, axis = front["unit"], front["metric"], front["axes"][1]
+    data, notes, skipped = front["points"], front["off_front"], front["skipped"]
     if fmt == "json":
-        click.echo(to_json({"axes": ["cost", axis], "unit": unit, "points": data, "off_front": notes,
-                            "skipped": skipped}))
+        click.echo(to_json({k: v for k, v in front.items() if k not in ("metric", "slo")}
+                           | ({"slo": front["slo"]} if front["slo"] is not None else {})))
+    elif fmt == "html":
+        from planner.html.others import pareto_page
+
+        text = pareto_page(_clean(front), work.spec.name)
+        if output is None:
+            click.echo(text)
+        else:
+            output.write_text(text)
+            click.echo(f"report written to {output}", err=True)
     elif fmt == "csv":
         click.echo(f"objective_{unit},{metric_name},epsilon,plan")
         for d in data:
@@ -645,7 +686,8 @@ def render_pareto(work, catalog, axes: str, settings, fmt: str, plot_path) -> No
     for part in skipped:
         click.echo(f"Not traced: {part}.", err=fmt != "table")
     if plot_path and points:
-        plot(points, axis, points[0], str(plot_path), f"{work.spec.name}: cost against {axis}", unit)
+        plot(points, axis, points[0], str(plot_path), f"{work.spec.name}: cost against {axis}", unit,
+             slo=front["slo"], labels=[d["label"] for d in data])
         click.echo(f"plot written to {plot_path}", err=True)
 
 

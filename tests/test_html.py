@@ -89,3 +89,38 @@ def test_an_html_report_into_a_missing_folder_is_refused_before_any_work(tmp_pat
     result = CliRunner().invoke(main, ["solve", str(ROOT / "examples" / "llama3-70b-chat.yaml"), "--format", "html",
                                        "-o", str(tmp_path / "nowhere" / "r.html")])
     assert result.exit_code == 2 and "folder does not exist" in result.output
+
+
+def _page_of(tmp_path: Path, name: str, args: list[str]) -> Path:
+    out = tmp_path / f"{name}.html"
+    result = CliRunner().invoke(main, args + ["--format", "html", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_compare_pareto_tier_and_sweep_pages_render_their_charts(browser, tmp_path):
+    examples = ROOT / "examples"
+    pages = {
+        "compare": (_page_of(tmp_path, "compare", ["compare", str(examples / "small-model-serving.yaml")]),
+                    "svg.compare rect.bar"),
+        "pareto": (_page_of(tmp_path, "pareto", ["compare", str(examples / "llama3-70b-chat.yaml"), "--pareto",
+                                                 "cost,tpot"]), "svg.pareto circle.point"),
+        "tier": (_page_of(tmp_path, "tier", ["tier", str(sorted((examples / "edge").glob("*.yaml"))[0])]),
+                 "#limits svg.slack"),
+    }
+    import shutil as sh
+
+    sh.copy(examples / "llama3-70b-chat.yaml", tmp_path / "chat.yaml")
+    (tmp_path / "sweep.yaml").write_text("base: chat.yaml\naxes:\n  - {path: workload.traffic.requests_per_s, "
+                                         "values: [2, 20]}\n  - {path: workload.slo.tpot_ms, values: [30, 90]}\n")
+    assert CliRunner().invoke(main, ["sweep", str(tmp_path / "sweep.yaml"), "-o", str(tmp_path / "res"),
+                                     "--workers", "1"]).exit_code == 0
+    pages["sweep"] = (_page_of(tmp_path, "sweep", ["sweep", "--summarize", str(tmp_path / "res")]),
+                      "svg.heatmap rect.cell")
+    for name, (path, selector) in pages.items():
+        page, errors, fetched = _open(browser, path)
+        assert errors == [] and fetched == [], name
+        assert page.locator(selector).count() >= 2, name
+    pareto, _, _ = _open(browser, pages["pareto"][0])
+    assert pareto.locator("svg.pareto line.slo").count() == 1  # the spec's TPOT limit is drawn
+    assert pareto.locator("svg.pareto circle.point.chosen").count() == 1

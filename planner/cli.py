@@ -513,6 +513,7 @@ def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, output: 
     """
     started = time.monotonic()
     from planner.evaluate import resolve_workload
+    from planner.report import to_json
     from planner.solve import SolverSettings
     from planner.spec import load_spec
 
@@ -536,9 +537,14 @@ def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, output: 
         if len(spec_paths) != 1 or pareto:
             raise click.UsageError("a fleet file is compared on its own (its workloads are listed inside it)")
         result = rent_or_buy(fleets[0], catalog_data, settings)
-        render_fleet(result, catalog_data, "json" if fmt == "json" else "markdown")
         if fmt == "html":
-            raise click.UsageError("a fleet's report is json or markdown (its html page is not written yet)")
+            from planner.html.others import fleet_page
+            from planner.report import fleet_dict
+
+            _write(output, fleet_page(json.loads(to_json(fleet_dict(result, catalog_data))),
+                                      f"planner fleet: {fleets[0].name}"))
+        else:
+            render_fleet(result, catalog_data, "json" if fmt == "json" else "markdown")
         if result.buy.status == "infeasible":
             sys.exit(EXIT_INFEASIBLE)
         return

@@ -107,6 +107,8 @@ def test_compare_pareto_tier_and_sweep_pages_render_their_charts(browser, tmp_pa
                                                  "cost,tpot"]), "svg.pareto circle.point"),
         "tier": (_page_of(tmp_path, "tier", ["tier", str(sorted((examples / "edge").glob("*.yaml"))[0])]),
                  "#limits svg.slack"),
+        "fleet": (_page_of(tmp_path, "fleet", ["compare", str(examples / "fleets" / "three-workloads.yaml")]),
+                  "svg.fleet rect.bar"),
     }
     import shutil as sh
 

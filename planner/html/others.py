@@ -177,3 +177,30 @@ def answer_text(row: dict) -> str:
     from planner.sweep.summary import answer
 
     return answer(row)
+
+
+def fleet_page(data: dict, title: str) -> str:
+    """A fleet over its horizon: what to buy and rent, the total cost of ownership by part against renting
+    everything, and the purchase price at which buying stops paying."""
+    body = [f"<h1>{e(title)}</h1><p class=\"headline\"><span class=\"status {e(data['status'])}\">{e(data['status'])}"
+            f"</span> total cost of ownership <b>${number(data.get('tco_usd'))}</b> over {number(data.get('horizon_years'))}"
+            f" years (${number(data.get('usd_per_hour'))}/h)</p>"]
+    rent = data.get("rent_only") or {}
+    if rent.get("tco_usd") is not None:
+        body.append(section("Against renting everything", bar_chart(
+            [("this fleet", data.get("tco_usd"), True, "buy and rent"),
+             ("rent only", rent.get("tco_usd"), False, "no purchase")], "USD", "fleet"),
+            "rent") + f"<p>Saving <b>${number(data.get('saving_vs_rent_only_usd'))}</b> over the horizon.</p>")
+    parts = data.get("tco_breakdown_usd") or {}
+    body.append(section("Where the money goes", table(["part", "USD"], [[e(k.replace("_", " ")), number(v)]
+                                                                      for k, v in parts.items()], numeric={1}), "parts"))
+    bought = data.get("bought") or {}
+    body.append(section("Bought", table(["device", "units", "break-even purchase price (USD/device)"],
+                                        [[e(d), number(n), number((data.get("break_even_purchase_usd_per_device") or {})
+                                                                  .get(d))] for d, n in bought.items()],
+                                        numeric={1, 2}), "bought"))
+    plans = data.get("plans") or {}
+    body.append(section("Each workload's plan", table(["workload", "this fleet", "rent only"],
+                                                      [[e(w), e(p), e((rent.get("plans") or {}).get(w, ""))]
+                                                       for w, p in plans.items()]), "plans"))
+    return page(title, "".join(body))

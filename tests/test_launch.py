@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "emit"
 EMITTED = ["deepseek-v3-serving", "llama3-70b-chat", "llama3-70b-h100-peer", "qwen3-32b-h200-peer",
            "mixtral-moe-serving", "onprem-power-capped", "small-model-serving", "long-context-serving",
-           "llama3-8b-pretrain", "llama3-405b-pretrain", "spot-vs-ondemand-training", "energy-min-finetune"]
-ADAPTERS = ["llama3-8b-lora", "llama3-8b-qlora"]
+           "llama3-8b-pretrain", "llama3-405b-pretrain", "spot-vs-ondemand-training", "energy-min-finetune",
+           "llama3-8b-lora", "llama3-8b-qlora"]
 K8S_VERSION = "1.33.0"
 
 
@@ -163,11 +163,23 @@ def test_a_tpu_training_launch_is_maxtext_with_the_plans_mesh(emit_root):
     assert f"ici_pipeline_parallelism={plan['parallel']['pp']}" in command
 
 
-@pytest.mark.parametrize("example", ADAPTERS)
-def test_adapter_plans_are_refused_with_the_reason(example, tmp_path):
-    result = CliRunner().invoke(main, ["emit", "-", str(tmp_path / "out")], input=json.dumps(solved(example)))
-    assert result.exit_code == 2
-    assert "fine-tuning launches are not written" in result.output and "Traceback" not in result.output
+def test_adapter_plans_train_through_maxtexts_sft_trainer_with_the_adapters_settings(emit_root):
+    plan = solved("llama3-8b-qlora")["plan"]
+    assert plan["device"].startswith("tpu")
+    command = emitted("llama3-8b-qlora", emit_root)["maxtext/launch.sh"].splitlines()[-1]
+    assert command.startswith("python3 -m maxtext.trainers.post_train.sft.train_sft")
+    assert "lora.enable_lora=True" in command and "lora.lora_rank=16" in command
+    assert "lora.lora_weight_qtype=nf4" in command  # QLoRA: the frozen base stored 4-bit
+    lora = emitted("llama3-8b-lora", emit_root)["maxtext/launch.sh"].splitlines()[-1]
+    assert "lora.lora_rank=32" in lora and "lora_weight_qtype" not in lora
+
+
+def test_an_adapter_plan_on_gpus_is_refused_with_the_reason(tmp_path):
+    result = json.loads(json.dumps(solved("llama3-8b-qlora")))
+    result["plan"] |= {"device": "h100-sxm", "system": "hgx-h100-8", "offering": None}
+    out = CliRunner().invoke(main, ["emit", "-", str(tmp_path / "out")], input=json.dumps(result))
+    assert out.exit_code == 2
+    assert "fine-tuning launches are not written" in out.output and "Traceback" not in out.output
     assert not (tmp_path / "out").exists()
 
 

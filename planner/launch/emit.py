@@ -53,7 +53,7 @@ NO_IMAGE = "REPLACE-WITH-IMAGE"
 
 
 def _image(launchers: Launchers, launcher_id: str, version: str, vendor: str) -> tuple[str, list[str]]:
-    image = launchers.image(launcher_id, vendor)
+    image = launchers.image(launcher_id, version, vendor)
     if image is not None:
         return image, []
     return NO_IMAGE, [f"no container image is published for {launcher_id} {version} on {vendor} devices: build one "

@@ -53,9 +53,9 @@ class Launchers(_Entry):
         raise EmitError(Problem(f"no flag list for {launcher_id} {version} in catalogs/launchers.yaml",
                                 fix="add that version's flags with their source, or pin the version launchers.yaml has"))
 
-    def image(self, launcher_id: str, vendor: str) -> str | None:
+    def image(self, launcher_id: str, version: str, vendor: str) -> str | None:
         """The container image published for this launcher's pinned version on the vendor's devices, if any."""
-        images = next((e.images for e in self.launchers if e.id == launcher_id), {})
+        images = next((e.images for e in self.launchers if e.id == launcher_id and e.version == version), {})
         return images.get(vendor)
 
 

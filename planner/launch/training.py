@@ -204,9 +204,19 @@ MAXTEXT_MODELS = {"llama-3-8b": "llama3-8b", "llama-3-70b": "llama3-70b", "llama
 MAXTEXT_VERSION = "tpu-recipes-v0.1.5"
 
 
+# Adapters (LoRA, QLoRA with NF4 base weights) train through MaxText's post-training SFT trainer, which the
+# tpu-recipes tag above does not have; it is pinned to the commit it was read at (source L14).
+MAXTEXT_SFT_VERSION = "main@e591f30c"
+
+
 def maxtext(req: LaunchRequest, catalog: Catalog, nodes: int, per_node: int) -> TrainLaunch:
-    """TPU: MaxText's `key=value` overrides of base.yml; one process per host, JAX finds the slice itself."""
-    name = _registered(req, "MaxText", MAXTEXT_MODELS)
+    """TPU: MaxText's `key=value` overrides of base.yml (pre-training) or of the SFT trainer (adapters); one
+    process per host, JAX finds the slice itself."""
+    adapter = req.workload.adapter
+    name = MAXTEXT_MODELS.get(req.workload.model)
+    if name is None:
+        raise EmitError(Problem(f"MaxText has no model config for `{req.workload.model}`", path="workload.model",
+                                fix=f"use one of {', '.join(sorted(MAXTEXT_MODELS))}"))
     par, w, training = req.plan.parallel, req.workload, req.plan.training
     system = catalog.systems[req.plan.system]
     slice_devices = min(req.plan.devices, system.scaleup.domain_devices)
@@ -214,15 +224,20 @@ def maxtext(req: LaunchRequest, catalog: Catalog, nodes: int, per_node: int) -> 
     shard = (training.shard_group or par.dp) if training.zero_stage >= 3 else 1
     data_in_slice = par.dp // shard // slices
     micro_per_step = req.plan.batch.global_ // (par.dp * req.plan.batch.micro)
-    settings = {"run_name": "${RUN_NAME:-planner}", "model_name": name,
-                "base_output_directory": "${OUTPUT_DIR}", "dataset_type": "synthetic",
-                "steps": _steps(req), "max_target_length": w.seq_len,
-                "per_device_batch_size": f"{req.plan.batch.global_ / req.plan.devices:g}",
-                "ici_fsdp_parallelism": shard, "ici_data_parallelism": max(1, data_in_slice),
-                "ici_tensor_parallelism": par.tp, "ici_pipeline_parallelism": par.pp,
-                "dcn_data_parallelism": slices,
-                # MaxText has no policy that keeps every activation; minimal saves the most of those it has.
-                "remat_policy": "full" if training.recompute == "full" else "minimal"}
+    settings = {"run_name": "${RUN_NAME:-planner}", "model_name": name, "base_output_directory": "${OUTPUT_DIR}"}
+    required = {"OUTPUT_DIR": "the gs:// folder MaxText writes checkpoints and logs to"}
+    if adapter:
+        settings["load_parameters_path"] = "${MAXTEXT_CKPT_PATH}"
+        required["MAXTEXT_CKPT_PATH"] = "the base model checkpoint in MaxText format"
+    else:
+        settings["dataset_type"] = "synthetic"
+    settings |= {"steps": _steps(req), "max_target_length": w.seq_len,
+                 "per_device_batch_size": f"{req.plan.batch.global_ / req.plan.devices:g}",
+                 "ici_fsdp_parallelism": shard, "ici_data_parallelism": max(1, data_in_slice),
+                 "ici_tensor_parallelism": par.tp, "ici_pipeline_parallelism": par.pp,
+                 "dcn_data_parallelism": slices,
+                 # MaxText has no policy that keeps every activation; minimal saves the most of those it has.
+                 "remat_policy": "full" if training.recompute == "full" else "minimal"}
     notes = [f"remat_policy {settings['remat_policy']} for the plan's {training.recompute} recompute.",
              f"{slices} slice(s) of {slice_devices} chips: FSDP {shard} x data {max(1, data_in_slice)} x TP {par.tp} x "
              f"PP {par.pp} inside a slice, data parallel across slices over DCN."]
@@ -236,13 +251,24 @@ def maxtext(req: LaunchRequest, catalog: Catalog, nodes: int, per_node: int) -> 
                             f"{micro_per_step} is not: raise the global batch to {fixed * par.dp * req.plan.batch.micro} "
                             f"sequences ({fixed} micro-batches) or solve with workload.global_batch_sequences set so")
     if req.plan.precision != "bf16":
-        warnings.append(f"MaxText {MAXTEXT_VERSION} quantizes GEMMs to FP8 on GPUs only: the {req.plan.precision} "
-                        "plan is written as bf16")
-    argv = ["python3", "-m", "MaxText.train", "src/MaxText/configs/base.yml"]
+        warnings.append(f"MaxText quantizes GEMMs to FP8 on GPUs only: the {req.plan.precision} plan is written as bf16")
+    if adapter:
+        settings |= {"enable_nnx": "True", "pure_nnx_decoder": "True", "lora.enable_lora": "True",
+                     "lora.lora_rank": adapter.get("rank", 32), "lora.lora_alpha": "${LORA_ALPHA}"}
+        required["LORA_ALPHA"] = "the adapters' alpha (scale = alpha / rank)"
+        if adapter.get("method") == "qlora":
+            settings["lora.lora_weight_qtype"] = "nf4"  # the frozen base stored 4-bit, as the plan's memory assumed
+        notes.append("The SFT trainer reads its dataset from the Hugging Face defaults of post_train/sft.yml "
+                     "(hf_path, train_split, train_data_columns): set them to your data. MaxText applies LoRA to its "
+                     "default modules (lora.lora_module_path empty); the plan assumed the attention and MLP linears.")
+        argv = ["python3", "-m", "maxtext.trainers.post_train.sft.train_sft"]
+        version = MAXTEXT_SFT_VERSION
+    else:
+        argv = ["python3", "-m", "MaxText.train", "src/MaxText/configs/base.yml"]
+        version = MAXTEXT_VERSION
     argv += [f"{k}={v}" for k, v in settings.items()]
-    return TrainLaunch("maxtext", MAXTEXT_VERSION, argv, nodes, per_node, assumptions=notes, warnings=warnings,
-                       required_env={"OUTPUT_DIR": "the gs:// folder MaxText writes checkpoints and logs to"},
-                       checks=[("maxtext", MAXTEXT_VERSION, "keys", list(settings))])
+    return TrainLaunch("maxtext", version, argv, nodes, per_node, assumptions=notes, warnings=warnings,
+                       required_env=required, checks=[("maxtext", version, "keys", list(settings))])
 
 
 def train_launches(req: LaunchRequest, catalog: Catalog) -> list[TrainLaunch]:

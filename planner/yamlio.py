@@ -93,6 +93,15 @@ def _stdin_text(error: type[PlannerError], max_bytes: int) -> str:
     return _stdin_cache["text"]
 
 
+def is_file(path: Path) -> bool:
+    """Whether `path` names a readable file; a name the system cannot even look up (too long, a NUL byte)
+    is simply not one."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def read_text(path: Path, error: type[PlannerError], max_bytes: int = MAX_FILE_BYTES) -> str:
     """A user's text file as UTF-8 (a byte-order mark is dropped); other encodings are refused at their line."""
     name = str(path)

@@ -153,3 +153,80 @@ def test_a_mutated_price_csv_is_refused_cleanly_or_read(tmp_path, seed):
     result = CliRunner().invoke(main, ["solve", str(EXAMPLES / "small-model-serving.yaml"), "--no-explain",
                                        "--prices", str(prices)])
     _clean(result)
+
+
+# ---- the file kinds of sweeps, calibration and launch configurations
+
+SWEEP = EXAMPLES / "sweeps" / "chat-growth.yaml"
+RUNS = EXAMPLES / "calibration" / "runs.yaml"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_mutated_sweep_is_refused_cleanly_or_expanded(seed):
+    from planner.errors import PlannerError
+    from planner.sweep.spec import load_sweep
+
+    for what, data, must_refuse in mutations(SWEEP, seed):
+        target = SWEEP.parent / f"_fuzz_{SWEEP.name}"
+        target.write_text(yaml.safe_dump(data))
+        try:
+            load_sweep(target)
+        except PlannerError as exc:
+            assert exc.problems and all(p.render() for p in exc.problems), what
+        else:
+            assert not must_refuse, f"{what}: accepted nonsense"
+        finally:
+            target.unlink()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_mutated_runs_file_is_refused_cleanly_or_fitted(tmp_path, seed):
+    for what, data, must_refuse in mutations(RUNS, seed)[:4]:
+        target = RUNS.parent / f"_fuzz_{RUNS.name}"
+        target.write_text(yaml.safe_dump(data))
+        try:
+            result = CliRunner().invoke(main, ["calibrate", str(target), "-o", str(tmp_path / "c.yaml")])
+        finally:
+            target.unlink()
+        _clean(result)
+        if must_refuse:
+            assert result.exit_code == 2, f"{what}: accepted nonsense: {result.output}"
+
+
+def test_a_mutated_calibration_overlay_is_refused_cleanly_or_applied(tmp_path):
+    overlay = tmp_path / "calibration.yaml"
+    assert CliRunner().invoke(main, ["calibrate", str(RUNS), "-o", str(overlay)]).exit_code == 0
+    for seed in range(3):
+        for what, data, must_refuse in mutations(overlay, seed)[:4]:
+            bad = tmp_path / "bad.yaml"
+            bad.write_text(yaml.safe_dump(data))
+            result = CliRunner().invoke(main, ["estimate", str(EXAMPLES / "llama3-8b-pretrain.yaml"), "--device",
+                                               "h100-sxm", "--dp", "8", "--calibration", str(bad)])
+            _clean(result)
+            if must_refuse and what.split(".")[0] in ("families", "engines"):
+                assert result.exit_code == 2, f"{what}: accepted nonsense: {result.output}"
+
+
+def test_a_mutated_solve_result_is_refused_cleanly_or_emitted(tmp_path):
+    import json
+
+    solved = CliRunner().invoke(main, ["solve", str(EXAMPLES / "deepseek-v3-serving.yaml"), "--format", "json",
+                                       "--no-explain", "--reproducible"])
+    source = tmp_path / "result.json"
+    source.write_text(solved.stdout)
+    as_yaml = tmp_path / "result.yaml"  # mutations() reads YAML, which JSON is
+    as_yaml.write_text(solved.stdout)
+    for seed in range(4):
+        for what, data, must_refuse in mutations(as_yaml, seed):
+            bad = tmp_path / "bad.json"
+            bad.write_text(json.dumps(data, allow_nan=True))
+            out = tmp_path / f"out{seed}"
+            result = CliRunner().invoke(main, ["emit", str(bad), str(out)])
+            _clean(result)
+            if must_refuse and what.split(".")[0] in ("plan", "workload") and not what.startswith(
+                    ("plan.predicted", "plan.cost", "plan.offering.usd", "plan.offering.source")):
+                assert result.exit_code == 2, f"{what}: accepted nonsense: {result.output}"
+            if out.exists():
+                import shutil
+
+                shutil.rmtree(out)

@@ -61,12 +61,12 @@ class RunsFile(Strict):
 
 
 def load_runs(path: Path) -> RunsFile:
-    from planner.yamlio import load_yaml, parse_document
+    from planner.yamlio import is_file, load_yaml, parse_document
 
     runs = parse_document(load_yaml(path, CalibrationError), RunsFile, CalibrationError)
     problems = []
     for i, run in enumerate(runs.runs):
-        if not (path.parent / run.spec).is_file():
+        if not is_file(path.parent / run.spec):
             problems.append(Problem(f"spec `{run.spec}` not found next to the runs file", file=str(path),
                                     path=f"runs[{i}].spec", fix="give the spec's path relative to this file"))
     if problems:

@@ -13,12 +13,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from planner.catalog.schema import LLMShape
 from planner.errors import EmitError, Problem
 
 
 class _Read(BaseModel):
-    # The result holds much more than a launch needs (explanations, alternatives): ignore the rest.
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # The result holds much more than a launch needs (explanations, alternatives): ignore the rest. What it
+    # does read is checked as strictly as a spec: no true/false for a number, nothing infinite.
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class WorkloadBlock(_Read):
@@ -104,12 +106,16 @@ def request_of(result: dict, source: str) -> LaunchRequest:
         raise EmitError(Problem("the plan mixes device types; each part needs its own launch", file=source,
                                 path="plan.parts", fix="solve without allow_mix to emit one configuration"))
     try:
-        return LaunchRequest.model_validate({"workload": result["workload"], "plan": result["plan"]})
-    except ValidationError as exc:
-        err = exc.errors()[0]
+        request = LaunchRequest.model_validate({"workload": result["workload"], "plan": result["plan"]})
+        LLMShape.model_validate(request.workload.shape)  # the architecture every launcher writes out
+    except (ValidationError, ValueError, TypeError) as exc:
+        err = exc.errors()[0] if isinstance(exc, ValidationError) else {"loc": ("workload", "shape"), "msg": str(exc)}
         where = ".".join(str(p) for p in err["loc"])
-        raise EmitError(Problem(err["msg"], file=source, path=where,
+        if isinstance(exc, ValidationError) and exc.title == "LLMShape":
+            where = "workload.shape." + where
+        raise EmitError(Problem(err["msg"].splitlines()[0], file=source, path=where,
                                 fix="pass an unedited `planner solve --format json` result")) from None
+    return request
 
 
 def read_request(path: Path) -> LaunchRequest:

@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 
 from planner.errors import Problem, SpecError, SweepError
 from planner.strict import Strict
-from planner.yamlio import YamlDocument, load_yaml, parse_document
+from planner.yamlio import YamlDocument, is_file, load_yaml, parse_document
 
 MAX_SCENARIOS = 1_000_000
 FILE_AXES = ("price_scenario", "calibration")
@@ -118,7 +118,7 @@ def load_sweep(path: Path) -> Sweep:
     doc = load_yaml(path, SweepError)
     sweep_file = parse_document(doc, SweepFile, SweepError)
     base_path = path.parent / sweep_file.base
-    if not base_path.is_file():
+    if not is_file(base_path):
         raise SweepError(Problem(f"base spec `{sweep_file.base}` not found", file=str(path), path="base",
                                  fix="give the spec's path relative to the sweep file"))
     problems = []
@@ -137,7 +137,7 @@ def load_sweep(path: Path) -> Sweep:
             continue
         if axis.path in FILE_AXES:
             for j, value in enumerate(points):
-                if not isinstance(value, str) or not (path.parent / value).is_file():
+                if not isinstance(value, str) or not is_file(path.parent / value):
                     problems.append(Problem(f"{axis.path} file `{value}` not found", file=str(path),
                                             path=f"{where}.values[{j}]", fix="give paths relative to the sweep file"))
             continue

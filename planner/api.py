@@ -141,7 +141,8 @@ def solve(spec: Spec, *, catalog: Catalog | None = None, objective: str | None =
         from planner.explain import explain as run_explain
 
         explanation = run_explain(work, catalog, result, checks, settings)
-    data = result_dict(result, checks, explanation, workload_dict(work, catalog))
+    device = catalog.accelerators[result.plan.main.evaluation.candidate.device] if result.plan else None
+    data = result_dict(result, checks, explanation, workload_dict(work, catalog, device))
     sims = []
     if simulate and result.plan is not None and work.kind == "serving":
         from planner.simulate.run import simulate_evaluation

@@ -300,7 +300,7 @@ def _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, c
                     pred = predict_training(work.footprint, tokens=w.tokens, seq_len=w.seq_len,
                                             global_batch_seqs=batch, par=trial, precision=precision,
                                             device=device, family=family, system=system,
-                                            framework=catalog.framework(w.framework), adapter=adapter)
+                                            framework=catalog.framework(w.framework, device), adapter=adapter)
                     table.evaluated += 1
                     if pred.step_time_s < best_time:
                         best_par, best_time = trial, pred.step_time_s

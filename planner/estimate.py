@@ -42,7 +42,8 @@ def estimate_configuration(spec: WorkloadSpec, catalog: Catalog, *, spec_file: s
         raise EstimateError(Problem("--cp applies to training only (serving splits sequences with --tp)",
                                     fix="drop --cp"))
     if zero_stage is None:
-        zero_stage = catalog.framework(getattr(spec.workload, "framework", None)).zero_stage if kind == "training" else 1
+        zero_stage = (catalog.framework(getattr(spec.workload, "framework", None), catalog.accelerators[device]).zero_stage
+                      if kind == "training" else 1)
 
     def candidate(replicas: int) -> Candidate:
         par = Parallel(tp=tp, pp=pp, dp=replicas, ep=ep, cp=cp, micro_batch=micro_batch, zero_stage=zero_stage,

@@ -209,7 +209,7 @@ def evaluate(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> Evalu
         batch = w.batch_for(par.dp * par.micro_batch)
         pred = predict_training(work.footprint, tokens=w.tokens, seq_len=w.seq_len, global_batch_seqs=batch,
                                 par=par, precision=cand.precision, device=device, family=family, system=system,
-                                framework=catalog.framework(w.framework),
+                                framework=catalog.framework(w.framework, device),
                                 adapter=w.adapter.to_perf() if w.adapter else None)
         utilization = 1.0
     elif isinstance(w, ServingWorkload):

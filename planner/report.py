@@ -362,7 +362,7 @@ def plan_dict(plan) -> dict:
     return main
 
 
-def workload_dict(work, catalog) -> dict:
+def workload_dict(work, catalog, device=None) -> dict:
     """What was asked, as far as a launch configuration needs it (`planner emit` reads it back): the model
     with its shape and checkpoint, and the engine or framework with its pinned version."""
     w = work.spec.workload
@@ -375,7 +375,7 @@ def workload_dict(work, catalog) -> dict:
                 "input_tokens": w.traffic.input_tokens, "output_tokens": w.traffic.output_tokens,
                 "requests_per_s": w.traffic.requests_per_s}
     elif w.kind == "training":
-        framework = catalog.framework(w.framework)
+        framework = catalog.framework(w.framework, device)  # the plan's device picks the default
         out |= {"framework": framework.id, "framework_version": framework.version, "seq_len": w.seq_len,
                 "tokens": w.tokens, "adapter": w.adapter.model_dump(mode="json") if w.adapter else None}
     return out

@@ -190,3 +190,12 @@ def test_solving_an_example_routes_nothing_afresh():
     for name in ("llama3-70b-chat", "llama3-8b-pretrain"):
         solve(resolve_workload(load_spec(ROOT / "examples" / f"{name}.yaml"), catalog), catalog)
     assert topology.ROUTED == [], "group_links.json is behind the catalog: python -m planner.catalog.topology_cache"
+
+
+def test_a_spec_without_a_framework_gets_its_devices_default():
+    from planner.catalog.loader import load_catalogs
+
+    catalog = load_catalogs()
+    assert catalog.framework(None, catalog.accelerators["tpu-v6e"]).id == "maxtext"  # TPUs train under JAX
+    assert catalog.framework(None, catalog.accelerators["h100-sxm"]).id == "megatron-core"
+    assert catalog.framework("torchtitan", catalog.accelerators["tpu-v6e"]).id == "torchtitan"  # named wins

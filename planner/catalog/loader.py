@@ -106,13 +106,16 @@ class Catalog:
     default_engine: str = "vllm"
     frameworks: dict[str, Framework] = field(default_factory=dict)
     default_framework: str = "megatron-core"
+    default_framework_by_vendor: dict[str, str] = field(default_factory=dict)
     # (kind, metric) -> how far that prediction was off, left out of the fit (accuracy.yaml)
     accuracy: dict[tuple[str, str], AccuracyFigure] = field(default_factory=dict)
     # The overlay applied with --calibration: its file, the families and engines it sets, its left-out error.
     calibration: "CalibrationNote | None" = None
 
-    def framework(self, framework_id: str | None) -> Framework:
-        return _named(self.frameworks, framework_id or self.default_framework, "training framework")
+    def framework(self, framework_id: str | None, device: Accelerator | None = None) -> Framework:
+        """The named framework, else the device vendor's default, else the catalog's."""
+        default = self.default_framework_by_vendor.get(device.vendor) if device is not None else None
+        return _named(self.frameworks, framework_id or default or self.default_framework, "training framework")
 
     def engine(self, engine_id: str | None) -> Engine:
         return _named(self.engines, engine_id or self.default_engine, "serving engine")
@@ -267,6 +270,9 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
     fw: FrameworksFile = parsed["frameworks.yaml"]
     problems += _check_ids_unique(fw.frameworks, f_fw, "frameworks")
     problems += _check_sources(fw.frameworks, sources, f_fw, "frameworks")
+    problems += [Problem(f"default framework `{f}` for {vendor} is not listed", file=f_fw,
+                         path=f"default_by_vendor.{vendor}", fix="name one of the frameworks below")
+                 for vendor, f in fw.default_by_vendor.items() if f not in {x.id for x in fw.frameworks}]
     if fw.default not in {f.id for f in fw.frameworks}:
         problems.append(Problem(f"default framework `{fw.default}` is not listed", file=f_fw, path="default",
                                 fix="name one of the frameworks below"))
@@ -293,6 +299,7 @@ def _load_catalogs_cached(root_str: str) -> Catalog:
         default_engine=eng.default,
         frameworks={f.id: f for f in fw.frameworks},
         default_framework=fw.default,
+        default_framework_by_vendor=dict(fw.default_by_vendor),
         accuracy={(f.kind, f.metric): f for f in accuracy.figures},
     )
 

@@ -278,6 +278,8 @@ class Framework(Strict):
 class FrameworksFile(Strict):
     schema_version: Literal[1]
     default: str
+    # A device vendor's own default, for specs that name no framework (TPUs train under MaxText).
+    default_by_vendor: dict[str, str] = {}
     frameworks: list[Framework]
 
 

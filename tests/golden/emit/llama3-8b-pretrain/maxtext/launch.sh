@@ -6,4 +6,4 @@ cd "$(dirname "$0")"
 export NODE_RANK=${NODE_RANK:-0}
 export LEADER_ADDRESS=${LEADER_ADDRESS:-127.0.0.1} MASTER_ADDR=${MASTER_ADDR:-${LEADER_ADDRESS}}
 : "${OUTPUT_DIR:?set OUTPUT_DIR, the gs:// folder MaxText writes checkpoints and logs to}"
-python3 -m MaxText.train src/MaxText/configs/base.yml "run_name=${RUN_NAME:-planner}" model_name=llama3-8b "base_output_directory=${OUTPUT_DIR}" dataset_type=synthetic steps=375217 max_target_length=8192 per_device_batch_size=3.8125 ici_fsdp_parallelism=1 ici_data_parallelism=8 ici_tensor_parallelism=2 ici_pipeline_parallelism=8 dcn_data_parallelism=1 remat_policy=minimal num_layers_per_pipeline_stage=2 num_pipeline_microbatches=61
+python3 -m MaxText.train src/MaxText/configs/base.yml "run_name=${RUN_NAME:-planner}" model_name=llama3-8b "base_output_directory=${OUTPUT_DIR}" dataset_type=synthetic steps=357628 max_target_length=8192 per_device_batch_size=2 ici_fsdp_parallelism=256 ici_data_parallelism=1 ici_tensor_parallelism=1 ici_pipeline_parallelism=1 dcn_data_parallelism=1 remat_policy=full

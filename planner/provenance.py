@@ -11,7 +11,8 @@ _MEMO: dict[tuple, dict] = {}
 
 def provenance(catalog: Catalog, kind: str, family_id: str, engine_id: str | None) -> dict:
     """`provenance`, `expected_error_pct` (p90 of |error| per metric) and `expected_error_basis`."""
-    key = (id(catalog.accuracy), id(catalog.calibration), kind, family_id, engine_id)
+    # The calibration note is hashable and kept by value, so a later overlay never reads another's entry.
+    key = (id(catalog.accuracy), catalog.calibration, kind, family_id, engine_id)
     hit = _MEMO.get(key)
     if hit is not None:
         return hit

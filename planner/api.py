@@ -190,9 +190,9 @@ def compare(specs: list[Spec], *, catalog: Catalog | None = None, time_limit_s: 
     """Each device type and provider at its own optimum, side by side (`planner compare SPEC...`)."""
     import time
 
-    from planner.compare import CompareRow
     from planner.compare import compare as run_compare
     from planner.evaluate import resolve_workload
+    from planner.report import compare_dicts
     from planner.solve import SolverSettings
 
     catalog = catalog or load_catalog()
@@ -201,8 +201,7 @@ def compare(specs: list[Spec], *, catalog: Catalog | None = None, time_limit_s: 
     for spec in specs:
         loaded, name = load_workload_spec(spec)
         rows += run_compare(resolve_workload(loaded, catalog, name), catalog, settings)
-    cols = list(CompareRow.COLUMNS)
-    return CompareReport(_json_round_trip([dict(zip(cols, r.values())) for r in rows]), rows=rows)
+    return CompareReport(compare_dicts(rows), rows=rows)
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,9 @@ def test_bad_overlays_are_refused_in_one_line(tmp_path, overlay, message):
 
 
 def test_runs_file_model_refuses_unknown_keys():
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
         RunsFile.model_validate({"runs": [GOOD | {"measurd": {}}]})
 
 

@@ -66,19 +66,24 @@ class MemoryBudget:
                 f"under a cap of {cap}."]
 
 
+def engine_fraction(engine: EngineParams, device) -> float:
+    """The engine's memory flag: its fraction, or (SGLang) all but the reserve as a share of the device."""
+    if engine.memory_fraction_of == "total_minus_reserved":
+        return 1.0 - engine.reserved_bytes / device.memory_bytes
+    return engine.memory_fraction
+
+
 def memory_budget(req: LaunchRequest, catalog: Catalog, engine: EngineParams) -> MemoryBudget:
     """The engine's memory flag as the model read it (engines.yaml), and the KV cache it leaves."""
     device = catalog.accelerators[req.plan.device]
     capacity = device.memory_bytes / GIB
     profile = replica_profile_of(req, catalog, engine)
+    fraction = engine_fraction(engine, device)
     if engine.memory_fraction_of == "total_minus_reserved":
-        fraction = 1.0 - engine.reserved_bytes / device.memory_bytes
         outside = engine.reserved_bytes / GIB
     elif engine.memory_fraction_of == "free_after_weights":
-        fraction = engine.memory_fraction
         outside = (1.0 - fraction) * (capacity - profile.memory.weights / GIB)
     else:
-        fraction = engine.memory_fraction
         outside = (1.0 - fraction) * capacity
     return MemoryBudget(flag_value=fraction, outside_gib=outside, capacity_gib=capacity,
                         kv_tokens=profile.kv_capacity_tokens, sequences_fit=profile.max_batch_fit,
@@ -206,7 +211,7 @@ def _vllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node: 
 def _sglang(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node: int, nodes: int) -> ServerLaunch:
     par = req.plan.parallel
     quant, notes = _quantization(req, "sglang")
-    fraction = 1.0 - engine.reserved_bytes / catalog.accelerators[req.plan.device].memory_bytes
+    fraction = engine_fraction(engine, catalog.accelerators[req.plan.device])
     argv = ["python3", "-m", "sglang.launch_server", "--model-path", "${MODEL}",
             "--tp-size", str(par.tp), "--pp-size", str(par.pp)]
     if par.ep > 1:

@@ -58,9 +58,10 @@ def _adapter_refusal(req: LaunchRequest, framework: str) -> None:
                                     "or emit a full-weight training plan"))
 
 
-def _registered(req: LaunchRequest, framework: str, names: dict, other: str = ""):
+def _registered(req: LaunchRequest, framework: str, names: dict, other: str = "", adapters: bool = False):
     """The framework's own name for the plan's model (frameworks that ship model configs by name)."""
-    _adapter_refusal(req, framework)
+    if not adapters:
+        _adapter_refusal(req, framework)
     found = names.get(req.workload.model)
     if found is None:
         raise EmitError(Problem(f"{framework} has no model config for `{req.workload.model}`", path="workload.model",
@@ -213,10 +214,7 @@ def maxtext(req: LaunchRequest, catalog: Catalog, nodes: int, per_node: int) -> 
     """TPU: MaxText's `key=value` overrides of base.yml (pre-training) or of the SFT trainer (adapters); one
     process per host, JAX finds the slice itself."""
     adapter = req.workload.adapter
-    name = MAXTEXT_MODELS.get(req.workload.model)
-    if name is None:
-        raise EmitError(Problem(f"MaxText has no model config for `{req.workload.model}`", path="workload.model",
-                                fix=f"use one of {', '.join(sorted(MAXTEXT_MODELS))}"))
+    name = _registered(req, "MaxText", MAXTEXT_MODELS, adapters=True)
     par, w, training = req.plan.parallel, req.workload, req.plan.training
     system = catalog.systems[req.plan.system]
     slice_devices = min(req.plan.devices, system.scaleup.domain_devices)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import PlannerError, Problem, SweepError
-from planner.sweep.spec import FILE_AXES, Scenario, Sweep, scenario_document
+from planner.sweep.spec import Scenario, Sweep, scenario_document
 
 # A limit whose slack is under this share of its bound counts as tight (it decides the plan or nearly does).
 TIGHT_SHARE = 0.01
@@ -50,8 +50,7 @@ def run_scenario(sweep_dir: str, base_path: str, values: dict[str, Any], key: st
             from planner.calibrate.overlay import apply_calibration
 
             catalog = apply_calibration(catalog, Path(sweep_dir) / values["calibration"])
-        probe = Sweep(Path(sweep_dir), Path(base_path), "", [], [], time_limit_s)
-        spec = spec_from_document(scenario_document(probe, values), Path(base_path))
+        spec = spec_from_document(scenario_document(Path(base_path), values), Path(base_path))
         work = resolve_workload(spec, catalog, base_path)
         result = solve(work, catalog, SolverSettings.for_command(time_limit_s, workers=1, seed=0))
         row |= {"status": result.status, "objective": result.objective_name,
@@ -178,4 +177,4 @@ def run_sweep(sweep: Sweep, results: Path, backend: str = "local", workers: int 
     return finished, skipped
 
 
-__all__ = ["run_sweep", "run_scenario", "done_keys", "FILE_AXES"]
+__all__ = ["done_keys", "run_scenario", "run_sweep"]

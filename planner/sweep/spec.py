@@ -102,9 +102,9 @@ def set_path(data: dict, path: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def scenario_document(sweep: Sweep, values: dict[str, Any]) -> YamlDocument:
+def scenario_document(base_path: Path, values: dict[str, Any]) -> YamlDocument:
     """The base spec with the scenario's field values set (file axes are applied to the catalog instead)."""
-    base = load_yaml(sweep.base_path, SpecError)
+    base = load_yaml(base_path, SpecError)
     data = copy.deepcopy(base.data)
     for path, value in values.items():
         if path not in FILE_AXES:
@@ -144,9 +144,8 @@ def load_sweep(path: Path) -> Sweep:
         # Try every value on the base spec now: a path the spec does not have, or a value it refuses, is
         # reported here rather than as a failed scenario hours into the sweep.
         for j, value in enumerate(points):
-            probe = Sweep(path, base_path, "", axes, [], sweep_file.time_limit_s)
             try:
-                spec_from_document(scenario_document(probe, {axis.path: value}), base_path)
+                spec_from_document(scenario_document(base_path, {axis.path: value}), base_path)
             except KeyError as exc:
                 problems.append(Problem(f"`{axis.path}` runs through `{exc.args[0]}`, which is not a section",
                                         file=str(path), path=f"{where}.path", fix="name a field of the spec"))

@@ -205,6 +205,30 @@ def compare(specs: list[Spec], *, catalog: Catalog | None = None, time_limit_s: 
 
 
 @dataclass(frozen=True)
+class FleetReport(Report):
+    result: Any = field(default=None, repr=False, compare=False)  # planner.fleet.RentOrBuy
+
+    @property
+    def status(self) -> str:
+        return self.result.buy.status
+
+
+def fleet(fleet_file: str | Path, *, catalog: Catalog | None = None, explain: bool = True,
+          time_limit_s: float = 30.0) -> FleetReport:
+    """A fleet planned together, the rent-only alternative and the explanation (`planner compare FLEET`)."""
+    import time
+
+    from planner.fleet import rent_or_buy
+    from planner.report import fleet_dict
+    from planner.solve import SolverSettings
+
+    catalog = catalog or load_catalog()
+    settings = SolverSettings.for_command(time_limit_s, started=time.monotonic())
+    result = rent_or_buy(Path(fleet_file), catalog, settings, explain=explain)
+    return FleetReport(_json_round_trip(fleet_dict(result, catalog)), result=result)
+
+
+@dataclass(frozen=True)
 class TierReport(Report):
     result: Any = field(default=None, repr=False, compare=False)
 

@@ -416,7 +416,7 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
         if explanation is not None:
             from planner.explain.render import markdown
 
-            text += "\n\n" + markdown(explanation, result.objective_unit)
+            text += "\n\n" + markdown(explanation)
         if sims:
             text += "\n\n## Simulation of the chosen plan\n\n" + "\n".join(
                 f"- {v['id']} <= {v['limit_ms']:g} ms: simulated {v['simulated_ms']:.1f} ms "
@@ -428,7 +428,7 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
         if explanation is not None:
             from planner.explain.render import render
 
-            render(explanation, result.objective_unit)
+            render(explanation)
         if sims:
             from planner.report import render_simulation
 
@@ -502,10 +502,12 @@ def emit(ctx: click.Context, result_path: Path, out_dir: Path) -> None:
 @click.option("--pareto", default=None, help="cost,latency | cost,tpot (serving) or cost,time (training).")
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="Draw the Pareto front to a PNG.")
 @click.option("--time-limit", type=click.FloatRange(min=0.1), default=30.0, show_default=True, callback=_finite)
+@click.option("--no-explain", is_flag=True, help="Fleets: skip the explanation (binding limits, why not, conflicts).")
 @price_options
 @click.pass_context
 def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, output: Path | None, pareto: str | None,
-            plot: Path | None, time_limit: float, prices: tuple[Path, ...], price_scenario: Path | None) -> None:
+            plot: Path | None, time_limit: float, no_explain: bool, prices: tuple[Path, ...],
+            price_scenario: Path | None) -> None:
     """Price each SPEC on every device type and provider side by side, or trace its Pareto front.
 
     A fleet file (with `fleet:`) plans its workloads together over a horizon, renting or buying at the
@@ -536,7 +538,7 @@ def compare(ctx: click.Context, spec_paths: tuple[Path, ...], fmt: str, output: 
 
         if len(spec_paths) != 1 or pareto:
             raise click.UsageError("a fleet file is compared on its own (its workloads are listed inside it)")
-        result = rent_or_buy(fleets[0], catalog_data, settings)
+        result = rent_or_buy(fleets[0], catalog_data, settings, explain=not no_explain)
         if fmt == "html":
             from planner.html.others import fleet_page
             from planner.report import fleet_dict

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from planner.catalog.loader import Catalog
 from planner.check import check_plan
 from planner.evaluate import ResolvedWorkload
-from planner.explain.scenario import ScenarioRunner
+from planner.explain.question import Question
+from planner.explain.solve_questions import provider_of, solve_questions
 from planner.explain.whynot import ruling_limits
 from planner.solve import SolverSettings, solve
 
@@ -69,22 +70,19 @@ def compare(work: ResolvedWorkload, catalog: Catalog, settings: SolverSettings |
 
     settings = settings or SolverSettings()
     result = solve(work, catalog, settings)
-    runner = ScenarioRunner(work, catalog, result.table, result.compiled, settings)
+    model = solve_questions(work, catalog, result, [], settings)
+    rows_of = model.runner.rows_of
     training = work.kind == "training"
-
-    def provider_of(r) -> str:
-        return r.candidate.offering.provider if r.candidate.offering else "onprem"
-
-    groups = [("device", d, runner.rows_of(lambda r, d=d: r.candidate.device == d))
+    groups = [("device", d, rows_of(lambda r, d=d: r.candidate.device == d))
               for d in sorted(set(work.spec.search.devices) | {r.candidate.device for r in result.table.rows})]
-    groups += [("provider", p, runner.rows_of(lambda r, p=p: provider_of(r) == p))
-               for p in sorted({provider_of(r) for r in result.table.rows})]
-    runner.many([("base", frozenset(), rows) for _, _, rows in groups if rows])
+    groups += [("provider", p, rows_of(lambda r, p=p: provider_of(r.candidate) == p))
+               for p in sorted({provider_of(r.candidate) for r in result.table.rows})]
+    model.ask_many([Question(allowed=rows) for _, _, rows in groups if rows])
     out = []
     for kind, name, rows in groups:
-        outcome = runner.base(frozenset(), rows) if rows else None
+        outcome = model.ask(Question(allowed=rows)) if rows else None
         if outcome is None or not outcome.feasible:
-            deciding = ruling_limits(runner, rows) if rows else []
+            deciding = ruling_limits(model, rows)[0] if rows else []
             if not deciding:
                 deciding = sorted(result.table.excluded_by_device.get(name, {})) or ["no configuration"]
             out.append(CompareRow(work.spec.name, kind, name, "impossible", None, None, None, None, None, None, None,

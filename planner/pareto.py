@@ -18,7 +18,8 @@ from planner.catalog.loader import Catalog
 from planner.constraints import BY_ID
 from planner.errors import Problem, SpecError
 from planner.evaluate import ResolvedWorkload
-from planner.explain.scenario import LimitItem, ScenarioRunner
+from planner.explain.question import Limit
+from planner.explain.scenario import ScenarioRunner
 from planner.plan import Plan
 from planner.candidates import enumerate_candidates
 from planner.compile import compile_model
@@ -91,7 +92,7 @@ def pareto_front(work: ResolvedWorkload, catalog: Catalog, axis: str,
     if unit_id is not None:
         runner = ScenarioRunner(work, catalog, result.table, result.compiled, settings)
         unit = BY_ID[unit_id]
-        item = LimitItem(unit_id, unit_id, unit.spec_path, 0.0, unit.unit)
+        item = Limit(unit_id, unit_id, unit.spec_path, 0.0, unit.unit)
         first_epsilon = unit.limit_of(spec, None)
 
         def cheapest_below(epsilon: float):

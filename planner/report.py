@@ -394,7 +394,7 @@ def result_dict(result, checks, explanation=None, workload: dict | None = None) 
                 c["relax"] = {"to": p.relaxed_to, "saving": p.relax_saving, "change": p.relax_change}
         for p in explanation.limits:
             if p.item.id.startswith("inventory.per_device["):
-                constraints.append({"id": p.item.id, "spec_path": p.item.spec_path, "limit": p.item.value,
+                constraints.append({"id": p.item.id, "spec_path": p.item.spec_path, "limit": p.item.bound,
                                     "value": p.value, "unit": p.item.unit, "slack": p.slack, "satisfied": True,
                                     "tight": p.tight, "binding": p.binding, "drop_saving": p.drop_saving})
     else:
@@ -428,7 +428,8 @@ def result_dict(result, checks, explanation=None, workload: dict | None = None) 
         out["alternatives"] = data["alternatives"]
         out["conflict"] = data["conflict"]
         out["break_even"] = data["break_even"]
-        out["explanation"] = {"limits": data["limits"], "solves": data["explain_solves"], "skipped": data["skipped"]}
+        out["explanation"] = {"limits": data["limits"], "flips": data["flips"], "solves": data["explain_solves"],
+                              "skipped": data["skipped"]}
     return _clean(out)
 
 
@@ -711,6 +712,7 @@ def fleet_dict(result, catalog) -> dict:
                       "plans": {name: (describe(plan) if plan else None) for name, plan in rent.plans.items()}},
         "saving_vs_rent_only_usd": None if result.saving is None else result.saving * buy.spec.horizon_years * 8760,
         "break_even_purchase_usd_per_device": result.break_even_price(catalog),
+        "explanation": result.explanation.as_dict() if result.explanation is not None else None,
         "search": buy.stats,
     })
 
@@ -737,6 +739,10 @@ def render_fleet(result, catalog, fmt: str) -> None:
     for device, price in data["break_even_purchase_usd_per_device"].items():
         lines.append(f"- buying {device} pays while it costs at most ${_fmt(price)} per device "
                      f"(catalog: ${_fmt(catalog.purchases[device].usd_per_device)})")
+    if result.explanation is not None:
+        from planner.explain.render import markdown
+
+        lines.append("\n" + markdown(result.explanation))
     click.echo("\n".join(lines))
 
 

@@ -82,7 +82,7 @@ def test_impossible_example_names_exactly_its_two_limit_conflict(catalog):
     assert {i.id for i in conflict.items} == {"latency.ttft_p99", "power.site_cap"}
     assert conflict.verified
     for relax in conflict.relaxations:
-        assert relax.to is not None and relax.to > relax.item.value
+        assert relax.to is not None and relax.to > relax.item.bound
         # the reported value really makes the spec feasible
         fixed = resolve_workload(with_value(spec, relax.item, relax.to), catalog)
         assert solve(fixed, catalog).plan is not None

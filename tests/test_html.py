@@ -53,7 +53,8 @@ def test_the_solve_report_draws_its_charts_and_says_what_a_planner_forwards(brow
     page, errors, fetched = _open(browser, _render(tmp_path, "llama3-70b-chat"))
     assert errors == [] and fetched == []
     text = page.inner_text("body")
-    for expected in ("8 × h200-sxm", "medium confidence", "latency.tpot", "Why not the others", "Break-even",
+    for expected in ("8 × h200-sxm", "medium confidence", "latency.tpot", "Why not the others", "Where the decision flips",
+                     "stays best while its price is at most",
                      "estimated prediction", "The spec it answers"):
         assert expected in text, expected
     bars = page.locator("svg.whynot rect.bar")

@@ -16,7 +16,8 @@ from planner.cli import main
 from planner.compare import compare
 from planner.errors import CatalogError
 from planner.evaluate import resolve_workload
-from planner.explain.scenario import LimitItem, with_value
+from planner.explain.question import Limit
+from planner.explain.scenario import with_value
 from planner.pareto import dominates, pareto_front
 from planner.solve import solve
 from planner.spec import load_spec
@@ -114,7 +115,7 @@ def test_pareto_points_are_non_dominated_and_optimal_for_their_epsilon(catalog, 
     assert len(points) >= 3
     for a in points:
         assert not any(dominates(b, a) for b in points)
-    item = LimitItem(limit_unit, limit_unit, {"latency.ttft_p99": "workload.slo.ttft_p99_ms",
+    item = Limit(limit_unit, limit_unit, {"latency.ttft_p99": "workload.slo.ttft_p99_ms",
                                               "time.deadline": "limits.deadline_days"}[limit_unit], 0.0, "")
     for p in points[1:4]:
         again = solve(resolve_workload(with_value(spec, item, p.epsilon), catalog), catalog)

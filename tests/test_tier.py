@@ -21,7 +21,7 @@ from planner.errors import SpecError
 from planner.perf.edge import edge_llm, edge_targets, edge_vision, measurement_index, model_vision
 from planner.perf.shapes import llm_footprint
 from planner.tier import plan_tier
-from planner.tier.breakeven import tiers
+from planner.tier.questions import tiers
 from planner.tier.check import check_tier_plan
 from planner.tier.spec import TierSpec, load_tier_spec
 from planner.tier.units import TIER_UNITS
@@ -385,11 +385,11 @@ def test_why_not_costs_equal_restricted_solves():
     spec = load_tier_spec(ROOT / "examples" / "edge" / "yolov8-4cam-15w.yaml")
     result = plan_tier(spec, CAT)
     for alt in result.explanation.alternatives:
-        if alt.kind == "device" and alt.value is not None:
+        if alt.kind == "device" and alt.objective is not None:
             alone = solved(spec.model_copy(update={"edge_devices": [alt.name], "network": spec.network}))
             # The device alone, or the cloud if cheaper: the restricted answer can only be the device's.
-            assert alone.plan.value <= alt.value + 1e-9
-            assert any(o.device == alt.name for o in alone.plan.options) or alone.plan.value < alt.value
+            assert alone.plan.value <= alt.objective + 1e-9
+            assert any(o.device == alt.name for o in alone.plan.options) or alone.plan.value < alt.objective
 
 
 def test_conflict_of_the_impossible_example_is_minimal():
@@ -415,7 +415,7 @@ def test_conflict_of_the_impossible_example_is_minimal():
 
 def test_uplink_price_flip_is_where_the_tier_changes():
     spec = load_tier_spec(ROOT / "examples" / "edge" / "shelf-scan-1000-sites.yaml")
-    flip = next(f for f in plan_tier(spec, CAT).explanation.flips if f.parameter.startswith("network"))
+    flip = next(f for f in plan_tier(spec, CAT).explanation.flips if f.parameter.name.startswith("network"))
     assert flip.at is not None
 
     def tiers_at(price: float) -> str:
@@ -428,7 +428,7 @@ def test_uplink_price_flip_is_where_the_tier_changes():
 
 def test_site_count_flip_is_where_the_tier_changes():
     spec = load_tier_spec(ROOT / "examples" / "edge" / "kiosk-assistant-3b.yaml")
-    flip = next(f for f in plan_tier(spec, CAT).explanation.flips if f.parameter == "site.count")
+    flip = next(f for f in plan_tier(spec, CAT).explanation.flips if f.parameter.name == "site.count")
     assert flip.at is not None and flip.at < spec.site.count
 
     def tiers_at(count: int) -> str:
@@ -532,9 +532,15 @@ def test_tier_json_lists_exclusions_as_records():
 
 
 def test_a_limit_met_on_its_own_is_not_reported_as_violated():
-    from planner.tier.report import ruling_reason
+    from planner.explain.render import ruling_reason
+    from planner.tier.units import tier_limit
 
-    assert ruling_reason("site.device_slots", 3, 2, "devices").startswith("site.device_slots (needs 3")
-    within = ruling_reason("site.device_slots", 2, 2, "devices")
+    slots = tier_limit("site.device_slots", "site.device_slots", "site.device_slots", 2)
+    assert ruling_reason(slots, 3).startswith("site.device_slots (needs 3")
+    within = ruling_reason(slots, 2)
     assert "needs" not in within and "together with the others" in within
-    assert ruling_reason("tier.locality[x]", None, 1, "rank") == "tier.locality[x]"
+    locality = tier_limit("tier.locality[x]", "tier.locality", "workloads[0].locality", 1, "x")
+    assert ruling_reason(locality, None) == "tier.locality[x]"
+    accuracy = tier_limit("tier.accuracy[x]", "tier.accuracy", "workloads[0].min_accuracy", 0.98, "x")
+    assert ruling_reason(accuracy, 0.95).startswith("tier.accuracy[x] (needs 0.95")  # a minimum: below it fails
+    assert "together with the others" in ruling_reason(accuracy, 0.99)

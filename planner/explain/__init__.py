@@ -1,31 +1,33 @@
-"""Explain a solve: binding limits and their price, why not each other device and provider, the minimal
-conflict of an impossible spec with its nearest relaxations, and the break-even price.
+"""Explain a plan: binding limits and their price, why not each other choice, the minimal conflict of an
+impossible spec with its nearest relaxations, and where the decision flips.
 
-Only this package, `compile` and `solve` import OR-Tools. Every item names the constraint `id` and the
-`spec_path` of the limit it comes from, so a user (or a script) can change exactly that field.
+One explainer for every model: it asks only the what-if protocol of `question.py`, which a solve
+(`solve_questions.py`), a fleet (`planner.fleet.questions`) and a tier plan (`planner.tier.questions`)
+each answer. Only this package, `compile` and `solve` import OR-Tools. Every item names the constraint
+`id` and the `spec_path` of the limit it comes from, so a user (or a script) can change exactly that field.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from planner.catalog.loader import Catalog
-from planner.evaluate import ResolvedWorkload
 from planner.explain.binding import LimitPrice, price_limits
-from planner.explain.breakeven import BreakEven, break_even
 from planner.explain.conflict import Conflict, minimal_conflict
-from planner.explain.scenario import ScenarioRunner
+from planner.explain.flips import flips as find_flips
+from planner.explain.question import Flip, Questions
 from planner.explain.whynot import Alternative, alternatives
-from planner.solve import SolveResult, SolverSettings
 
 
 @dataclass
 class Explanation:
+    objective_unit: str
     limits: list[LimitPrice] = field(default_factory=list)
     alternatives: list[Alternative] = field(default_factory=list)
     conflict: Conflict | None = None
-    break_even: BreakEven | None = None
+    flips: list[Flip] = field(default_factory=list)
+    break_even: object | None = None  # a solve's price break-even against the runner-up device
     solves: int = 0
     seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)  # parts the time limit left out
@@ -35,41 +37,50 @@ class Explanation:
             "limits": [p.as_dict() for p in self.limits],
             "alternatives": [a.as_dict() for a in self.alternatives],
             "conflict": self.conflict.as_dict() if self.conflict else None,
+            "flips": [f.as_dict() for f in self.flips],
             "break_even": self.break_even.as_dict() if self.break_even else None,
             "explain_solves": self.solves,
             "skipped": self.skipped,
         }
 
 
-def explain(work: ResolvedWorkload, catalog: Catalog, result: SolveResult, checks,
-            settings: SolverSettings | None = None) -> Explanation:
+def explain_plan(model: Questions, plan, objective: float | None, infeasible: bool,
+                 expired: Callable[[], bool] = lambda: False) -> Explanation:
+    """Every part of the explanation the model's question allows; parts the time limit leaves out are named."""
     started = time.perf_counter()
-    runner = ScenarioRunner(work, catalog, result.table, result.compiled, settings or SolverSettings())
-    out = Explanation()
-    settings = runner.settings
+    out = Explanation(model.objective_unit)
 
     def in_time(part: str) -> bool:
-        if settings.expired:
+        if expired():
             out.skipped.append(part)
             return False
         return True
 
-    if result.plan is None:
-        if result.status == "infeasible" and in_time("the minimal conflict"):
-            out.conflict = minimal_conflict(runner)
+    if plan is None:
+        if infeasible and in_time("the minimal conflict"):
+            out.conflict = minimal_conflict(model)
     else:
-        objective = result.objective_value
         if in_time("what each limit costs"):
-            out.limits = price_limits(runner, result.plan, objective, checks)
-        if in_time("why not each other device and provider"):
-            out.alternatives = alternatives(runner, result.plan, objective)
-        devices = [a for a in out.alternatives if a.kind == "device" and a.objective is not None]
-        runner_up = min(devices, key=lambda a: a.objective, default=None)
-        if in_time("the break-even price"):
-            out.break_even = break_even(runner, result.plan, runner_up)
-    out.solves = runner.solves
+            out.limits = price_limits(model, plan, objective)
+        if in_time("why not each other choice"):
+            out.alternatives = alternatives(model, plan, objective)
+        if in_time("where the decision flips"):
+            out.flips = find_flips(model, plan, out.alternatives)
+            out.break_even = model.break_even(out.flips)
+    out.solves = model.solves
     out.seconds = time.perf_counter() - started
     return out
 
 
-__all__ = ["explain", "Explanation"]
+def explain(work, catalog, result, checks, settings=None) -> Explanation:
+    """A solve's explanation (`planner solve`)."""
+    from planner.explain.solve_questions import solve_questions
+    from planner.solve import SolverSettings
+
+    settings = settings or SolverSettings()
+    model = solve_questions(work, catalog, result, checks, settings)
+    return explain_plan(model, result.plan, result.objective_value, result.status == "infeasible",
+                        lambda: settings.expired)
+
+
+__all__ = ["explain", "explain_plan", "Explanation"]

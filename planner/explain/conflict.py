@@ -1,9 +1,10 @@
 """Impossible specs: the smallest set of the user's own limits that cannot hold together, and for each
 of them the nearest value that would make the spec feasible, with the plan it would give.
 
-CP-SAT's assumption core seeds the search but is neither guaranteed minimal nor reliable with several
-workers (or-tools #3102, #5141), so it is computed with one worker and then shrunk by deletion on clones;
-the result is verified: the set is infeasible and every subset missing one element is feasible.
+The search is by deletion (drop one limit more at a time, keep it only if the question turns feasible
+without it), from a model's seed where it has one: CP-SAT's assumption core for a solve, which is
+neither guaranteed minimal nor reliable with several workers (or-tools #3102, #5141). The result is
+verified: the set is infeasible and every subset missing one element is feasible.
 """
 
 from __future__ import annotations
@@ -12,126 +13,119 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from planner._ortools import cp_model
-from planner.explain.diff import describe
-from planner.explain.scenario import LimitItem, ScenarioRunner, limit_items
-from planner.plan import Plan
+from planner.explain.question import Limit, Question, Questions
 
-SEARCH_STEPS = 10
+DOUBLINGS = 30
 
 
 @dataclass
 class Relaxation:
-    item: LimitItem
+    item: Limit
     to: float | None  # None: relaxing this limit alone cannot make the spec feasible
     objective: float | None
-    plan: Plan | None
+    plan: str | None
 
     def as_dict(self) -> dict:
-        return {"id": self.item.id, "spec_path": self.item.spec_path, "from": self.item.value, "to": self.to,
-                "unit": self.item.unit, "objective": self.objective,
-                "plan": describe(self.plan) if self.plan else None}
+        return {"id": self.item.id, "spec_path": self.item.spec_path, "from": self.item.bound, "to": self.to,
+                "unit": self.item.unit, "objective": self.objective, "plan": self.plan}
 
 
 @dataclass
 class Conflict:
-    items: list[LimitItem]
+    items: list[Limit]
     verified: bool
     relaxations: list[Relaxation] = field(default_factory=list)
     physical: str | None = None  # no plan even without any user limit
 
+    @property
+    def nearest(self) -> dict[str, tuple[float | None, float | None]]:
+        """Each limit's nearest feasible value and the objective there."""
+        return {r.item.id: (r.to, r.objective) for r in self.relaxations}
+
     def as_dict(self) -> dict:
-        return {"limits": [{"id": i.id, "spec_path": i.spec_path, "value": i.value, "unit": i.unit}
-                           for i in self.items],
+        near = self.nearest
+        return {"limits": [{"id": i.id, "spec_path": i.spec_path, "workload": i.workload, "value": i.bound,
+                            "limit": i.bound, "unit": i.unit, "nearest_feasible": near.get(i.id, (None, None))[0],
+                            "objective_there": near.get(i.id, (None, None))[1]} for i in self.items],
                 "minimal_verified": self.verified, "relaxations": [r.as_dict() for r in self.relaxations],
                 "physical": self.physical}
 
 
-def _infeasible(runner: ScenarioRunner, kept: set[str], every: frozenset[str],
-                allowed: frozenset[int] | None = None) -> bool:
-    return not runner.base(frozenset(every - kept), allowed).feasible
+def _infeasible(model: Questions, kept: set[str], every: frozenset[str], allowed=None) -> bool:
+    return not model.ask(Question(dropped=every - kept, allowed=allowed)).feasible
 
 
-def minimal_subset(runner: ScenarioRunner, ids: list[str], allowed: frozenset[int] | None = None) -> list[str]:
-    """A minimal set of limit items that, all enforced, leave no plan (among `allowed` rows): an
-    assumption core as the seed, shrunk by deletion. The caller knows the full set is infeasible."""
+def minimal_subset(model: Questions, ids: list[str], allowed=None) -> list[str]:
+    """A minimal set of limits that, all enforced, leave no plan (among `allowed` rows), shrunk by deletion
+    from the model's seed. The caller knows the full set is infeasible."""
     every = frozenset(ids)
-    seed = _assumption_seed(runner, ids, allowed)
-    if not _infeasible(runner, set(seed), every, allowed):
+    seed = model.seed(ids, allowed) or list(ids)
+    if not _infeasible(model, set(seed), every, allowed):
         seed = list(ids)
     kept = set(seed)
     for item in seed:
         trial = kept - {item}
-        if _infeasible(runner, trial, every, allowed):
+        if _infeasible(model, trial, every, allowed):
             kept = trial
     return [i for i in ids if i in kept]
 
 
-def _assumption_seed(runner: ScenarioRunner, ids: list[str], allowed: frozenset[int] | None = None) -> list[str]:
-    compiled = runner.compiled if allowed is None else runner.sub_model(allowed)
-    model = compiled.model.clone()  # literals free: assume them on instead of fixing them
-    literals = {compiled.limit_literals[i].index: i for i in ids if i in compiled.limit_literals}
-    model.add_assumptions([model.get_bool_var_from_proto_index(idx) for idx in literals])
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = 1  # cores are wrong with several workers (or-tools #3102, #5141)
-    solver.parameters.max_time_in_seconds = runner.settings.seconds_left()
-    if solver.solve(model) != cp_model.INFEASIBLE:
-        return ids
-    core = {literals[i] for i in solver.sufficient_assumptions_for_infeasibility() if i in literals}
-    return [i for i in ids if i in core] or ids
-
-
-def minimal_conflict(runner: ScenarioRunner) -> Conflict:
-    items = limit_items(runner.work.spec, runner.table.kind)
+def minimal_conflict(model: Questions) -> Conflict:
+    items = model.limits()
     by_id = {i.id: i for i in items}
     every = frozenset(by_id)
-    if not runner.base(every).feasible:
-        reasons = "; ".join(f"{k}: {v.count} configurations, e.g. {v.example}" for k, v in runner.table.excluded.items())
-        return Conflict([], True, physical=reasons or "no configuration in the search space")
-    kept = set(minimal_subset(runner, list(by_id)))
-    verified = _infeasible(runner, kept, every) and all(not _infeasible(runner, kept - {i}, every) for i in kept)
+    if not model.ask(Question(dropped=every)).feasible:
+        return Conflict([], True, physical=model.physical())
+    kept = set(minimal_subset(model, list(by_id)))
+    verified = _infeasible(model, kept, every) and all(not _infeasible(model, kept - {i}, every) for i in kept)
     conflict = Conflict([by_id[i] for i in by_id if i in kept], verified)
     with ThreadPoolExecutor(max_workers=2) as pool:  # independent searches, two solves at a time
-        conflict.relaxations = list(pool.map(lambda i: nearest_relaxation(runner, by_id[i]),
+        conflict.relaxations = list(pool.map(lambda i: nearest_relaxation(model, by_id[i]),
                                              [i for i in by_id if i in kept]))
     return conflict
 
 
-def nearest_relaxation(runner: ScenarioRunner, item: LimitItem) -> Relaxation:
-    """The smallest loosening of this one limit (others as the spec has them) that admits a plan."""
-    if not runner.at(item, None).feasible:
+def nearest_relaxation(model: Questions, item: Limit) -> Relaxation:
+    """The smallest loosening of this one limit (others as the spec has them) that admits a plan: bisection
+    between the limit and what the plan without it uses (or, when the model cannot say, a doubling search)."""
+    free = model.ask(Question(dropped=frozenset({item.id})))
+    if not free.feasible:
         return Relaxation(item, None, None, None)
-    integer = item.unit_id in ("devices.max_count", "inventory.per_device")
-    ceiling = 1.0 if item.unit_id == "throughput.max_utilization" else None
-    low, high = item.value, None
-    probe = item.value
-    for _ in range(30):
-        probe = probe * 2 if probe > 0 else 1.0
-        if ceiling is not None:
-            probe = min(probe, ceiling)
-        if runner.at(item, probe).feasible:
-            high = probe
-            break
-        low = probe
-        if ceiling is not None and probe >= ceiling:
-            break
-    if high is None:
-        return Relaxation(item, None, None, None)
-    for _ in range(SEARCH_STEPS):
-        if integer and high - low <= 1:
-            break
-        mid = math.floor((low + high) / 2) if integer else (low + high) / 2
-        if runner.at(item, mid).feasible:
+
+    def feasible(value: float) -> bool:
+        return model.ask(Question(bounds=((item.id, value),))).feasible
+
+    reach = model.usage(item, free.plan)
+    low, high = item.bound, reach
+    if reach is None:
+        probe = item.bound
+        for _ in range(DOUBLINGS):
+            probe = probe * 2 if probe > 0 else 1.0
+            if item.ceiling is not None:
+                probe = min(probe, item.ceiling)
+            if feasible(probe):
+                high = probe
+                break
+            low = probe
+            if item.ceiling is not None and probe >= item.ceiling:
+                break
+        if high is None:
+            return Relaxation(item, None, None, None)
+    steps = 0
+    while (high - low > 1) if item.integer else steps < model.bisection_steps:
+        steps += 1
+        mid = math.floor((low + high) / 2) if item.integer else (low + high) / 2
+        if feasible(mid):
             high = mid
         else:
             low = mid
-    if not integer:
-        high = _round_up_nicely(high)
-    outcome = runner.at(item, high)
-    return Relaxation(item, high, outcome.value, outcome.plan)
+    if not item.integer and model.round_nearest:
+        high = round_up_nicely(high)
+    outcome = free if high == reach else model.ask(Question(bounds=((item.id, high),)))
+    return Relaxation(item, high, outcome.objective, model.describe(outcome.plan) if outcome.feasible else None)
 
 
-def _round_up_nicely(value: float) -> float:
+def round_up_nicely(value: float) -> float:
     """Three significant digits, rounded up so the reported value still admits the plan."""
     if value <= 0:
         return value

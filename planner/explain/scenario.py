@@ -1,6 +1,6 @@
 """What-if solves for the explainer: the same question with one limit dropped, relaxed or restricted.
 
-Every user limit is an *item* (a constraint unit, or one device's inventory) with the spec field that sets
+Every user limit is a `Limit` (a constraint unit, or one device's inventory) with the spec field that sets
 it. Dropping an item turns its literal off on a clone of the compiled model (no recompilation); relaxing
 it rebuilds the model from the same candidate table with the new bound (serving rows recompute only their
 rates for that limit). Solves are hinted with nothing but the compiled structure, and cached by question.
@@ -18,34 +18,30 @@ from planner.catalog.loader import Catalog
 from planner.compile import CompiledModel, active_limits, compile_model, inventory_item
 from planner.constraints import BY_ID
 from planner.evaluate import ResolvedWorkload
+from planner.explain.question import Limit
 from planner.plan import Plan
 from planner.solve import SolveResult, SolverSettings, solve_compiled
 from planner.spec import WorkloadSpec
 
-
-@dataclass(frozen=True)
-class LimitItem:
-    id: str  # constraint unit id, or inventory.per_device[<device>]
-    unit_id: str
-    spec_path: str
-    value: float
-    unit: str
+COUNTS = ("devices.max_count", "inventory.per_device")
 
 
-def limit_items(spec: WorkloadSpec, kind: str) -> list[LimitItem]:
+def limit_items(spec: WorkloadSpec, kind: str) -> list[Limit]:
     items = []
     for unit_id, bound in active_limits(spec, kind).items():
         unit = BY_ID[unit_id]
+        ceiling = 1.0 if unit_id == "throughput.max_utilization" else None  # past it a replica never catches up
         if unit_id == "inventory.per_device":
             for device, count in sorted(spec.limits.inventory.items()):
-                items.append(LimitItem(inventory_item(device), unit_id, f"limits.inventory.{device}", float(count),
-                                       unit.unit))
+                items.append(Limit(inventory_item(device), unit_id, f"limits.inventory.{device}", float(count),
+                                   unit.unit, integer=True))
         else:
-            items.append(LimitItem(unit_id, unit_id, unit.spec_path, bound, unit.unit))
+            items.append(Limit(unit_id, unit_id, unit.spec_path, bound, unit.unit, integer=unit_id in COUNTS,
+                               ceiling=ceiling))
     return items
 
 
-def with_value(spec: WorkloadSpec, item: LimitItem, value: float | None) -> WorkloadSpec:
+def with_value(spec: WorkloadSpec, item: Limit, value: float | None) -> WorkloadSpec:
     """The spec with the item's field set to `value` (None removes the limit)."""
     # Defaults left out: an empty search list is the default "every value", which a spec may not spell out.
     data = spec.model_dump(mode="json", exclude_defaults=True)
@@ -56,20 +52,10 @@ def with_value(spec: WorkloadSpec, item: LimitItem, value: float | None) -> Work
     if value is None:
         node.pop(parts[-1], None)
     else:
-        node[parts[-1]] = int(math.ceil(value)) if item.unit_id in ("devices.max_count", "inventory.per_device") \
-            else value
+        node[parts[-1]] = int(math.ceil(value)) if item.unit_id in COUNTS else value
     if item.unit_id == "throughput.max_utilization" and value is None:
         node[parts[-1]] = 1.0  # the cap cannot go: a replica past full utilisation never catches up
     return WorkloadSpec.model_validate(data)
-
-
-def relaxed_value(item: LimitItem) -> float:
-    """One step looser: +10%; counts grow by at least one; utilisation stays at most 1."""
-    if item.unit_id in ("devices.max_count", "inventory.per_device"):
-        return float(max(item.value + 1, math.ceil(item.value * 1.1)))
-    if item.unit_id == "throughput.max_utilization":
-        return min(1.0, item.value * 1.1)
-    return item.value * 1.1
 
 
 @dataclass
@@ -135,7 +121,7 @@ class ScenarioRunner:
                 self._sub_models[allowed] = compiled
         return compiled
 
-    def at(self, item: LimitItem, value: float | None, allowed: frozenset[int] | None = None) -> Outcome:
+    def at(self, item: Limit, value: float | None, allowed: frozenset[int] | None = None) -> Outcome:
         """The spec with one item set to another value (None: dropped)."""
         if value is None:
             return self.base(frozenset({item.id}), allowed)

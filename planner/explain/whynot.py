@@ -1,155 +1,75 @@
-"""Why not each other device type (and provider): its best plan and the difference, or the limits that
-rule it out (a minimal set, found by deletion on clones restricted to that device's rows)."""
+"""Why not each other choice (a device, a provider, a tier, renting instead of buying): the best plan that
+makes it, and the difference; or the limits that rule it out: each limit that does so alone, else a
+minimal set (found by deletion on questions restricted to that choice's rows)."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from planner.explain.diff import describe
-from planner.explain.scenario import ScenarioRunner, limit_items
-from planner.plan import Plan
+from planner.explain.conflict import minimal_subset
+from planner.explain.question import Answer, Choice, Limit, Question, Questions
 
 
 @dataclass
 class Alternative:
-    kind: str  # "device" or "provider"
+    kind: str
     name: str
     objective: float | None
     delta: float | None  # relative to the chosen plan
     reason: str
     ruled_out_by: list[str]
-    plan: Plan | None
+    plan: str | None  # what the choice's best plan is
+    workload: str | None = None
+    each_alone: bool = False  # every limit in ruled_out_by rules it out by itself
+    needs: dict[str, float] = field(default_factory=dict)  # ruling limit -> what the choice uses without limits
+    limits: dict[str, Limit] = field(default_factory=dict, repr=False)  # the ruling limits, for rendering
+    note: str = ""  # what the model adds to the ruling limits (a catalog gap behind them)
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "name": self.name, "objective": self.objective, "delta": self.delta,
-                "reason": self.reason, "ruled_out_by": self.ruled_out_by,
-                "plan": describe(self.plan) if self.plan else None}
+        return {"kind": self.kind, "name": self.name, "workload": self.workload, "objective": self.objective,
+                "delta": self.delta, "reason": self.reason, "ruled_out_by": self.ruled_out_by,
+                "each_alone": self.each_alone, "needs": self.needs, "plan": self.plan}
 
 
-def _why_worse(chosen: Plan, other: Plan, objective_name: str) -> str:
-    c, o = chosen.main.evaluation, other.main.evaluation
-    c_dev, o_dev = chosen.totals.get("devices") or 0, other.totals.get("devices") or 0
-    if c.prediction.kind == "training":
-        # A job's cost is price per device-hour x device-hours: compare the two factors.
-        c_rate = (c.metrics.get("tokens_per_s") or 0) / max(c_dev, 1)
-        o_rate = (o.metrics.get("tokens_per_s") or 0) / max(o_dev, 1)
-        speed = c_rate / o_rate if o_rate else float("inf")
-        if objective_name == "cost":
-            c_price = (c.metrics.get("usd_per_hour") or 0) / max(c_dev, 1)
-            o_price = (o.metrics.get("usd_per_hour") or 0) / max(o_dev, 1)
-            cheaper = "cheaper" if o_price < c_price else "dearer"
-            return (f"${o_price:.2f} per device-hour ({cheaper} than ${c_price:.2f}) but "
-                    f"{speed:.1f}x slower per device ({o_dev} devices against {c_dev})") if speed > 1 else (
-                    f"${o_price:.2f} per device-hour against ${c_price:.2f}, {o_dev} devices against {c_dev}")
-        return f"{speed:.1f}x slower per device, {o_dev} devices against {c_dev}"
-    if objective_name == "cost":
-        c_price = (c.metrics.get("usd_per_hour") or 0) / max(c_dev, 1)
-        o_price = (o.metrics.get("usd_per_hour") or 0) / max(o_dev, 1)
-        if o_price > c_price and o_dev <= c_dev:
-            return "higher price per device-hour outweighs needing " + (
-                "fewer devices" if o_dev < c_dev else "as many devices")
-        if o_dev > c_dev and o_price <= c_price:
-            return f"cheaper per device-hour but needs {o_dev} devices against {c_dev}"
-        return f"{o_dev} devices at ${o_price:.2f}/device-h against {c_dev} at ${c_price:.2f}"
-    return f"{o_dev} devices drawing {other.totals.get('power_kw') or 0:.1f} kW against {c_dev} at " \
-           f"{chosen.totals.get('power_kw') or 0:.1f} kW"
+def ruling_limits(model: Questions, allowed) -> tuple[list[str], bool, Answer]:
+    """The limits that rule these rows out, each alone if any does (else a minimal set), and the best plan
+    of the rows with every limit dropped (what the choice would need); [] when even that has no plan."""
+    ids = [i.id for i in model.limits()]
+    every = frozenset(ids)
+    unlimited = model.ask(Question(dropped=every, allowed=allowed))
+    if not unlimited.feasible:
+        return [], False, unlimited
+    alone = model.ask_many([Question(dropped=every - {i}, allowed=allowed) for i in ids])
+    each = [i for i, a in zip(ids, alone) if not a.feasible]
+    if each:
+        return each, True, unlimited
+    return minimal_subset(model, ids, allowed), False, unlimited
 
 
-def ruling_limits(runner: ScenarioRunner, rows: frozenset[int]) -> list[str]:
-    """A minimal set of the user's limits under which these rows cannot make a plan ([] if none can)."""
-    from planner.explain.conflict import minimal_subset
-
-    items = [i.id for i in limit_items(runner.work.spec, runner.table.kind)]
-    if not runner.base(frozenset(items), rows).feasible:
-        return []  # infeasible with every user limit gone: physical (memory, missing figures)
-    return minimal_subset(runner, items, rows)
+def alternatives(model: Questions, chosen, objective: float) -> list[Alternative]:
+    choices = model.choices(chosen)
+    model.ask_many([Question(allowed=c.allowed) for c in choices if c.unavailable is None])
+    with ThreadPoolExecutor(max_workers=2) as pool:  # see Questions.ask_many: two solves at a time
+        return list(pool.map(lambda c: _alternative(model, c, chosen, objective), choices))
 
 
-def next_memory_size(catalog, device_id: str) -> str | None:
-    """The same vendor's next larger-memory device of the same or a newer family (A100 40 -> 80 GB,
-    H100 -> H200, MI300X -> MI325X), which is what "memory to the next device size" means to a buyer."""
-    device = catalog.accelerators[device_id]
-    bigger = [a for a in catalog.accelerators.values()
-              if a.vendor == device.vendor and a.kind == device.kind and a.memory_gb > device.memory_gb
-              and a.form_factor == device.form_factor and a.peak_dense_tflops.get("bf16", 0)
-              >= device.peak_dense_tflops.get("bf16", 0)]
-    return min(bigger, key=lambda a: (a.memory_gb, a.id)).id if bigger else None
-
-
-def alternatives(runner: ScenarioRunner, chosen: Plan, objective: float) -> list[Alternative]:
-    spec = runner.work.spec
-    name = spec.objective
-    chosen_devices = {p.evaluation.candidate.device for p in chosen.parts}
-    devices = sorted({r.candidate.device for r in runner.table.rows} | set(spec.search.devices)) \
-        if spec.search.devices else sorted({r.candidate.device for r in runner.table.rows})
-    def provider_of(r) -> str:
-        return r.candidate.offering.provider if r.candidate.offering else "onprem"
-
-    groups = [("device", d, runner.rows_of(lambda r, d=d: r.candidate.device == d))
-              for d in devices if d not in chosen_devices]
-    chosen_providers = {(p.evaluation.candidate.offering.provider if p.evaluation.candidate.offering else "onprem")
-                        for p in chosen.parts}
-    providers = sorted({provider_of(r) for r in runner.table.rows})
-    groups += [("provider", p, runner.rows_of(lambda r, p=p: provider_of(r) == p))
-               for p in providers if p not in chosen_providers]
-    runner.many([("base", frozenset(), rows) for _, _, rows in groups if rows])
-    with ThreadPoolExecutor(max_workers=2) as pool:  # see ScenarioRunner.many: two solves at a time
-        return list(pool.map(lambda g: _alternative(runner, g[0], g[1], g[2], chosen, objective, name), groups))
-
-
-def _alternative(runner, kind, name, rows, chosen, objective, objective_name) -> Alternative:
-    if not rows:
-        reasons = sorted(runner.table.excluded_by_device.get(name, {})) if kind == "device" else []
-        if "memory.fits_device" in reasons:
-            bigger = next_memory_size(runner.catalog, name)
-            hint = f"; the next memory size, {bigger}, is in the catalog" if bigger else ""
-            cap = node_cap(runner.catalog, name) if runner.work.kind == "training" else None
-            hint = f"; {cap}" + hint if cap else hint
-            return Alternative(kind, name, None, None, "impossible: memory.fits_device (no layout in the search "
-                               f"space fits the model in its memory{hint})", ["memory.fits_device"], None)
-        why = ", ".join(reasons + (offering_reasons(runner.catalog, runner.work.spec, name) if kind == "device" else []))
-        return Alternative(kind, name, None, None, f"impossible: {why or 'no offering or system in the search space'}",
-                           [], None)
-    best = runner.base(frozenset(), rows)
+def _alternative(model: Questions, choice: Choice, chosen, objective: float) -> Alternative:
+    head = {"kind": choice.kind, "name": choice.name, "workload": choice.workload}
+    if choice.unavailable is not None:
+        return Alternative(objective=None, delta=None, reason=f"impossible: {choice.unavailable}",
+                           ruled_out_by=list(choice.unavailable_by), plan=None, **head)
+    best = model.ask(Question(allowed=choice.allowed))
     if best.feasible:
-        delta = (best.value - objective) / objective if objective else None
-        return Alternative(kind, name, best.value, delta, _why_worse(chosen, best.plan, objective_name), [],
-                           best.plan)
-    limits = ruling_limits(runner, rows)
-    reason = "impossible: " + (", ".join(limits) if limits else "memory.fits_device or the structure")
-    if kind == "device" and runner.work.kind == "training":
-        cap = node_cap(runner.catalog, name)
-        if cap:
-            reason += f" ({cap})"
-    return Alternative(kind, name, None, None, reason, limits, None)
-
-
-def node_cap(catalog, device: str) -> str | None:
-    """The catalog gap that caps a device at one node for training, when every system of it lacks a
-    scale-out network: that, not the user limit it then trips, is why it loses."""
-    systems = [sy for sy in catalog.systems.values() if sy.accelerator == device]
-    if not systems or any(sy.scaleout is not None for sy in systems):
-        return None
-    biggest = max(systems, key=lambda sy: sy.devices_per_node)
-    return (f"the catalog has no scale-out network for {', '.join(sorted(sy.id for sy in systems))}, so at most "
-            f"{biggest.devices_per_node} devices; a sourced NIC figure for it would lift the cap")
-
-
-def offering_reasons(catalog, spec, device: str) -> list[str]:
-    """Why none of a device's offerings is in the search space, filter by filter."""
-    from planner.evaluate import confident_enough, owned_hardware_allowed
-
-    systems = {sy.id for sy in catalog.systems.values() if sy.accelerator == device}
-    offers = [o for o in catalog.offerings if o.system in systems]
-    if not offers:
-        return [] if owned_hardware_allowed(spec, device) else [f"no cloud offering of {device} in the catalog"]
-    s = spec.search
-    counts = {
-        "search.providers": sum(1 for o in offers if s.providers and o.provider not in s.providers),
-        "search.regions": sum(1 for o in offers if s.regions and o.region not in s.regions),
-        "search.pricing": sum(1 for o in offers if s.pricing and o.pricing not in s.pricing),
-        f"search.min_price_confidence ({s.min_price_confidence})": sum(1 for o in offers if not confident_enough(o, spec)),
-    }
-    out = [f"{n} of its {len(offers)} offerings left out by {field}" for field, n in counts.items() if n]
-    return out
+        delta = (best.objective - objective) / objective if objective else None
+        return Alternative(objective=best.objective, delta=delta, reason=model.why_worse(chosen, best.plan, choice),
+                           ruled_out_by=[], plan=model.describe(best.plan, choice), **head)
+    ruling, each, unlimited = ruling_limits(model, choice.allowed)
+    by_id = {i.id: i for i in model.limits()}
+    needs = {}
+    if unlimited.feasible:
+        needs = {i: v for i in ruling if (v := model.usage(by_id[i], unlimited.plan)) is not None}
+    note = model.note(choice)
+    reason = "impossible: " + (", ".join(ruling) if ruling else model.unrunnable) + note
+    return Alternative(objective=None, delta=None, reason=reason, ruled_out_by=ruling, plan=None, each_alone=each,
+                       needs=needs, limits={i: by_id[i] for i in ruling}, note=note, **head)

@@ -4,6 +4,7 @@ sweep's summary. Each is built from its command's JSON, like the solve page."""
 from __future__ import annotations
 
 from planner.html.charts import bar_chart, slack_bar
+from planner.html.explanation import explanation_sections
 from planner.html.page import e, number, page, section, table
 
 
@@ -97,23 +98,16 @@ def tier_page(data: dict, spec_text: str | None = None) -> str:
     body.append(section("Where each workload runs", table(["workload", "tier", "role", "devices", "model", "precision",
                                                            "region", "USD/month", "latency (ms)", "basis"], rows,
                                                           numeric={7, 8}), "plan"))
-    explanation = data.get("explanation") or {}
-    limits = explanation.get("limits") or data.get("checks") or []
-    lrows = [[f"<code>{e(c['id'])}</code>" + (' <span class="tag binding">binding</span>' if c.get("binding") else
-                                              ' <span class="tag tight">tight</span>' if c.get("tight") else ""),
-              number(c.get("value")), number(c.get("limit")), slack_bar(c.get("value"), c.get("limit"),
-                                                                        bool(c.get("binding"))),
-              number(c.get("drop_saving")) if c.get("drop_saving") else ""] for c in limits]
-    body.append(section("Every limit and its slack", table(["limit", "value", "bound", "used", "dropping it saves"],
-                                                           lrows, numeric={1, 2}), "limits"))
-    alts = explanation.get("alternatives") or []
-    if alts:
-        chosen = {(w["name"], w["tier"]) for w in data.get("workloads", [])}
-        items = [(f"{a['workload']}: {a['name']}", a.get("objective"), False, a.get("plan") or "") for a in alts]
-        items += [(f"{name}: {tier} (chosen)", next((o.get("usd_per_month") for w in data["workloads"] if w["name"] == name
-                                                     for o in w["options"]), None), True, "the plan")
-                  for name, tier in chosen]
-        body.append(section("Why not the other tiers", bar_chart(items, "USD/site-month", "whynot"), "whynot"))
+    explanation = data.get("explanation")
+    if explanation:
+        unit = "USD/site-month" if data.get("objective") == "cost" else "kWh/site-month"
+        body.append(explanation_sections(explanation, unit, ("this plan", data.get(
+            "usd_per_site_month" if data.get("objective") == "cost" else "kwh_per_site_month"))))
+    else:
+        lrows = [[f"<code>{e(c['id'])}</code>", number(c.get("value")), number(c.get("limit")),
+                  slack_bar(c.get("value"), c.get("limit"))] for c in data.get("checks") or []]
+        body.append(section("Every limit and its slack", table(["limit", "value", "bound", "used"], lrows,
+                                                               numeric={1, 2}), "limits"))
     if spec_text:
         body.append(section("The spec it answers", f"<pre>{e(spec_text)}</pre>", "spec"))
     return page(f"planner tier: {data['name']}", "".join(body))
@@ -203,4 +197,6 @@ def fleet_page(data: dict, title: str) -> str:
     body.append(section("Each workload's plan", table(["workload", "this fleet", "rent only"],
                                                       [[e(w), e(p), e((rent.get("plans") or {}).get(w, ""))]
                                                        for w, p in plans.items()]), "plans"))
+    body.append(explanation_sections(data.get("explanation"), "USD/h (TCO over the horizon)",
+                                     ("this fleet", data.get("usd_per_hour"))))
     return page(title, "".join(body))

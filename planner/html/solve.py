@@ -5,9 +5,8 @@ so the page and `--format json` say the same."""
 
 from __future__ import annotations
 
-import json
-
-from planner.html.charts import bar_chart, slack_bar
+from planner.html.charts import slack_bar
+from planner.html.explanation import explanation_sections
 from planner.html.page import e, number, page, section, table
 
 # Figures shown, in order, with their labels; others in the JSON (duplicates, the engine) are left out.
@@ -82,29 +81,6 @@ def _limits(data: dict) -> str:
     return table(["limit", "value", "bound", "unit", "used", "what relaxing it saves"], rows, numeric={1, 2})
 
 
-def _why_not(data: dict, objective: dict, plan: dict | None) -> str:
-    alts = data.get("alternatives") or []
-    if not alts:
-        return '<p class="note">Not analysed (solved without the explanation).</p>'
-    chosen = plan["device"] if plan else None
-    items = [(f"{a['kind']} {a['name']}", a.get("objective"), False, a.get("plan") or a.get("reason") or "")
-             for a in alts]
-    if plan:
-        items.append((f"chosen: {chosen}", objective["value"], True, "the plan"))
-    chart = bar_chart(items, objective["unit"], "whynot")
-    rows = [[e(f"{a['kind']} {a['name']}"), number(a.get("objective")), e(a.get("reason")), e(a.get("plan") or "")]
-            for a in sorted(alts, key=lambda a: (a.get("objective") is None, a.get("objective") or 0))]
-    return chart + table(["option", objective["unit"], "why not", "its best plan"], rows, numeric={1})
-
-
-def _conflict(data: dict) -> str:
-    conflict = data.get("conflict")
-    if not conflict:
-        return ""
-    body = f"<pre>{e(conflict if isinstance(conflict, str) else json.dumps(conflict, indent=2))}</pre>"
-    return section("Why no plan exists: the smallest set of limits that conflict", body, "conflict")
-
-
 def solve_page(data: dict, spec_name: str, spec_text: str | None = None) -> str:
     status = data["status"]
     objective = data["objective"]
@@ -123,13 +99,14 @@ def solve_page(data: dict, spec_name: str, spec_text: str | None = None) -> str:
         body.append(section("The plan", _plan_cards(plan, objective), "plan"))
         body.append(section("Predicted figures", _predicted(plan), "predicted"))
     body.append(section("Every limit, its slack, and what relaxing it saves", _limits(data), "limits"))
-    body.append(section("Why not the others", _why_not(data, objective, plan), "whynot"))
-    be = data.get("break_even")
-    if be:
-        body.append(section("Break-even", f"<p>{e(be['device'])} stays the choice until its price passes "
-                            f"<b>${be['usd_per_device_hour_at_swap']:.2f}</b> per device-hour (now "
-                            f"${be['usd_per_device_hour_now']:.2f}); then {e(be['runner_up'])} wins.</p>", "breakeven"))
-    body.append(_conflict(data))
+    explanation = {"alternatives": data.get("alternatives"), "conflict": data.get("conflict"),
+                   "flips": (data.get("explanation") or {}).get("flips")}
+    if data.get("explanation") is not None or data.get("conflict"):
+        body.append(explanation_sections(explanation, objective["unit"],
+                                         (plan["device"], objective["value"]) if plan else None, limits=False))
+    else:
+        body.append(section("Why not the others", '<p class="note">Not analysed (solved without the explanation).'
+                                                  '</p>', "whynot"))
     notes = data.get("price_notes") or []
     if notes:
         body.append(section("Prices left out", "<ul>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>",

@@ -7,23 +7,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from planner.catalog.loader import Catalog
+from planner.explain import Explanation, explain_plan
+from planner.explain.question import Limit
 from planner.tier.check import TierCheck, check_tier_plan
-from planner.tier.explain import TierExplanation, explain_tier
 from planner.tier.model import TierPlan, solve_tier
 from planner.tier.options import TierTable, enumerate_options
+from planner.tier.questions import TierQuestions
 from planner.tier.spec import TierSpec, load_tier_spec
-from planner.tier.units import LimitItem, limit_items
+from planner.tier.units import limit_items
 
 
 @dataclass
 class TierResult:
     spec: TierSpec
     table: TierTable
-    items: list[LimitItem]
+    items: list[Limit]
     plan: TierPlan
     checks: list[TierCheck]
     check_problems: list[str]
-    explanation: TierExplanation | None
+    explanation: Explanation | None
     seconds: float
 
 
@@ -34,7 +36,10 @@ def plan_tier(spec: TierSpec, catalog: Catalog, file: str | None = None, explain
     items = limit_items(spec)
     plan = solve_tier(spec, table, items)
     checks, problems = check_tier_plan(spec, catalog, plan) if plan.options else ([], [])
-    explanation = explain_tier(spec, catalog, table, items, plan, cache) if explain else None
+    explanation = None
+    if explain:
+        found = plan if plan.value is not None else None
+        explanation = explain_plan(TierQuestions(spec, catalog, table, items, cache), found, plan.value, found is None)
     return TierResult(spec, table, items, plan, checks, problems, explanation, time.perf_counter() - started)
 
 

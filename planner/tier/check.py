@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from planner.catalog.loader import Catalog
+from planner.explain.question import Limit
 from planner.tier.model import TierPlan
 from planner.tier.options import TierOption, enumerate_options
 from planner.tier.spec import TierSpec
-from planner.tier.units import LimitItem, limit_items, row_value, sum_value
+from planner.tier.units import kind_of, limit_items, row_value, sum_value
 
 IDENTITY = ("workload", "role", "model", "device", "mode", "precision", "units", "region")
 DETAIL_IDENTITY = ("instance", "pricing", "batch", "devices_per_replica")
@@ -39,16 +40,16 @@ def _key(o: TierOption) -> tuple:
     return tuple(getattr(o, k) for k in IDENTITY) + tuple(o.detail.get(k) for k in DETAIL_IDENTITY)
 
 
-def item_value(item: LimitItem, options: list[TierOption]) -> float:
-    if item.unit.kind == "row":
+def item_value(item: Limit, options: list[TierOption]) -> float:
+    if kind_of(item) == "row":
         values = [v for o in options if (v := row_value(item, o)) is not None]
         return max(values, default=0.0)
     return sum(sum_value(item, o) for o in options)
 
 
-def satisfied(item: LimitItem, value: float, bound: float) -> bool:
+def satisfied(item: Limit, value: float, bound: float) -> bool:
     tolerance = 1e-6 * max(1.0, abs(bound))
-    return value >= bound - tolerance if item.unit.kind == "min-sum" else value <= bound + tolerance
+    return value >= bound - tolerance if kind_of(item) == "min-sum" else value <= bound + tolerance
 
 
 def check_tier_plan(spec: TierSpec, catalog: Catalog, plan: TierPlan) -> tuple[list[TierCheck], list[str]]:
@@ -73,6 +74,6 @@ def check_tier_plan(spec: TierSpec, catalog: Catalog, plan: TierPlan) -> tuple[l
     for item in limit_items(spec):
         value = item_value(item, plan.options)
         ok = satisfied(item, value, item.bound)
-        slack = value - item.bound if item.unit.kind == "min-sum" else item.bound - value
+        slack = value - item.bound if kind_of(item) == "min-sum" else item.bound - value
         checks.append(TierCheck(item.id, item.spec_path, item.bound, value, ok, slack))
     return checks, problems

@@ -10,7 +10,8 @@ Formulation (options o of workload w, see `options.py`):
 Objective: cost (USD per site per month) or energy (kWh per site per month), in fixed point; ties go to
 lower latency, then to the earlier option, in a second solve with the objective fixed.
 
-A `TierQuestion` drops items, re-bounds them or restricts the rows; the model is rebuilt for each (a few
+A `Question` (the explainer's protocol, `planner.explain.question`) drops items, re-bounds them or restricts
+the rows; the model is rebuilt for each (a few
 hundred booleans: milliseconds), so every answer, the plan's and the explainer's, comes from this one
 formulation.
 """
@@ -21,23 +22,15 @@ import math
 from dataclasses import dataclass, field
 
 from planner._ortools import cp_model
-
+from planner.explain.question import Limit, Question
 from planner.tier.options import TierOption, TierTable
 from planner.tier.spec import TierSpec
-from planner.tier.units import LimitItem, sum_value, violates_row
+from planner.tier.units import kind_of, sum_value, violates_row
 from planner.units import to_bound, to_fixed
 
 SCALE = {"cost": 10_000, "energy": 1_000}  # 0.01 cent, Wh
 SUM_SCALE = 1_000
-
-
-@dataclass(frozen=True)
-class TierQuestion:
-    """What to solve: limits dropped or re-bounded, and rows allowed (None: all)."""
-
-    dropped: frozenset[str] = frozenset()
-    bounds: tuple[tuple[str, float], ...] = ()
-    allowed: frozenset[int] | None = None
+EVERYTHING = Question()  # every limit as the spec sets it, every option allowed
 
 
 @dataclass
@@ -69,7 +62,7 @@ class TierPlan:
         return "split" if "split-edge" in roles else next(iter(roles), "none").split("-")[0]
 
 
-def solve_tier(spec: TierSpec, table: TierTable, items: list[LimitItem], question: TierQuestion = TierQuestion(),
+def solve_tier(spec: TierSpec, table: TierTable, items: list[Limit], question: Question = EVERYTHING,
                time_limit_s: float = 10.0) -> TierPlan:
     bounds = {i.id: i.bound for i in items} | dict(question.bounds)
     active = [i for i in items if i.id not in question.dropped]
@@ -91,7 +84,7 @@ def solve_tier(spec: TierSpec, table: TierTable, items: list[LimitItem], questio
         m.Add(sum(x[o.index] for o in mine if o.role == "split-cloud") == s)
     for item in active:
         bound = bounds[item.id]
-        kind = item.unit.kind
+        kind = kind_of(item)
         if kind == "row":
             for o in rows:
                 if violates_row(item, o, bound):

@@ -3,30 +3,10 @@ checker's verdicts, and the explanation, as text (terminal), Markdown or a JSON-
 
 from __future__ import annotations
 
+from planner.explain.render import lines as explanation_lines
 from planner.tier import TierResult
 from planner.tier.options import TierOption
 from planner.tier.spec import HOURS_PER_MONTH, VisionTierWorkload
-from planner.tier.units import TIER_UNIT_BY_ID, LimitItem
-
-
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "n/a"
-    if unit == "level":
-        return ("on_site", "crops_only", "any")[int(round(value))]
-    if unit == "ratio":
-        return f"{value:.3f}"
-    if unit == "USD/month":
-        return f"${value:,.2f}/month"
-    if unit == "devices":
-        return f"{value:.0f} device" + ("" if round(value) == 1 else "s")
-    digits = 0 if abs(value) >= 100 else (1 if abs(value) >= 10 else 2)
-    return f"{value:,.{digits}f} {unit}"
-
-
-def _item_text(item: LimitItem) -> str:
-    unit = TIER_UNIT_BY_ID[item.unit_id].unit
-    return f"{item.id} ({item.spec_path} = {_fmt(item.bound, unit)})"
 
 
 def _option_line(o: TierOption) -> str:
@@ -36,17 +16,6 @@ def _option_line(o: TierOption) -> str:
     where = f"{o.role}: {o.label()} [{o.model}]"
     return (f"  {where}\n    latency {o.latency_ms:.1f} ms{tpot}, site power {o.site_power_w:g} W, uplink "
             f"{o.uplink_mbps:.2f} Mbps; ${o.usd_per_month:,.2f}/site/month ({parts}){basis}")
-
-
-def ruling_reason(limit_id: str, need: float | None, bound: float, unit: str) -> str:
-    """Why one limit rules a choice out: what the choice needs against the limit, or, when it is within the
-    limit on its own (2 devices in 2 slots is no violation), that it rules it out only with the others."""
-    if need is None:
-        return limit_id
-    if need > bound * (1 + 1e-9):
-        return f"{limit_id} (needs {_fmt(need, unit)} against {_fmt(bound, unit)})"
-    return (f"{limit_id} (together with the others; without them the choice uses {_fmt(need, unit)} of "
-            f"{_fmt(bound, unit)})")
 
 
 def lines(result: TierResult) -> list[str]:
@@ -74,7 +43,7 @@ def lines(result: TierResult) -> list[str]:
                                       [c.id for c in result.checks if not c.satisfied] + result.check_problems)))
     ex = result.explanation
     if ex is not None:
-        out += _explanation_lines(result)
+        out += explanation_lines(ex)
     excluded = [f"  {w}: {reason} {', '.join(at)}".rstrip() for w, reasons in result.table.excluded.items()
                 for reason, at in reasons.items()]
     if excluded:
@@ -82,64 +51,6 @@ def lines(result: TierResult) -> list[str]:
         out += excluded
     out.append(f"({len(result.table.options)} options, {ex.solves if ex else 0} explanation solves, "
                f"{result.seconds:.2f} s)")
-    return out
-
-
-def _explanation_lines(result: TierResult) -> list[str]:
-    ex, plan = result.explanation, result.plan
-    out = []
-    if ex.conflict is not None:
-        if not ex.conflict.items:
-            out.append("Nothing can run this spec even with every limit dropped (see Not considered).")
-            return out
-        out.append("These limits cannot hold together: " + " and ".join(_item_text(i) for i in ex.conflict.items))
-        for item in ex.conflict.items:
-            value, cost = ex.conflict.nearest[item.id]
-            unit = TIER_UNIT_BY_ID[item.unit_id].unit
-            if value is None:
-                out.append(f"  {item.id}: relaxing it alone is not enough")
-            else:
-                out.append(f"  {item.id} {_fmt(item.bound, unit)} -> {_fmt(value, unit)} makes it feasible "
-                           f"(${cost:,.2f} per site per month)" if plan.objective == "cost" else
-                           f"  {item.id} {_fmt(item.bound, unit)} -> {_fmt(value, unit)} makes it feasible")
-        return out
-    binding = [p for p in ex.limits if p.drop_saving]
-    if binding:
-        out.append("Binding limits (dropping them lowers the objective):")
-        for p in binding:
-            unit = TIER_UNIT_BY_ID[p.item.unit_id].unit
-            relax = ""
-            if p.relax_to is not None:
-                relax = (f"; relaxing to {_fmt(p.relax_to, unit)} saves {p.relax_saving:.0%}" if p.relax_saving
-                         else f"; relaxing to {_fmt(p.relax_to, unit)} alone saves nothing")
-            out.append(f"  {_item_text(p.item)}: at {_fmt(p.value, unit)}; dropping it saves {p.drop_saving:.0%}{relax}")
-    free = [p for p in ex.limits if not p.drop_saving]
-    if free:
-        out.append("Not binding: " + ", ".join(
-            f"{p.item.id} ({_fmt(p.value, TIER_UNIT_BY_ID[p.item.unit_id].unit)} of "
-            f"{_fmt(p.item.bound, TIER_UNIT_BY_ID[p.item.unit_id].unit)}{', tight' if p.tight else ''})" for p in free))
-    if ex.alternatives:
-        out.append("Why not:")
-        for a in ex.alternatives:
-            head = f"  {a.workload}: {a.kind} {a.name}"
-            if a.value is not None:
-                out.append(f"{head}: {a.delta:+.0%} (${a.value:,.2f}/site/month: {a.label})" if plan.objective == "cost"
-                           else f"{head}: {a.delta:+.0%} ({a.label})")
-            elif a.ruled_out_by:
-                reasons = []
-                for rid in a.ruled_out_by:
-                    item = next(i for i in result.items if i.id == rid)
-                    reasons.append(ruling_reason(rid, a.needs.get(rid), item.bound, TIER_UNIT_BY_ID[item.unit_id].unit))
-                out.append(f"{head}: ruled out by " + ("each of " if len(reasons) > 1 else "") + ", ".join(reasons))
-            else:
-                out.append(f"{head}: cannot run it at all (see Not considered)")
-    flips = [f for f in ex.flips if f.at is not None]
-    if flips:
-        out.append("Where the decision flips:")
-        for f in flips:
-            value = f"{f.at:,.0f}" if f.parameter == "site.count" else f"${f.at:,.4g}/GB"
-            now = f"{f.current:,.0f}" if f.parameter == "site.count" else f"${f.current:,.4g}/GB"
-            out.append(f"  {f.parameter} = {value} (now {now}): {f.changes()}")
     return out
 
 

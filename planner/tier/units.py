@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from planner.explain.question import Limit
 from planner.tier.spec import LOCALITY_RANK, LLMTierWorkload, SpeechTierWorkload, TierSpec
 
 LEAVES_RANK = {"none": 0, "crops": 1, "raw": 2}
@@ -37,55 +38,52 @@ TIER_UNITS = (
 TIER_UNIT_BY_ID = {u.id: u for u in TIER_UNITS}
 
 
-@dataclass(frozen=True)
-class LimitItem:
-    id: str
-    unit_id: str
-    spec_path: str
-    bound: float
-    workload: str | None = None
-    link: int | None = None
-
-    @property
-    def unit(self) -> TierUnit:
-        return TIER_UNIT_BY_ID[self.unit_id]
+def tier_limit(id: str, unit_id: str, spec_path: str, bound: float, workload: str | None = None,
+               link: int | None = None) -> Limit:
+    return Limit(id, unit_id, spec_path, bound, TIER_UNIT_BY_ID[unit_id].unit, workload=workload, link=link,
+                 integer=unit_id in ("tier.locality", "site.device_slots"),
+                 ceiling=2.0 if unit_id == "tier.locality" else None, lower=unit_id == "tier.accuracy")
 
 
-def limit_items(spec: TierSpec) -> list[LimitItem]:
+def kind_of(item: Limit) -> str:
+    return TIER_UNIT_BY_ID[item.unit_id].kind
+
+
+def limit_items(spec: TierSpec) -> list[Limit]:
     items = []
     for i, w in enumerate(spec.workloads):
         if isinstance(w, LLMTierWorkload):
             if w.ttft_ms is not None:
-                items.append(LimitItem(f"tier.latency[{w.name}]", "tier.latency", f"workloads[{i}].ttft_ms", w.ttft_ms,
+                items.append(tier_limit(f"tier.latency[{w.name}]", "tier.latency", f"workloads[{i}].ttft_ms", w.ttft_ms,
                                        w.name))
             if w.tpot_ms is not None:
-                items.append(LimitItem(f"tier.tpot[{w.name}]", "tier.tpot", f"workloads[{i}].tpot_ms", w.tpot_ms,
+                items.append(tier_limit(f"tier.tpot[{w.name}]", "tier.tpot", f"workloads[{i}].tpot_ms", w.tpot_ms,
                                        w.name))
         elif isinstance(w, SpeechTierWorkload):
-            items.append(LimitItem(f"tier.latency[{w.name}]", "tier.latency", f"workloads[{i}].latency_budget_ms",
+            items.append(tier_limit(f"tier.latency[{w.name}]", "tier.latency", f"workloads[{i}].latency_budget_ms",
                                    w.latency_budget_ms, w.name))
         else:
-            items.append(LimitItem(f"tier.latency[{w.name}]", "tier.latency", f"workloads[{i}].{w.budget_path}",
+            items.append(tier_limit(f"tier.latency[{w.name}]", "tier.latency", f"workloads[{i}].{w.budget_path}",
                                    w.budget_ms, w.name))
         if w.locality != "any":
-            items.append(LimitItem(f"tier.locality[{w.name}]", "tier.locality", f"workloads[{i}].locality",
+            items.append(tier_limit(f"tier.locality[{w.name}]", "tier.locality", f"workloads[{i}].locality",
                                    LOCALITY_RANK[w.locality], w.name))
         if w.min_accuracy is not None:
-            items.append(LimitItem(f"tier.accuracy[{w.name}]", "tier.accuracy", f"workloads[{i}].min_accuracy",
+            items.append(tier_limit(f"tier.accuracy[{w.name}]", "tier.accuracy", f"workloads[{i}].min_accuracy",
                                    w.min_accuracy, w.name))
     site = spec.site
     for unit_id, field in (("site.power", "power_w"), ("site.device_slots", "device_slots"),
                            ("site.budget", "budget_usd_per_month")):
         if getattr(site, field) is not None:
-            items.append(LimitItem(unit_id, unit_id, f"site.{field}", float(getattr(site, field))))
+            items.append(tier_limit(unit_id, unit_id, f"site.{field}", float(getattr(site, field))))
     for k, link in enumerate(spec.network.links):
         if link.bandwidth_mbps is not None:
-            items.append(LimitItem(f"network.link_bandwidth[{link.source}->{link.target}]", "network.link_bandwidth",
+            items.append(tier_limit(f"network.link_bandwidth[{link.source}->{link.target}]", "network.link_bandwidth",
                                    f"network.links[{k}].bandwidth_mbps", link.bandwidth_mbps, link=k))
     return items
 
 
-def row_value(item: LimitItem, option) -> float | None:
+def row_value(item: Limit, option) -> float | None:
     """What a row unit reads from one option (None: the unit does not apply to it)."""
     if item.workload != option.workload:
         return None
@@ -98,7 +96,7 @@ def row_value(item: LimitItem, option) -> float | None:
     return None
 
 
-def sum_value(item: LimitItem, option) -> float:
+def sum_value(item: Limit, option) -> float:
     """What one option adds to a sum unit."""
     if item.unit_id == "tier.accuracy":
         return option.accuracy if option.workload == item.workload else 0.0
@@ -113,6 +111,6 @@ def sum_value(item: LimitItem, option) -> float:
     raise KeyError(item.unit_id)
 
 
-def violates_row(item: LimitItem, option, bound: float) -> bool:
+def violates_row(item: Limit, option, bound: float) -> bool:
     value = row_value(item, option)
     return value is not None and value > bound + 1e-9

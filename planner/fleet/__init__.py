@@ -26,7 +26,6 @@ from typing import Annotated
 
 from pydantic import Field
 
-from planner.strict import Strict
 from planner._ortools import cp_model
 from planner.candidates import CandidateTable, enumerate_candidates
 from planner.catalog.loader import Catalog
@@ -36,6 +35,7 @@ from planner.evaluate import ResolvedWorkload, resolve_workload
 from planner.plan import Plan
 from planner.solve import STATUS, SolverSettings, extract_plan, make_solver
 from planner.spec import MAX_DEVICES, OnPremSite, load_spec
+from planner.strict import Strict
 from planner.units import to_bound
 from planner.yamlio import load_yaml, parse_document
 
@@ -84,6 +84,8 @@ class FleetResult:
     tco: dict[str, float]  # USD over the horizon, by component
     usd_per_hour: float | None
     stats: dict = field(default_factory=dict)
+    usage: dict[str, float] = field(default_factory=dict)  # what the plan uses of each shared limit
+    model: FleetModel | None = field(default=None, repr=False)  # what was solved, for the explainer
 
 
 def load_fleet(path: Path, catalog: Catalog, rent_only: bool = False,
@@ -175,22 +177,40 @@ def _hourly_cost(member: FleetMember, horizon_hours: float):
     return sum(terms)
 
 
-def solve_fleet(path: Path, catalog: Catalog, settings: SolverSettings | None = None,
-                rent_only: bool = False, shapes: dict[Path, dict] | None = None) -> FleetResult:
-    """The fleet's lowest-TCO plan; `rent_only` forbids buying (and owning) to price the alternative."""
-    settings = settings or SolverSettings()
-    spec, members = load_fleet(path, catalog, rent_only, shapes)
+@dataclass
+class FleetModel:
+    """Every workload compiled into one CP-SAT model with the fleet's shared limits; each user limit (the
+    fleet's and every workload's) has a literal, so a question fixes literals on a clone instead of
+    compiling again (`planner.fleet.questions`)."""
+
+    spec: FleetSpec
+    members: list[FleetMember]
+    model: cp_model.CpModel
+    bought: dict[str, cp_model.IntVar]
+    literals: dict[str, cp_model.IntVar]  # limit id -> literal
+    hours: float
+    shared: dict[str, tuple] = field(default_factory=dict)  # shared limit id -> (expression it bounds, scale)
+
+
+def member_limit_id(member: FleetMember, unit_id: str) -> str:
+    return f"{member.path.name}:{unit_id}"
+
+
+def build_fleet_model(spec: FleetSpec, members: list[FleetMember], catalog: Catalog,
+                      shared_bounds: dict[str, float] | None = None) -> FleetModel:
+    """`shared_bounds` re-bounds the fleet's own limits (fleet.power_kw, fleet.budget, fleet.inventory[d]);
+    a workload's limits are re-bounded by compiling it from another spec (the caller's members)."""
+    bounds = shared_bounds or {}
     hours = spec.horizon_years * HOURS_PER_YEAR
     model = cp_model.CpModel()
+    literals, shared = {}, {}
     for m in members:
         limits = {k: v for k, v in active_limits(m.work.spec, m.table.kind).items() if k != "inventory.per_device"}
         m.compiled = compile_model(m.table, m.work.spec, limits, model=model)
-        for lit in m.compiled.limit_literals.values():
-            model.add(lit == 1)
+        literals |= {member_limit_id(m, unit_id): lit for unit_id, lit in m.compiled.limit_literals.items()}
     buyable = set(spec.buy.devices) if spec.buy else set()
-    devices = sorted(buyable | set(spec.inventory))
     bought, capex_terms = {}, []
-    for d in devices:
+    for d in sorted(buyable | set(spec.inventory)):
         owned = sum(_owned_devices(m, d) for m in members)
         have = spec.inventory.get(d, 0)
         if d in buyable:
@@ -200,25 +220,57 @@ def solve_fleet(path: Path, catalog: Catalog, settings: SolverSettings | None = 
             share = (1 - spec.buy.residual_fraction) + spec.buy.ops_fraction_per_year * spec.horizon_years
             capex_terms.append(bought[d] * math.ceil(price * share * MICRO / hours))
         else:
-            model.add(owned <= have).with_name(f"fleet.inventory[{d}]")
+            key = f"fleet.inventory[{d}]"
+            literals[key], shared[key] = model.new_bool_var(key), (owned, 1)
+            model.add(owned <= int(bounds.get(key, have))).only_enforce_if(literals[key]).with_name(key)
     if spec.limits.power_kw is not None:
-        model.add(sum(_owned_peak_w(m) for m in members) <= to_bound(spec.limits.power_kw, 1000)).with_name(
-            "fleet.power_kw")
+        peak_w = sum(_owned_peak_w(m) for m in members)
+        literals["fleet.power_kw"], shared["fleet.power_kw"] = model.new_bool_var("fleet.power_kw"), (peak_w, 1000)
+        model.add(peak_w <= to_bound(bounds.get("fleet.power_kw", spec.limits.power_kw), 1000)).only_enforce_if(
+            literals["fleet.power_kw"])
     total = sum(_hourly_cost(m, hours) for m in members) + sum(capex_terms)
     if spec.limits.budget_usd_per_hour is not None:
-        model.add(total <= to_bound(spec.limits.budget_usd_per_hour, MICRO)).with_name("fleet.budget")
+        literals["fleet.budget"], shared["fleet.budget"] = model.new_bool_var("fleet.budget"), (total, MICRO)
+        budget = bounds.get("fleet.budget", spec.limits.budget_usd_per_hour)
+        model.add(total <= to_bound(budget, MICRO)).only_enforce_if(literals["fleet.budget"])
     model.minimize(total)
+    return FleetModel(spec, members, model, bought, literals, hours, shared)
+
+
+def solve_fleet_model(fm: FleetModel, catalog: Catalog, settings: SolverSettings, dropped: frozenset[str] = frozenset(),
+                      allowed: frozenset[tuple[int, int]] | None = None) -> FleetResult:
+    """The fleet's lowest-TCO plan with some limits dropped and only some (workload, row) pairs allowed, solved
+    on a clone: the built model is never changed."""
+    model = fm.model.clone()
+    for key, lit in fm.literals.items():
+        model.add(model.get_bool_var_from_proto_index(lit.index) == (0 if key in dropped else 1))
+    if allowed is not None:
+        for k, m in enumerate(fm.members):
+            for i, x in enumerate(m.compiled.x):
+                if (k, i) not in allowed:
+                    model.add(model.get_bool_var_from_proto_index(x.index) == 0)
     solver = make_solver(settings)
     code = solver.solve(model)
     status = STATUS.get(code, "timeout")
+    members = fm.members
     stats = {"workloads": len(members), "candidates": sum(len(m.table.rows) for m in members),
              "variables": len(model.proto.variables)}  # no wall-clock time: the same input gives the same JSON
     if status not in ("optimal", "feasible"):
-        return FleetResult(status, spec, {str(m.path.name): None for m in members}, {}, {}, None, stats)
+        return FleetResult(status, fm.spec, {str(m.path.name): None for m in members}, {}, {}, None, stats, model=fm)
     plans = {m.path.name: extract_plan(m.work, catalog, m.compiled, solver) for m in members}
-    bought_values = {d: solver.value(v) for d, v in bought.items()}
-    tco = _tco(spec, catalog, plans, bought_values, hours)
-    return FleetResult(status, spec, plans, bought_values, tco, sum(tco.values()) / hours, stats)
+    bought_values = {d: solver.value(v) for d, v in fm.bought.items()}
+    tco = _tco(fm.spec, catalog, plans, bought_values, fm.hours)
+    usage = {key: solver.value(expr) / scale for key, (expr, scale) in fm.shared.items()}
+    return FleetResult(status, fm.spec, plans, bought_values, tco, sum(tco.values()) / fm.hours, stats,
+                       usage=usage, model=fm)
+
+
+def solve_fleet(path: Path, catalog: Catalog, settings: SolverSettings | None = None,
+                rent_only: bool = False, shapes: dict[Path, dict] | None = None) -> FleetResult:
+    """The fleet's lowest-TCO plan; `rent_only` forbids buying (and owning) to price the alternative."""
+    settings = settings or SolverSettings()
+    spec, members = load_fleet(path, catalog, rent_only, shapes)
+    return solve_fleet_model(build_fleet_model(spec, members, catalog), catalog, settings)
 
 
 def _tco(spec: FleetSpec, catalog: Catalog, plans: dict[str, Plan], bought: dict[str, int],
@@ -247,6 +299,7 @@ def _tco(spec: FleetSpec, catalog: Catalog, plans: dict[str, Plan], bought: dict
 class RentOrBuy:
     buy: FleetResult
     rent: FleetResult
+    explanation: object | None = None  # the buying plan's (planner.explain.Explanation)
 
     @property
     def saving(self) -> float | None:
@@ -270,7 +323,15 @@ class RentOrBuy:
         return out
 
 
-def rent_or_buy(path: Path, catalog: Catalog, settings: SolverSettings | None = None) -> RentOrBuy:
+def rent_or_buy(path: Path, catalog: Catalog, settings: SolverSettings | None = None,
+                explain: bool = False) -> RentOrBuy:
+    """The fleet's plan, the rent-only alternative and, with `explain`, why the plan is what it is."""
+    settings = settings or SolverSettings()
     shapes: dict[Path, dict] = {}
-    return RentOrBuy(solve_fleet(path, catalog, settings, shapes=shapes),
-                     solve_fleet(path, catalog, settings, rent_only=True, shapes=shapes))
+    buy = solve_fleet(path, catalog, settings, shapes=shapes)
+    explanation = None
+    if explain:
+        from planner.fleet.questions import explain_fleet
+
+        explanation = explain_fleet(buy, catalog, settings)
+    return RentOrBuy(buy, solve_fleet(path, catalog, settings, rent_only=True, shapes=shapes), explanation)

@@ -12,7 +12,8 @@ from planner.perf.shapes import llm_footprint
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED_DEVICES = ["a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200-sxm", "b200", "gb200", "l4", "l40s",
                     "mi300x", "mi325x", "gaudi2", "gaudi3", "tpu-v5e", "tpu-v5p", "tpu-v6e", "trainium2", "inferentia2"]
-REQUIRED_MODELS = ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "qwen3-32b", "mixtral-8x7b", "deepseek-v3",
+REQUIRED_MODELS = ["llama-3.1-8b", "llama-3.1-70b", "llama-3.1-405b", "qwen3-32b", "qwen3-235b-a22b", "qwen3-30b-a3b",
+                   "mixtral-8x7b", "deepseek-v3",
                    "gpt-3-175b", "resnet-50", "yolov8n", "yolov8s", "mobilenet-v2"]
 
 
@@ -100,6 +101,18 @@ def test_llm_shapes_reproduce_published_sizes(catalog):
             continue
         counted = llm_footprint(m.shape).total_params / 1e9
         assert counted == pytest.approx(m.shape.params_b, rel=0.03), (m.id, counted)
+
+
+# Parameters used per token as each MoE model's publisher states them (model cards and announcements, the
+# models' catalog sources), counting the input embedding as the publishers do.
+PUBLISHED_ACTIVE_B = {"mixtral-8x7b": 12.9, "deepseek-v3": 37.0, "qwen3-235b-a22b": 22.0, "qwen3-30b-a3b": 3.3}
+
+
+def test_moe_shapes_reproduce_the_published_active_parameters(catalog):
+    for model_id, published in PUBLISHED_ACTIVE_B.items():
+        fp = llm_footprint(catalog.models[model_id].shape)
+        counted = (fp.active_params + fp.embedding_params) / 1e9
+        assert counted == pytest.approx(published, rel=0.03), (model_id, counted)
 
 
 # ------------------------------------------------------------------------------------------ serving engines

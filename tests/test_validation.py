@@ -117,3 +117,18 @@ def test_a_pipeline_run_that_does_not_publish_its_micro_batches_gets_its_framewo
     # Local batch 32 in 8 micro-batches of 4: a 7/15 bubble. Read as 32 micro-batches of 1 (a 7/39 bubble),
     # the same run was predicted 66% too fast.
     assert abs(case.predicted_tokens_per_s_per_device / case.measured_tokens_per_s_per_device - 1) < 0.2, case
+
+
+def test_trtllm_moe_columns_that_ran_attention_data_parallel_are_not_scored_as_tensor_parallel():
+    """From v1.0 the TensorRT-LLM perf overview runs Qwen3 MoE with enable_attention_dp: its 'TP8' columns are
+    attention-DP + EP, a layout the model does not have; one-GPU columns mean the same either way."""
+    import validate_serving
+
+    catalog = load_catalogs()
+    rows, skipped = validate_serving.load_rows(catalog)
+    used = {r.raw["id"] for r in rows}
+    assert "trtllm10-qwen3-235b-a22b-h200-sxm-fp8-tp8-128-128" not in used
+    assert any(rid == "trtllm10-qwen3-235b-a22b-h200-sxm-fp8-tp8-128-128" and "attention data parallel" in why
+               for rid, why in skipped)
+    assert "trtllm10-qwen3-30b-a3b-b200-fp4-tp1-128-128" in used
+    assert any(r.model == "mixtral-8x7b" and r.par.tp > 1 for r in rows)  # v0.17 TensorRT engines: real TP

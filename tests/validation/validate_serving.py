@@ -165,7 +165,7 @@ def load_rows(catalog: Catalog) -> tuple[list[Row], list[tuple[str, str]]]:
                 skipped.append((rid, f"tp x pp = {tp * pp} spans nodes of {system_id}, which has no scale-out network"))
                 continue
             ep = int(par_in.get("ep", 1))
-            if ep > 1 or par_in.get("attention_dp"):
+            if ep > 1 or par_in.get("attention_dp") or _trtllm_moe_attention_dp(raw, catalog.models[model], tp):
                 # TensorRT-LLM's DEPn columns and SGLang's --enable-dp-attention: attention data parallel, a layout the
                 # planner does not model yet (the MoE-layouts issue); scoring them as TP would blame the wrong term.
                 skipped.append((rid, "attention data parallel layout (DEP, --enable-dp-attention) not modelled"))
@@ -179,6 +179,17 @@ def load_rows(catalog: Catalog) -> tuple[list[Row], list[tuple[str, str]]]:
                             Parallel(tp=tp, pp=pp, ep=ep if ep == tp else 1, dp=1), max(1, devices // (tp * pp)), devices,
                             fitted))
     return rows, skipped
+
+
+def _trtllm_moe_attention_dp(raw: dict, model, tp: int) -> bool:
+    """TensorRT-LLM's perf overview runs MoE models with enable_attention_dp from v1.0 on (its llm_options for
+    Qwen3 MoE and Llama 4 Maverick; see the header of serving/trtllm_perf_overview.yaml), so a 'TPn' column of
+    such a model is attention data parallel with expert parallel, not tensor parallel; on one GPU the two agree."""
+    if tp <= 1 or model.shape.kind != "llm" or model.shape.moe is None or "perf-overview" not in raw["source"]:
+        return False
+    version = str(raw.get("engine_version") or "")
+    major = version.split(".")[0]
+    return major.isdigit() and int(major) >= 1
 
 
 def _tensorrt_engine_flow(raw: dict) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from planner.candidates import CandidateTable, rerate
@@ -90,16 +89,6 @@ class ScenarioRunner:
         with self._lock:
             self._cache[key] = outcome
         return outcome
-
-    def many(self, questions: list[tuple]) -> list[Outcome]:
-        """Answer several questions at once, two at a time: CP-SAT releases the GIL while it searches, and
-        the 2-core machines this runs on finish two single-threaded presolves in about the time of one."""
-        def ask(q):
-            kind, *args = q
-            return self.base(*args) if kind == "base" else self.at(*args)
-
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            return list(pool.map(ask, questions))
 
     def base(self, dropped: frozenset[str] = frozenset(), allowed: frozenset[int] | None = None) -> Outcome:
         """The spec's own question, with some items dropped and/or only some rows allowed."""

@@ -196,8 +196,14 @@ class Flip:
             return ", ".join(f"{w} {t} -> {self.then[w]}" for w, t in self.now.items() if self.then.get(w) != t)
         return f"{self.now} -> {self.then}"
 
+    @property
+    def reported_at(self) -> float | None:
+        """The flip point as reports give it (rounded to the parameter's digits)."""
+        if self.at is None or self.parameter.digits is None:
+            return self.at
+        return round(self.at, self.parameter.digits)
+
     def as_dict(self) -> dict:
-        at = self.at if self.at is None or self.parameter.digits is None else round(self.at, self.parameter.digits)
-        return {"parameter": self.parameter.name, "current": self.parameter.current, "flips_at": at,
+        return {"parameter": self.parameter.name, "current": self.parameter.current, "flips_at": self.reported_at,
                 "holds_until": self.holds_until, "unit": self.parameter.unit, "now": self.now, "then": self.then,
                 "sentence": self.sentence}

@@ -15,6 +15,7 @@ from planner.candidates import rerate
 from planner.catalog.loader import Catalog
 from planner.check import check_plan
 from planner.evaluate import ResolvedWorkload
+from planner.explain import explain_plan
 from planner.explain.diff import describe, describe_change
 from planner.explain.question import Answer, Choice, Limit, Question, Questions
 from planner.explain.scenario import limit_items, with_value
@@ -162,8 +163,6 @@ class FleetQuestions(Questions):
 
 
 def explain_fleet(result: FleetResult, catalog: Catalog, settings: SolverSettings | None = None):
-    from planner.explain import explain_plan
-
     settings = settings or SolverSettings()
     model = FleetQuestions(result, catalog, settings)
     found = result if result.usd_per_hour is not None else None

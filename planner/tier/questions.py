@@ -135,7 +135,7 @@ class TierQuestions(Questions):
 
     def flip_sentence(self, flip) -> str:
         p = flip.parameter
-        at = round(flip.at, p.digits) if p.digits is not None else flip.at
+        at = flip.reported_at
         value, now = (f"{at:,.0f}", f"{p.current:,.0f}") if p.name == SITES else (f"${at:,.4g}/GB", f"${p.current:,.4g}/GB")
         return f"{p.name} = {value} (now {now}): {flip.changes()}"
 

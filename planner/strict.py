@@ -78,7 +78,7 @@ def _numbers_in(value, kind: _FieldKind) -> list[float]:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, defer_build=True)
 
     # List fields where an empty list would silently mean "every value": the field must be left out instead.
     nonempty_lists: ClassVar[tuple[str, ...]] = ()

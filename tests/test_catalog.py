@@ -212,3 +212,45 @@ def test_a_spec_without_a_framework_gets_its_devices_default():
     assert catalog.framework(None, catalog.accelerators["tpu-v6e"]).id == "maxtext"  # TPUs train under JAX
     assert catalog.framework(None, catalog.accelerators["h100-sxm"]).id == "megatron-core"
     assert catalog.framework("torchtitan", catalog.accelerators["tpu-v6e"]).id == "torchtitan"  # named wins
+
+
+def _fresh_load(root):
+    """A load as a new process does it (the in-process memo of `load_catalogs` left out)."""
+    from planner.catalog.loader import _load_catalogs_cached
+
+    _load_catalogs_cached.cache_clear()
+    return load_catalogs(root)
+
+
+def test_the_validated_catalog_is_kept_between_processes_and_missed_when_a_file_changes(tmp_path, monkeypatch):
+    from planner.errors import CatalogError
+
+    monkeypatch.setenv("PLANNER_CACHE_DIR", str(tmp_path / "cache"))
+    root = _catalog_copy(tmp_path, lambda t: t)
+    first = _fresh_load(root)
+    kept = list((tmp_path / "cache").glob("catalog-*.pickle"))
+    assert len(kept) == 1
+    again = _fresh_load(root)
+    assert again == first and again is not first
+    # An edit the cache must not hide: a valid change is seen, an invalid one is refused as before.
+    engines = root / "engines.yaml"
+    engines.write_text(engines.read_text().replace("default: vllm", "default: sglang", 1))
+    assert _fresh_load(root).default_engine == "sglang"
+    engines.write_text(engines.read_text().replace("default: sglang", "default: vlm", 1))
+    with pytest.raises(CatalogError):
+        _fresh_load(root)
+    assert len(list((tmp_path / "cache").glob("catalog-*.pickle"))) == 2  # refusals are never kept
+
+
+def test_a_damaged_cache_file_is_rebuilt_and_the_cache_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLANNER_CACHE_DIR", str(tmp_path / "cache"))
+    root = _catalog_copy(tmp_path, lambda t: t)
+    expected = _fresh_load(root)
+    (kept,) = (tmp_path / "cache").glob("catalog-*.pickle")
+    kept.write_bytes(b"not a pickle")
+    assert _fresh_load(root) == expected
+    assert kept.read_bytes() != b"not a pickle"
+    monkeypatch.setenv("PLANNER_CACHE_DIR", "off")
+    kept.unlink()
+    assert _fresh_load(root) == expected
+    assert not list((tmp_path / "cache").glob("catalog-*"))

@@ -35,6 +35,7 @@ from planner.catalog.schema import (
     System,
     SystemsFile,
 )
+from planner.catalog.cache import cached
 from planner.errors import CatalogError, Problem, did_you_mean
 from planner.yamlio import dotted, load_yaml, parse_document
 
@@ -191,6 +192,10 @@ def load_catalogs(root: Path | None = None) -> Catalog:
 @lru_cache(maxsize=4)
 def _load_catalogs_cached(root_str: str) -> Catalog:
     root = Path(root_str)
+    return cached([root / name for name in CATALOG_FILES], lambda: _validated_catalog(root))
+
+
+def _validated_catalog(root: Path) -> Catalog:
     parsed = {}
     problems: list[Problem] = []
     for name, model in CATALOG_FILES.items():

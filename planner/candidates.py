@@ -105,7 +105,7 @@ class CandidateTable:
     excluded: dict[str, Exclusion] = field(default_factory=dict)
     excluded_by_device: dict[str, dict[str, int]] = field(default_factory=dict)
     evaluated: int = 0
-    # Serving and vision: the evaluated replica shapes, before offerings are attached. Another enumeration
+    # The evaluated replica shapes (training: fastest layouts), before offerings are attached. Another enumeration
     # of the same workload (other devices, prices or providers) may reuse them: see `enumerate_candidates`.
     shapes: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -181,7 +181,7 @@ def enumerate_candidates(work: ResolvedWorkload, catalog: Catalog, shapes: dict 
     second look at other prices, a fleet's rent-only pass); the shapes it reuses are not re-counted in
     `excluded`, so pass it only where the plan, not the exclusion report, is read."""
     if work.kind == "training":
-        return _training_table(work, catalog)
+        return _training_table(work, catalog, shapes)
     return _replica_table(work, catalog, shapes)
 
 
@@ -218,9 +218,15 @@ def _training_layouts(work: ResolvedWorkload, system: System, max_devices: int):
                         yield tp, pp, dp, ep, cp
 
 
-def _training_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
+def _training_table(work: ResolvedWorkload, catalog: Catalog, shapes: dict | None = None) -> CandidateTable:
     spec = work.spec
-    table = CandidateTable(kind="training", demand=1.0)
+    cache: dict[tuple, list[Evaluation]] = shapes if shapes is not None else {}
+    table = CandidateTable(kind="training", demand=1.0, shapes=cache)
+    # What a system's fastest layouts depend on besides the system: prices and the device list do not count.
+    search = spec.search
+    context = (spec.workload.model_dump_json(), search.degrees.model_dump_json(), tuple(search.precisions),
+               tuple(search.zero_stages), tuple(search.recompute), tuple(search.micro_batches),
+               spec.limits.max_devices)
     # Layouts up to twice the device limit stay in the table (the limit is a named constraint in the model),
     # so the explainer can price relaxing it.
     max_devices = min(MAX_DEVICES_WITHOUT_LIMIT, 2 * spec.limits.max_devices) if spec.limits.max_devices \
@@ -239,19 +245,12 @@ def _training_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
             for precision in _precisions(work, device):
                 if precision not in ("bf16", "fp16", "fp8", "fp32"):
                     continue
-                # Same device count on the same offering costs the same per hour and draws the same power,
-                # so only the fastest layout of each size can be optimal: keep one per size.
-                fastest: dict[int, tuple[float, Candidate]] = {}
-                for tp, pp, dp, ep, cp in _training_layouts(work, system, max_devices):
-                    best = _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, cp,
-                                            zeros, recomputes, micro_batches, table)
-                    if best is None:
-                        continue
-                    n = best[1].devices
-                    if n not in fastest or best[0] < fastest[n][0]:
-                        fastest[n] = best
-                for n in sorted(fastest):
-                    chosen = evaluate(work, catalog, fastest[n][1])
+                key = (context, device.id, system.id, precision)
+                if key not in cache:
+                    cache[key] = _fastest_by_size(work, catalog, device, system, precision, max_devices, zeros,
+                                                  recomputes, micro_batches, table)
+                for chosen in cache[key]:
+                    n = chosen.candidate.devices
                     for offering in offerings:
                         if not _fits_instance(n, system, offering):
                             table.exclude("structural", f"{chosen.candidate.label()}: {n} devices span "
@@ -261,6 +260,22 @@ def _training_table(work: ResolvedWorkload, catalog: Catalog) -> CandidateTable:
                         ev = with_offering(work, catalog, chosen, offering)
                         table.training_rows.append(TrainingRow(len(table.training_rows), ev.candidate, ev))
     return table
+
+
+def _fastest_by_size(work, catalog, device, system, precision, max_devices, zeros, recomputes, micro_batches,
+                     table: CandidateTable) -> list[Evaluation]:
+    """The evaluated fastest layout of each device count. Same device count on the same offering costs the
+    same per hour and draws the same power, so only the fastest layout of each size can be optimal."""
+    fastest: dict[int, tuple[float, Candidate]] = {}
+    for tp, pp, dp, ep, cp in _training_layouts(work, system, max_devices):
+        best = _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, cp,
+                                zeros, recomputes, micro_batches, table)
+        if best is None:
+            continue
+        n = best[1].devices
+        if n not in fastest or best[0] < fastest[n][0]:
+            fastest[n] = best
+    return [evaluate(work, catalog, fastest[n][1]) for n in sorted(fastest)]
 
 
 def _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, cp, zeros, recomputes, micro_batches,
@@ -476,11 +491,13 @@ def _replica_variants(work, catalog, device, family, system, precision, par, tab
     engine = None
     if work.kind == "serving":
         engine = serving_engine(w, catalog, device, dpr)
+        states: dict = {}
 
         def profile(batch: int) -> ReplicaProfile:
             return replica_profile(work.footprint, input_tokens=w.traffic.input_tokens,
                                    output_tokens=w.traffic.output_tokens, par=replace(par, micro_batch=batch),
-                                   precision=precision, device=device, family=family, system=system, engine=engine)
+                                   precision=precision, device=device, family=family, system=system, engine=engine,
+                                   shared_states=states)
 
         fit = profile(max(1, par.pp)).max_batch_fit  # what the KV cache holds does not depend on the cap
         if fit < max(1, par.pp):

@@ -157,6 +157,25 @@ TOLERANCE = {"ttft_mean": 0.15, "ttft_p99": 0.30, "tpot_mean": 0.15, "tpot_p99":
 TOLERANCE_HIGH = {"ttft_mean": 0.15, "ttft_p99": 0.35, "tpot_mean": 0.30, "tpot_p99": 0.50, "tokens_per_s": 0.05}
 
 
+@pytest.mark.parametrize("engine_id", ["vllm", "trtllm"])  # chunked prefill (one step budget) and not
+def test_profiles_of_one_layout_at_several_caps_share_states_without_changing_an_answer(engine_id):
+    system = CAT.systems["hgx-h100-8"]
+    device = CAT.accelerators[system.accelerator]
+    engine = EngineParams.of(CAT.engines[engine_id], device, 2)
+
+    def profile(cap, shared=None):
+        return replica_profile(llm_footprint(CAT.models["llama-3.1-8b"].shape), input_tokens=2000, output_tokens=300,
+                               par=Parallel(tp=2, micro_batch=cap), precision="fp8", device=device,
+                               family=CAT.family_of(device), system=system, engine=engine, shared_states=shared)
+
+    shared: dict = {}
+    for cap in (8, 64, 512, 8):
+        alone, together = profile(cap), profile(cap, shared)
+        for metric, limit in (("tpot_s", 0.02), ("ttft_p99_s", 0.8), ("utilization", 0.9)):
+            assert max_rate(together, metric, limit) == max_rate(alone, metric, limit), (cap, metric)
+    assert shared and all(states for states in shared.values())
+
+
 def _profile(model, system_id, tp, i, o, engine_id):
     system = CAT.systems[system_id]
     device = CAT.accelerators[system.accelerator]

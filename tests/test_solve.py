@@ -215,7 +215,7 @@ def test_lora_fine_tune_costs_less_and_fits_fewer_devices_than_full_fine_tune(ca
     assert full_1.status == "infeasible"
 
 
-def test_reused_replica_shapes_give_the_rows_a_fresh_enumeration_gives(catalog):
+def test_reused_shapes_give_the_rows_a_fresh_enumeration_gives(catalog):
     from planner.candidates import enumerate_candidates
 
     def rows(table):
@@ -223,13 +223,19 @@ def test_reused_replica_shapes_give_the_rows_a_fresh_enumeration_gives(catalog):
                        r.candidate.offering.pricing if r.candidate.offering else None,
                        tuple(sorted(r.rate_limits.items())), r.usd_per_unit_hour) for r in table.rows)
 
-    spec = load_spec(EXAMPLES / "llama3-70b-chat.yaml")
-    first = enumerate_candidates(resolve_workload(spec, catalog), catalog)
-    # A second look at every price of two devices, as `with_every_price` asks it.
-    wider = spec.model_copy(update={"search": spec.search.model_copy(
-        update={"min_price_confidence": "low", "devices": ["mi300x", "h100-sxm"]})})
-    work = resolve_workload(wider, catalog)
-    reused = enumerate_candidates(work, catalog, first.shapes)
-    fresh = enumerate_candidates(work, catalog)
-    assert rows(reused) == rows(fresh) and len(fresh.rows) > 0
-    assert any(r.candidate.device == "mi300x" for r in fresh.rows)
+    def training_rows(table):
+        return sorted((r.candidate.label(), r.candidate.offering.instance, r.candidate.offering.pricing,
+                       r.evaluation.prediction.step_time_s, r.evaluation.economics) for r in table.rows)
+
+    for example, read in (("llama3-70b-chat", rows), ("llama3-8b-lora", training_rows)):
+        spec = load_spec(EXAMPLES / f"{example}.yaml")
+        first = enumerate_candidates(resolve_workload(spec, catalog), catalog)
+        # A second look at every price of two devices, as `with_every_price` asks it.
+        wider = spec.model_copy(update={"search": spec.search.model_copy(
+            update={"min_price_confidence": "low", "devices": ["mi300x", "h100-sxm"]})})
+        work = resolve_workload(wider, catalog)
+        reused = enumerate_candidates(work, catalog, first.shapes)
+        fresh = enumerate_candidates(work, catalog)
+        assert first.shapes and reused.evaluated < fresh.evaluated, example
+        assert read(reused) == read(fresh) and len(fresh.rows) > 0, example
+        assert any(r.candidate.device == "mi300x" for r in fresh.rows), example

@@ -228,7 +228,7 @@ def edge_llm(target: EdgeTarget, fp: LLMFootprint, model_id: str, precision: str
     m = measurements.get((d.id, model_id, precision, None))
     if m is not None and m.measured.get("tokens_per_s"):
         tpot = 1.0 / (m.measured["tokens_per_s"] * mode_scale(target, precision))
-        return EdgeLLM(replace(prof, measured_tpot_s=tpot), m.id)
+        return EdgeLLM(replace(prof, measured_tpot_s=tpot, states={}), m.id)
     return EdgeLLM(prof, "model")
 
 

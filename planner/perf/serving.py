@@ -351,6 +351,8 @@ class ReplicaProfile:
     breakdown: dict[str, float] = field(default_factory=dict)
     # A measured single-sequence decode step (edge runtimes): decode steps scale from it by the model's ratio.
     measured_tpot_s: float | None = None
+    # Load states by running batch B (see `_state`), shared by profiles that differ only in the batch cap.
+    states: dict[float, dict[str, float]] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- the load model, parametrised by the number of decoding sequences B
 
@@ -405,16 +407,12 @@ class ReplicaProfile:
     def _idle_per_prompt(self) -> float:
         return self._per_prompt(self._state(0.0))
 
-    @cached_property
-    def _states(self) -> dict[float, dict[str, float]]:
-        return {}
-
     def _state(self, b: float) -> dict[str, float]:
-        # Rate searches of several limits visit the same batches (the scan grid, the saturation point):
-        # each state is computed once per profile.
-        known = self._states.get(b)
+        # Rate searches of several limits visit the same batches (the scan grid, the saturation point), and
+        # a state does not depend on the batch cap: each is computed once per step cost.
+        known = self.states.get(b)
         if known is None:
-            known = self._states[b] = self._compute_state(b)
+            known = self.states[b] = self._compute_state(b)
         return known
 
     def _compute_state(self, b: float) -> dict[str, float]:
@@ -627,7 +625,10 @@ def max_rate(profile: ReplicaProfile, metric: str, limit: float) -> float:
 
 def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, par: Parallel, precision: str,
                     device: Accelerator, family: DeviceFamily, system: System,
-                    engine: EngineParams | None = None) -> ReplicaProfile:
+                    engine: EngineParams | None = None,
+                    shared_states: dict | None = None) -> ReplicaProfile:
+    """`shared_states`: a dict kept by a caller that profiles one layout at several batch caps (and nothing
+    else changed), so that load states computed for one cap serve the others with the same step cost."""
     engine = engine or EngineParams.bare()
     cost = step_cost(fp, par=par, precision=precision, device=device, family=family, system=system, engine=engine,
                      input_tokens=input_tokens)
@@ -659,7 +660,8 @@ def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, 
     prefill_alone = alone_steps * cost.seconds(0.0, 0.0, alone_chunk, alone_chunk * input_tokens / 2.0)
     profile = ReplicaProfile(cost=cost, engine=engine, input_tokens=input_tokens, output_tokens=output_tokens,
                              batch=batch, max_batch_fit=max_batch_fit, kv_capacity_tokens=kv_tokens, memory=memory,
-                             capacity_bytes=capacity, prefill_s=prefill_alone)
+                             capacity_bytes=capacity, prefill_s=prefill_alone,
+                             states={} if shared_states is None else shared_states.setdefault(cost.budget, {}))
     b = max(1.0, profile.max_running)
     parts = cost.stage_parts(b / par.pp, b * profile.context_per_seq / par.pp, 0.0, 0.0)
     breakdown = {

@@ -12,10 +12,10 @@ database 1.3.0rc20) on this 2-core machine; they are predictions, set beside our
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
-from pathlib import Path
+
+from common import ROOT, run_planner
 
 from planner.catalog.loader import load_catalogs
 from planner.evaluate import resolve_workload
@@ -23,7 +23,6 @@ from planner.simulate.run import simulate_evaluation
 from planner.solve import solve
 from planner.spec import load_spec
 
-ROOT = Path(__file__).resolve().parents[1]
 CASES = {
     "qwen3-32b-h200-peer": "peer (bf16): TP4 x 2 replicas, batch 96, 6.87 req/s, 858 tok/s/GPU, TTFT 566 ms, "
                            "TPOT 27.6 ms; 13 s",
@@ -77,8 +76,7 @@ def main() -> int:
         walls = []
         for _ in range(5):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "planner", "solve", str(path), "--format", "json"], cwd=ROOT,
-                           capture_output=True, check=False)
+            run_planner(["solve", str(path), "--format", "json"])
             walls.append(time.perf_counter() - start)
         walls.sort()
         print(f"  wall time of `planner solve {path.relative_to(ROOT)}`: median {walls[2]:.2f} s of 5")

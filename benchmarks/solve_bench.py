@@ -13,19 +13,16 @@ import argparse
 import glob
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, run_planner
 
 
 def run_once(spec: str, workers: int, extra: list[str]) -> tuple[float, dict]:
-    cmd = [sys.executable, "-m", "planner", "solve", spec, "--format", "json", "--no-explain", "--workers",
-           str(workers), *extra]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    proc = run_planner(["solve", spec, "--format", "json", "--no-explain", "--workers", str(workers), *extra])
     wall = time.perf_counter() - start
     if proc.returncode not in (0, 3):
         raise SystemExit(f"{spec}: exit {proc.returncode}: {proc.stderr.strip()}")

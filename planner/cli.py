@@ -377,7 +377,6 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
     """
     started = time.monotonic()
     from planner import api
-    from planner.launch.request import request_of
     from planner.report import render_markdown, render_result, to_json
     from planner.spec import load_spec
 
@@ -400,6 +399,8 @@ def solve(ctx: click.Context, spec_path: Path, objective: str | None, fmt: str, 
     result, checks, explanation, work, sims = (report.result, report.checks, report.explanation, report.work,
                                                report.simulations)
     if emit_dir is not None and result.plan is not None:
+        from planner.launch.request import request_of  # its schema is only built for a launch
+
         _emit(request_of(report.to_dict(), str(spec_path)), catalog_data, emit_dir, str(spec_path))
     if fmt in ("json", "yaml", "html"):
         data = report.to_dict()

@@ -351,8 +351,9 @@ class ReplicaProfile:
     breakdown: dict[str, float] = field(default_factory=dict)
     # A measured single-sequence decode step (edge runtimes): decode steps scale from it by the model's ratio.
     measured_tpot_s: float | None = None
-    # Load states by running batch B (see `_state`), shared by profiles that differ only in the batch cap.
-    states: dict[float, dict[str, float]] = field(default_factory=dict, repr=False, compare=False)
+    # Load states by running batch B (see `_state`) and uncapped metric crossings (see `max_rate`), shared by
+    # profiles that differ only in the batch cap.
+    states: dict = field(default_factory=dict, repr=False, compare=False)
 
     # ---- the load model, parametrised by the number of decoding sequences B
 
@@ -371,7 +372,15 @@ class ReplicaProfile:
     @cached_property
     def max_running(self) -> float:
         """The largest B the replica reaches: slots, and (mixed batching) the step token budget."""
-        b = float(self.slots)
+        return self._running_with(self.slots)
+
+    @cached_property
+    def uncapped_running(self) -> float:
+        """The largest B with every sequence that fits admitted: no batch cap reaches beyond it."""
+        return self._running_with(max(0, self.max_batch_fit))
+
+    def _running_with(self, slots: int) -> float:
+        b = float(slots)
         if self.engine.mixed_prefill and math.isfinite(self.cost.budget):
             b = min(b, self.cost.budget * self.decode_steps / (self.input_tokens + self.decode_steps))
         return b
@@ -453,11 +462,14 @@ class ReplicaProfile:
                 hi = mid
         return (lo + hi) / 2
 
-    def at_batch(self, b: float, metric: str | None = None) -> Latencies:
+    def at_batch(self, b: float, metric: str | None = None, uncapped: bool = False) -> Latencies:
         """Every latency with B sequences decoding on average (0 <= B < max_running). With `metric`, only
-        that one need be right (a rate search asks for one; the others may be left out as NaN)."""
-        if self.max_running <= 0 or b >= self.max_running:
-            return Latencies.overloaded(math.inf if self.max_running <= 0 else max(1.0, b / self.max_running), b)
+        that one need be right (a rate search asks for one; the others may be left out as NaN). `uncapped`:
+        as if the batch cap admitted every sequence that fits, so no request waits for a free slot (what
+        every cap of one layout shares; see `max_rate`)."""
+        top = self.uncapped_running if uncapped else self.max_running
+        if top <= 0 or b >= top:
+            return Latencies.overloaded(math.inf if top <= 0 else max(1.0, b / top), b)
         s = self._state(b)
         lam, tpot = s["lam"], s["tpot"]
         i, d = self.input_tokens, self.decode_steps
@@ -489,11 +501,13 @@ class ReplicaProfile:
         co_arrivals = lam * biased
         prefill_mean = own_prefill(1.0 + co_arrivals)
         # Admission: every slot busy (M/M/c, Sakasegawa's approximation of the queue length).
-        c = max(1.0, float(self.slots))
-        rho_a = min(b / c, 0.999999)
-        lq = rho_a ** math.sqrt(2.0 * (c + 1.0)) / (1.0 - rho_a)
-        wait_admit = lq / lam if lam > 0 else 0.0
-        p_admit = min(1.0, rho_a ** (math.sqrt(2.0 * (c + 1.0)) - 1.0))
+        wait_admit, p_admit = 0.0, 0.0
+        if not uncapped:
+            c = max(1.0, float(self.slots))
+            rho_a = min(b / c, 0.999999)
+            lq = rho_a ** math.sqrt(2.0 * (c + 1.0)) / (1.0 - rho_a)
+            wait_admit = lq / lam if lam > 0 else 0.0
+            p_admit = min(1.0, rho_a ** (math.sqrt(2.0 * (c + 1.0)) - 1.0))
         # Prompts queue for the GPU time their prefill takes beyond a decode step (M/D/1, Pollaczek-
         # Khinchine, with the decode step as the server's vacation): it is the residual above when prompts
         # are rare and the queue of bursts when they are not. Its tail is exponential beyond an atom at zero.
@@ -575,34 +589,90 @@ def max_rate(profile: ReplicaProfile, metric: str, limit: float) -> float:
 
     Latencies grow with the load (the running batch B), up to wiggles of a fraction of a percent where an
     approximation's terms trade against each other; so the answer is the first B where the metric crosses
-    the limit: a coarse scan finds the first grid cell that crosses, a safeguarded regula falsi (Illinois)
-    narrows it to 1e-6 of the batch range, far below the solver's 1e-4 demand granularity. Utilisation is
+    the limit, to 1e-6 of the batch range, far below the solver's 1e-4 demand granularity. Utilisation is
     the share of the saturation rate.
+
+    A layout is searched at several batch caps, and a cap changes a latency only by the wait for a free
+    slot (admission) and by where the replica saturates. So the crossing is found once per step cost with
+    every sequence that fits admitted (`_first_crossing`, kept with the shared load states); a cap's own
+    crossing lies at or below it and is narrowed from there.
     """
     sat = profile.saturation_rate
     if metric == "utilization":
         return min(limit, 1.0) * sat
     if metric not in RATE_METRICS:
         raise ValueError(f"unknown serving metric {metric}")
+    top = profile.max_running
+    if sat <= 0 or top <= 0:
+        return 0.0
+    key = ("uncapped crossing", metric, limit)
+    free = profile.states.get(key)
+    if free is None:
+        free = profile.states[key] = _first_crossing(_metric_at(profile, metric, uncapped=True), limit,
+                                                     profile.uncapped_running)
+    tol = 1e-6 * top
+    if free >= top - tol:
+        if metric in SLOT_FREE_METRICS:
+            return profile._state(top - tol)["lam"]
+        b = _first_crossing(_metric_at(profile, metric), limit, top)
+    elif metric in SLOT_FREE_METRICS:
+        b = free
+    else:
+        b = _crossing_below(_metric_at(profile, metric), limit, free, tol)
+    return profile._state(b)["lam"]
+
+
+# Metrics a batch cap changes only by where the replica saturates (no term waits for a slot).
+SLOT_FREE_METRICS = ("tpot_s", "tpot_p99_s")
+
+
+def _metric_at(profile: ReplicaProfile, metric: str, uncapped: bool = False):
+    top = profile.uncapped_running if uncapped else profile.max_running
     if metric == "tpot_s":
         def value(b: float) -> float:
-            return profile._state(b)["tpot"] if b < profile.max_running else math.inf
+            return profile._state(b)["tpot"] if b < top else math.inf
     else:
         def value(b: float) -> float:
-            return getattr(profile.at_batch(b, metric), metric)
-    if sat <= 0 or value(0.0) > limit:
+            return getattr(profile.at_batch(b, metric, uncapped), metric)
+    return value
+
+
+def _first_crossing(value, limit: float, top: float) -> float:
+    """The first B in [0, top) where `value` exceeds `limit` (top when none does, 0 when B = 0 does): a coarse
+    scan finds the first grid cell that crosses, a safeguarded regula falsi (Illinois) narrows it."""
+    if value(0.0) > limit:
         return 0.0
-    lo, hi = 0.0, profile.max_running
+    lo, hi = 0.0, top
     for k in range(1, SCAN_POINTS):
-        b = profile.max_running * k / SCAN_POINTS
+        b = top * k / SCAN_POINTS
         if value(b) > limit:
             hi = b
             break
         lo = b
-    g_lo, g_hi = value(lo) - limit, value(hi) - limit if hi < profile.max_running else math.inf
+    return _illinois(value, limit, lo, hi, value(lo) - limit, value(hi) - limit if hi < top else math.inf,
+                     1e-6 * top)
+
+
+def _crossing_below(value, limit: float, above: float, tol: float) -> float:
+    """The crossing at or below `above`, where the uncapped metric crosses: the slot wait adds to the metric,
+    so the cap's crossing is bracketed by stepping down from there (a little, in the common case of a cap
+    the load never fills)."""
+    hi, g_hi = above, value(above) - limit
+    if g_hi <= 0:
+        return above
+    for step in (1e-4, 1e-2, 0.1, 0.5, 1.0):
+        lo = above * (1.0 - step)
+        g_lo = value(lo) - limit
+        if g_lo <= 0:
+            return _illinois(value, limit, lo, hi, g_lo, g_hi, tol)
+        hi, g_hi = lo, g_lo
+    return 0.0
+
+
+def _illinois(value, limit: float, lo: float, hi: float, g_lo: float, g_hi: float, tol: float) -> float:
     side = 0
     for _ in range(60):
-        if hi - lo <= 1e-6 * profile.max_running:
+        if hi - lo <= tol:
             break
         if math.isfinite(g_hi) and g_hi > g_lo:
             mid = lo + (hi - lo) * (-g_lo) / (g_hi - g_lo)
@@ -620,7 +690,7 @@ def max_rate(profile: ReplicaProfile, metric: str, limit: float) -> float:
             if side == 1:
                 g_lo /= 2
             side = 1
-    return profile._state(lo)["lam"]
+    return lo
 
 
 def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, par: Parallel, precision: str,

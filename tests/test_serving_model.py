@@ -176,6 +176,26 @@ def test_profiles_of_one_layout_at_several_caps_share_states_without_changing_an
     assert shared and all(states for states in shared.values())
 
 
+@pytest.mark.parametrize("cap", [2, 16, 128, 1024])
+def test_a_caps_rate_narrowed_from_the_uncapped_crossing_is_the_one_a_direct_search_finds(cap):
+    from planner.perf.serving import _first_crossing, _metric_at
+
+    system = CAT.systems["hgx-h100-8"]
+    device = CAT.accelerators[system.accelerator]
+    prof = replica_profile(llm_footprint(CAT.models["llama-3.1-8b"].shape), input_tokens=1000, output_tokens=200,
+                           par=Parallel(tp=1, micro_batch=cap), precision="fp8", device=device,
+                           family=CAT.family_of(device), system=system,
+                           engine=EngineParams.of(CAT.engines["vllm"], device, 1))
+    for metric in ("ttft_p99_s", "ttft_mean_s", "tpot_s", "tpot_p99_s", "e2e_p99_s"):
+        at_sat = getattr(latencies_at(prof, 0.999 * prof.saturation_rate), metric)
+        # Binding early, late, never; and where the uncapped crossing fills 85% of the slots, so the wait for
+        # a slot moves the cap's own crossing well below it.
+        near_full = _metric_at(prof, metric, uncapped=True)(0.85 * prof.max_running)
+        for limit in (0.5 * at_sat, 0.9 * at_sat, 2.0 * at_sat, near_full):
+            direct = prof._state(_first_crossing(_metric_at(prof, metric), limit, prof.max_running))["lam"]
+            assert max_rate(prof, metric, limit) == pytest.approx(direct, rel=1e-5, abs=1e-9), (metric, limit)
+
+
 def _profile(model, system_id, tp, i, o, engine_id):
     system = CAT.systems[system_id]
     device = CAT.accelerators[system.accelerator]

@@ -608,8 +608,9 @@ def max_rate(profile: ReplicaProfile, metric: str, limit: float) -> float:
     key = ("uncapped crossing", metric, limit)
     free = profile.states.get(key)
     if free is None:
+        # To a millionth of a sequence, which is 1e-6 of the smallest cap's range too.
         free = profile.states[key] = _first_crossing(_metric_at(profile, metric, uncapped=True), limit,
-                                                     profile.uncapped_running)
+                                                     profile.uncapped_running, tol=1e-6)
     tol = 1e-6 * top
     if free >= top - tol:
         if metric in SLOT_FREE_METRICS:
@@ -637,9 +638,10 @@ def _metric_at(profile: ReplicaProfile, metric: str, uncapped: bool = False):
     return value
 
 
-def _first_crossing(value, limit: float, top: float) -> float:
+def _first_crossing(value, limit: float, top: float, tol: float | None = None) -> float:
     """The first B in [0, top) where `value` exceeds `limit` (top when none does, 0 when B = 0 does): a coarse
-    scan finds the first grid cell that crosses, a safeguarded regula falsi (Illinois) narrows it."""
+    scan finds the first grid cell that crosses, a safeguarded regula falsi (Illinois) narrows it to `tol`
+    (1e-6 of the range unless given)."""
     if value(0.0) > limit:
         return 0.0
     lo, hi = 0.0, top
@@ -650,7 +652,7 @@ def _first_crossing(value, limit: float, top: float) -> float:
             break
         lo = b
     return _illinois(value, limit, lo, hi, value(lo) - limit, value(hi) - limit if hi < top else math.inf,
-                     1e-6 * top)
+                     1e-6 * top if tol is None else tol)
 
 
 def _crossing_below(value, limit: float, above: float, tol: float) -> float:

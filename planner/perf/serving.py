@@ -171,6 +171,16 @@ def streamed_dense_bytes(fp: LLMFootprint, precision: str, shards: int, engine: 
     return (body * BYTES_PER_ELEMENT[precision] + head * vocab_bytes_per_elem(precision, engine)) / shards
 
 
+def _overlapped(memory_s: float, compute_s: float, k: float | None) -> float:
+    """Memory and compute time of one kernel: the roofline max, or with the family's overlap exponent k the
+    k-norm of the two (k -> infinity is the max; finite k charges imperfect overlap)."""
+    if k is None or memory_s <= 0 or compute_s <= 0:
+        return memory_s if memory_s > compute_s else compute_s
+    if memory_s > compute_s:
+        return memory_s * (1.0 + (compute_s / memory_s) ** k) ** (1.0 / k)
+    return compute_s * ((memory_s / compute_s) ** k + 1.0) ** (1.0 / k)
+
+
 @dataclass(frozen=True)
 class StepCost:
     """Seconds of one engine iteration on one replica, from the tokens it carries.
@@ -201,47 +211,43 @@ class StepCost:
     engine: EngineParams
     overlap_k: float | None = None  # None: the plain roofline max
 
-    def _roofline(self, memory_s: float, compute_s: float) -> float:
-        if self.overlap_k is None or memory_s <= 0 or compute_s <= 0:
-            return max(memory_s, compute_s)
-        k = self.overlap_k
-        big = max(memory_s, compute_s)
-        return big * ((memory_s / big) ** k + (compute_s / big) ** k) ** (1.0 / k)
-
     @cached_property
     def _allreduce_lines(self) -> tuple[float, float, float, float]:
         return all_reduce_lines(self.tp_link, self.engine.allreduce_bw_efficiency or self.comm_efficiency)
 
     @cached_property
-    def _rates(self) -> tuple[float, float, float, float, float, float]:
+    def _rates(self) -> tuple[float, ...]:
         """Per-unit times every step multiplies (rate searches evaluate steps by the hundred thousand): the
-        dense weight read, GEMM time per token, KV read per held token, attention per (query, key) pair, and
-        the stage's per-layer kernel cost."""
+        dense weight read, GEMM time per token, KV read per held token, attention per (query, key) pair, the
+        stage's per-layer kernel cost, decode attention per pair; then the TP all-reduces' fixed and per-token
+        costs, ring and tree, all reduces of a step together (zeros without TP)."""
+        if self.allreduces:
+            ring_fixed, ring_per_byte, tree_fixed, tree_per_byte = self._allreduce_lines
+            n, base, h = self.allreduces, self.engine.allreduce_base_s, self.hidden_bytes_per_token
+            allreduce = (n * (base + ring_fixed), n * ring_per_byte * h, n * (base + tree_fixed), n * tree_per_byte * h)
+        else:
+            allreduce = (0.0, 0.0, 0.0, 0.0)
         return (self.dense_bytes / self.bw, self.linear_flops_per_token / self.gemm_flops,
                 self.kv_bytes_per_token / self.kv_bw, self.attn_flops_per_pair / self.attn_flops,
-                self.layers * self.engine.layer_overhead_s, self.decode_attn_flops_per_pair / self.attn_flops)
-
-    def _allreduce(self, tokens: float) -> float:
-        if self.allreduces == 0 or tokens <= 0:
-            return 0.0
-        ring_fixed, ring_per_byte, tree_fixed, tree_per_byte = self._allreduce_lines
-        size = tokens * self.hidden_bytes_per_token
-        one = self.engine.allreduce_base_s + min(ring_fixed + ring_per_byte * size, tree_fixed + tree_per_byte * size)
-        return self.allreduces * one
+                self.layers * self.engine.layer_overhead_s, self.decode_attn_flops_per_pair / self.attn_flops,
+                *allreduce)
 
     STAGE_TERMS = ("linear", "kv", "prefill_attention", "comm", "layers")
 
     def _stage_terms(self, decode_seqs: float, context_tokens: float, prefill_tokens: float,
                      prefill_pairs: float) -> tuple[float, float, float, float, float]:
         """One stage's kernel times for its share of the step (already divided by pp), as STAGE_TERMS."""
-        weights_s, gemm_per_token, kv_per_token, attn_per_pair, layers_s, decode_per_pair = self._rates
+        (weights_s, gemm_per_token, kv_per_token, attn_per_pair, layers_s, decode_per_pair,
+         ring_fixed, ring_per_token, tree_fixed, tree_per_token) = self._rates
         tokens = decode_seqs + prefill_tokens
         if self.expert_bytes:
             weights_s += self.expert_bytes * (1.0 - (1.0 - self.expert_share) ** tokens) / self.bw
-        linear = self._roofline(weights_s, tokens * gemm_per_token)
-        kv = self._roofline(context_tokens * kv_per_token, context_tokens * decode_per_pair)
+        k = self.overlap_k
+        linear = _overlapped(weights_s, tokens * gemm_per_token, k)
+        kv = _overlapped(context_tokens * kv_per_token, context_tokens * decode_per_pair, k)
         prefill_attn = prefill_pairs * attn_per_pair
-        comm = self._allreduce(tokens)
+        comm = (min(ring_fixed + ring_per_token * tokens, tree_fixed + tree_per_token * tokens)
+                if tokens > 0 and self.allreduces else 0.0)
         if self.ep_link is not None:
             msg = tokens * self.hidden_bytes_per_token * self.top_k
             comm += self.allreduces * all_to_all_s(self.ep_link, msg, self.comm_efficiency)
@@ -262,9 +268,14 @@ class StepCost:
         if decode_seqs <= 0 and prefill_tokens <= 0:
             return 0.0
         pp = self.pp
-        stage = sum(self._stage_terms(decode_seqs / pp, context_tokens / pp, prefill_tokens / pp, prefill_pairs / pp))
+        if pp == 1:
+            linear, kv, prefill_attn, comm, layers_s = self._stage_terms(decode_seqs, context_tokens, prefill_tokens,
+                                                                         prefill_pairs)
+        else:
+            linear, kv, prefill_attn, comm, layers_s = self._stage_terms(decode_seqs / pp, context_tokens / pp,
+                                                                         prefill_tokens / pp, prefill_pairs / pp)
         host = self.engine.step_overhead_s + self.engine.step_overhead_per_seq_s * decode_seqs
-        return host + pp * stage
+        return host + pp * (linear + kv + prefill_attn + comm + layers_s)
 
 
 def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accelerator, family: DeviceFamily,
@@ -615,7 +626,12 @@ def max_rate(profile: ReplicaProfile, metric: str, limit: float) -> float:
     if free >= top - tol:
         if metric in SLOT_FREE_METRICS:
             return profile._state(top - tol)["lam"]
-        b = _first_crossing(_metric_at(profile, metric), limit, top)
+        # Below the limit all the way uncapped: only the slot wait, growing towards the cap, crosses it. Caps
+        # are searched one after another and fill to about the same share where it does: start from there.
+        share_key = ("filled share at the slot-wait crossing", metric, limit)
+        b = _crossing_near(_metric_at(profile, metric), limit, top, profile.states.get(share_key, 0.9), tol)
+        if b > 0:
+            profile.states[share_key] = b / top
     elif metric in SLOT_FREE_METRICS:
         b = free
     else:
@@ -669,6 +685,32 @@ def _crossing_below(value, limit: float, above: float, tol: float) -> float:
             return _illinois(value, limit, lo, hi, g_lo, g_hi, tol)
         hi, g_hi = lo, g_lo
     return 0.0
+
+
+def _crossing_near(value, limit: float, top: float, share: float, tol: float) -> float:
+    """The crossing of a metric that grows with B on [0, top) from below the limit at B = 0 (where no request
+    waits for a slot), bracketed outwards from `share` x top."""
+    guess = min(max(share, 1e-3), 1.0 - 1e-3) * top
+    g = value(guess) - limit
+    if g <= 0:
+        lo, g_lo, hi, g_hi = guess, g, top, math.inf
+        for step in (0.01, 0.1, 0.5):
+            b = guess + (top - guess) * step
+            g_b = value(b) - limit
+            if g_b > 0:
+                hi, g_hi = b, g_b
+                break
+            lo, g_lo = b, g_b
+    else:
+        lo, g_lo, hi, g_hi = 0.0, value(0.0) - limit, guess, g
+        for step in (0.01, 0.1, 0.5):
+            b = guess * (1.0 - step)
+            g_b = value(b) - limit
+            if g_b <= 0:
+                lo, g_lo = b, g_b
+                break
+            hi, g_hi = b, g_b
+    return _illinois(value, limit, lo, hi, g_lo, g_hi, tol)
 
 
 def _illinois(value, limit: float, lo: float, hi: float, g_lo: float, g_hi: float, tol: float) -> float:

@@ -153,8 +153,19 @@ def scenario_model(compiled: CompiledModel, dropped: frozenset[str] = frozenset(
 
 def solve_compiled(work: ResolvedWorkload, catalog: Catalog, compiled: CompiledModel, settings: SolverSettings,
                    top: int = 1, dropped: frozenset[str] = frozenset(), allowed_rows: set[int] | None = None,
-                   hint: CompiledModel | None = None) -> SolveResult:
+                   hint: CompiledModel | None = None, feasibility_only: bool = False) -> SolveResult:
+    """The `top` best plans, each tie-broken (fewer devices, lower latency). `feasibility_only`: the first plan
+    CP-SAT finds, neither minimised nor tie-broken, for a caller that reads only whether one exists."""
     model = scenario_model(compiled, dropped, allowed_rows)
+    if feasibility_only:
+        solver = make_solver(settings)
+        name = STATUS.get(solver.solve(model), "timeout")
+        found = name in ("optimal", "feasible")
+        plans = [extract_plan(work, catalog, compiled, solver)] if found else []
+        return SolveResult(status="feasible" if found else name, objective_name=work.spec.objective,
+                           objective_unit=OBJECTIVE_UNITS[(work.spec.objective, work.kind == "training")],
+                           objective_value=plan_value(plans[0], work) if plans else None, bound=None, gap=None,
+                           plans=plans, table=compiled.table, compiled=compiled, stats={}, price_notes=[])
     objective_name = work.spec.objective
     unit = OBJECTIVE_UNITS[(objective_name, work.kind == "training")]
     plans: list[Plan] = []

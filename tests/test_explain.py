@@ -88,6 +88,28 @@ def test_impossible_example_names_exactly_its_two_limit_conflict(catalog):
         assert solve(fixed, catalog).plan is not None
 
 
+def test_a_feasibility_question_takes_any_plan_within_the_limits_and_reuses_a_full_answer(catalog):
+    from planner.check import violations
+    from planner.explain.question import Question
+    from planner.explain.scenario import ScenarioRunner
+    from planner.explain.solve_questions import SolveQuestions
+    from planner.solve import SolverSettings
+
+    work = resolve_workload(load_spec(EXAMPLES / "llama3-70b-chat.yaml"), catalog)
+    result = solve(work, catalog)
+    runner = ScenarioRunner(work, catalog, result.table, result.compiled, SolverSettings())
+    model = SolveQuestions(runner, result.plan, check_plan(work, catalog, result.plan))
+    quick = model.ask(Question(dropped=frozenset({"latency.tpot"}), feasibility_only=True))
+    assert quick.feasible
+    assert [c.id for c in violations(check_plan(work, catalog, quick.plan)) if c.id != "latency.tpot"] == []
+    full = model.ask(Question(dropped=frozenset({"latency.tpot"})))
+    assert full.objective <= quick.objective and model.solves == 2
+    # A full answer already known answers the feasibility question without another solve.
+    model.ask(Question(dropped=frozenset({"latency.ttft_p99"})))
+    assert model.ask(Question(dropped=frozenset({"latency.ttft_p99"}), feasibility_only=True)).feasible
+    assert model.solves == 3
+
+
 @pytest.mark.parametrize("name", ["llama3-70b-chat", "llama3-8b-pretrain", "onprem-power-capped",
                                   "qwen3-32b-h200-peer"])
 def test_binding_limits_really_lower_the_objective_and_why_not_matches(name, catalog):

@@ -52,7 +52,7 @@ class Conflict:
 
 
 def _infeasible(model: Questions, kept: set[str], every: frozenset[str], allowed=None) -> bool:
-    return not model.ask(Question(dropped=every - kept, allowed=allowed)).feasible
+    return not model.ask(Question(dropped=every - kept, allowed=allowed, feasibility_only=True)).feasible
 
 
 def minimal_subset(model: Questions, ids: list[str], allowed=None) -> list[str]:
@@ -93,7 +93,7 @@ def nearest_relaxation(model: Questions, item: Limit) -> Relaxation:
         return Relaxation(item, None, None, None)
 
     def feasible(value: float) -> bool:
-        return model.ask(Question(bounds=((item.id, value),))).feasible
+        return model.ask(Question(bounds=((item.id, value),), feasibility_only=True)).feasible
 
     reach = model.usage(item, free.plan)
     low, high = item.bound, reach

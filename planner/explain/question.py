@@ -13,7 +13,7 @@ import math
 import threading
 from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -39,6 +39,9 @@ class Question:
     bounds: tuple[tuple[str, float], ...] = ()  # limit id -> another bound
     allowed: frozenset[Hashable] | None = None  # rows or options allowed (None: all)
     parameter: tuple[str, float] | None = None  # a model parameter (see `Parameter`) set to a value
+    # Only whether a plan exists is read (conflicts, nearest relaxations, what rules a choice out): a model
+    # may answer with the first plan it finds, whose objective is then not the least.
+    feasibility_only: bool = False
 
 
 @dataclass
@@ -107,6 +110,10 @@ class Questions:
         with self._lock:
             if question in self._cache:
                 return self._cache[question]
+            if question.feasibility_only:
+                full = self._cache.get(replace(question, feasibility_only=False))
+                if full is not None:
+                    return full
             self.solves += 1
         out = self.answer(question)
         with self._lock:

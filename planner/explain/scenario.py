@@ -78,26 +78,30 @@ class ScenarioRunner:
     _sub_models: dict = field(default_factory=dict)
 
     def _run(self, work: ResolvedWorkload, compiled: CompiledModel, dropped: frozenset[str],
-             allowed: frozenset[int] | None, key) -> Outcome:
+             allowed: frozenset[int] | None, key, feasibility_only: bool = False) -> Outcome:
+        key = (*key, feasibility_only)
         with self._lock:
             if key in self._cache:
                 return self._cache[key]
             self.solves += 1
         result: SolveResult = solve_compiled(work, self.catalog, compiled, self.settings, 1, dropped,
-                                             set(allowed) if allowed is not None else None)
+                                             set(allowed) if allowed is not None else None,
+                                             feasibility_only=feasibility_only)
         outcome = Outcome(result.plan is not None, result.objective_value, result.plan, result.status)
         with self._lock:
             self._cache[key] = outcome
         return outcome
 
-    def base(self, dropped: frozenset[str] = frozenset(), allowed: frozenset[int] | None = None) -> Outcome:
-        """The spec's own question, with some items dropped and/or only some rows allowed."""
+    def base(self, dropped: frozenset[str] = frozenset(), allowed: frozenset[int] | None = None,
+             feasibility_only: bool = False) -> Outcome:
+        """The spec's own question, with some items dropped and/or only some rows allowed; with
+        `feasibility_only`, any plan within them (see `Question.feasibility_only`)."""
         key = ("base", dropped, allowed)
         if allowed is None:
-            return self._run(self.work, self.compiled, dropped, None, key)
+            return self._run(self.work, self.compiled, dropped, None, key, feasibility_only)
         # A question about a few rows is asked of a model built from those rows alone: much smaller than
         # the full model with the other rows switched off, and reused for every set of dropped limits.
-        return self._run(self.work, self.sub_model(allowed), dropped, None, key)
+        return self._run(self.work, self.sub_model(allowed), dropped, None, key, feasibility_only)
 
     def sub_model(self, allowed: frozenset[int]) -> CompiledModel:
         with self._lock:
@@ -110,20 +114,21 @@ class ScenarioRunner:
                 self._sub_models[allowed] = compiled
         return compiled
 
-    def at(self, item: Limit, value: float | None, allowed: frozenset[int] | None = None) -> Outcome:
+    def at(self, item: Limit, value: float | None, allowed: frozenset[int] | None = None,
+           feasibility_only: bool = False) -> Outcome:
         """The spec with one item set to another value (None: dropped)."""
         if value is None:
-            return self.base(frozenset({item.id}), allowed)
+            return self.base(frozenset({item.id}), allowed, feasibility_only)
         spec = with_value(self.work.spec, item, value)
         work = ResolvedWorkload(spec=spec, model_id=self.work.model_id, shape=self.work.shape,
                                 footprint=self.work.footprint)
         key = ("at", item.id, round(value, 9), allowed)
         with self._lock:
-            if key in self._cache:
-                return self._cache[key]
+            if (*key, feasibility_only) in self._cache:
+                return self._cache[(*key, feasibility_only)]
         table = rerate(self.table, spec, only=item.unit_id)
         compiled = compile_model(table, spec)
-        return self._run(work, compiled, frozenset(), allowed, key)
+        return self._run(work, compiled, frozenset(), allowed, key, feasibility_only)
 
     def rows_of(self, predicate) -> frozenset[int]:
         return frozenset(r.index for r in self.table.rows if predicate(r))

@@ -67,9 +67,9 @@ class SolveQuestions(Questions):
             if len(question.bounds) > 1 or question.dropped:
                 raise ValueError("a solve question re-bounds one limit at a time, with nothing dropped")
             (item_id, value), = question.bounds
-            outcome = r.at(self._by_id[item_id], value, question.allowed)
+            outcome = r.at(self._by_id[item_id], value, question.allowed, question.feasibility_only)
         else:
-            outcome = r.base(question.dropped, question.allowed)
+            outcome = r.base(question.dropped, question.allowed, question.feasibility_only)
         return Answer(outcome.status, outcome.value if outcome.feasible else None, outcome.plan)
 
     def usage(self, limit: Limit, plan) -> float | None:

@@ -40,7 +40,7 @@ def ruling_limits(model: Questions, allowed) -> tuple[list[str], bool, Answer]:
     unlimited = model.ask(Question(dropped=every, allowed=allowed))
     if not unlimited.feasible:
         return [], False, unlimited
-    alone = model.ask_many([Question(dropped=every - {i}, allowed=allowed) for i in ids])
+    alone = model.ask_many([Question(dropped=every - {i}, allowed=allowed, feasibility_only=True) for i in ids])
     each = [i for i, a in zip(ids, alone) if not a.feasible]
     if each:
         return each, True, unlimited

@@ -616,6 +616,16 @@ def max_rate(profile: ReplicaProfile, metric: str, limit: float) -> float:
     top = profile.max_running
     if sat <= 0 or top <= 0:
         return 0.0
+    # A table holds one profile per offering of a shape, and the explainer re-rates them all.
+    answer_key = ("rate", metric, limit, profile.slots)
+    known = profile.states.get(answer_key)
+    if known is None:
+        known = profile.states[answer_key] = _max_rate_searched(profile, metric, limit)
+    return known
+
+
+def _max_rate_searched(profile: ReplicaProfile, metric: str, limit: float) -> float:
+    top = profile.max_running
     key = ("uncapped crossing", metric, limit)
     free = profile.states.get(key)
     if free is None:

@@ -113,6 +113,8 @@ def nearest_relaxation(model: Questions, item: Limit) -> Relaxation:
             return Relaxation(item, None, None, None)
     steps = 0
     while (high - low > 1) if item.integer else steps < model.bisection_steps:
+        if not item.integer and model.round_nearest and round_up_nicely(low) == round_up_nicely(high):
+            break  # every value left between them is reported as the same figure
         steps += 1
         mid = math.floor((low + high) / 2) if item.integer else (low + high) / 2
         if feasible(mid):

@@ -752,8 +752,41 @@ def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, 
                     engine: EngineParams | None = None,
                     shared_states: dict | None = None) -> ReplicaProfile:
     """`shared_states`: a dict kept by a caller that profiles one layout at several batch caps (and nothing
-    else changed), so that load states computed for one cap serve the others with the same step cost."""
+    else changed), so that what does not depend on the cap (the step cost, the KV capacity, the load states)
+    is worked out once per step token budget."""
     engine = engine or EngineParams.bare()
+    batch = par.micro_batch
+    budget = engine.step_budget(input_tokens, batch)
+    fixed = None if shared_states is None else shared_states.get(("cap-free parts", budget))
+    if fixed is None:
+        fixed = _cap_free_parts(fp, input_tokens, output_tokens, par, precision, device, family, system, engine)
+        if shared_states is not None:
+            shared_states[("cap-free parts", budget)] = fixed
+    cost, weights_dev, kv_tok_dev, framework, kv_tokens, held, max_batch_fit, prefill_alone = fixed
+    capacity = device.memory_bytes
+    kv_in_use = min(batch, max_batch_fit) * held * kv_tok_dev
+    memory = MemoryBreakdown(weights=weights_dev, kv_cache=kv_in_use, framework=framework)
+    profile = ReplicaProfile(cost=cost, engine=engine, input_tokens=input_tokens, output_tokens=output_tokens,
+                             batch=batch, max_batch_fit=max_batch_fit, kv_capacity_tokens=kv_tokens, memory=memory,
+                             capacity_bytes=capacity, prefill_s=prefill_alone,
+                             states={} if shared_states is None else shared_states.setdefault(cost.budget, {}))
+    b = max(1.0, profile.max_running)
+    parts = cost.stage_parts(b / par.pp, b * profile.context_per_seq / par.pp, 0.0, 0.0)
+    breakdown = {
+        "prefill": prefill_alone,
+        "decode_linear": parts["linear"] * par.pp,
+        "decode_kv": parts["kv"] * par.pp,
+        "decode_comm": parts["comm"] * par.pp,
+        "decode_layer_overhead": parts["layers"] * par.pp,
+        "decode_host_overhead": engine.step_overhead_s + engine.step_overhead_per_seq_s * b,
+        "request_overhead": engine.request_overhead_s,
+    }
+    return replace(profile, breakdown=breakdown)
+
+
+def _cap_free_parts(fp: LLMFootprint, input_tokens: int, output_tokens: int, par: Parallel, precision: str,
+                    device: Accelerator, family: DeviceFamily, system: System, engine: EngineParams) -> tuple:
+    """The step cost, weights, KV bytes and capacity, and one prompt alone: what the batch cap leaves as is."""
     cost = step_cost(fp, par=par, precision=precision, device=device, family=family, system=system, engine=engine,
                      input_tokens=input_tokens)
     weights_dev = weight_bytes_per_device(fp, precision, par, engine)
@@ -775,29 +808,10 @@ def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, 
         # Paged: a decoding sequence holds its prompt and, on average, half its output, plus half a block.
         held = input_tokens + output_tokens / 2.0 + (block - 1) / 2.0
     max_batch_fit = int(kv_tokens // held) if held > 0 else 0
-    batch = par.micro_batch
-    kv_in_use = min(batch, max_batch_fit) * held * kv_tok_dev
-    memory = MemoryBreakdown(weights=weights_dev, kv_cache=kv_in_use, framework=framework)
-
     alone_chunk = max(1.0, min(float(input_tokens), cost.budget))
     alone_steps = math.ceil(input_tokens / alone_chunk)
     prefill_alone = alone_steps * cost.seconds(0.0, 0.0, alone_chunk, alone_chunk * input_tokens / 2.0)
-    profile = ReplicaProfile(cost=cost, engine=engine, input_tokens=input_tokens, output_tokens=output_tokens,
-                             batch=batch, max_batch_fit=max_batch_fit, kv_capacity_tokens=kv_tokens, memory=memory,
-                             capacity_bytes=capacity, prefill_s=prefill_alone,
-                             states={} if shared_states is None else shared_states.setdefault(cost.budget, {}))
-    b = max(1.0, profile.max_running)
-    parts = cost.stage_parts(b / par.pp, b * profile.context_per_seq / par.pp, 0.0, 0.0)
-    breakdown = {
-        "prefill": prefill_alone,
-        "decode_linear": parts["linear"] * par.pp,
-        "decode_kv": parts["kv"] * par.pp,
-        "decode_comm": parts["comm"] * par.pp,
-        "decode_layer_overhead": parts["layers"] * par.pp,
-        "decode_host_overhead": engine.step_overhead_s + engine.step_overhead_per_seq_s * b,
-        "request_overhead": engine.request_overhead_s,
-    }
-    return replace(profile, breakdown=breakdown)
+    return cost, weights_dev, kv_tok_dev, framework, kv_tokens, held, max_batch_fit, prefill_alone
 
 
 def predict_serving(fp: LLMFootprint, *, requests_per_s: float, input_tokens: int, output_tokens: int,

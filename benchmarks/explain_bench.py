@@ -1,6 +1,6 @@
 """What the explanation adds to `planner solve`, on every example.
 
-    python benchmarks/explain_bench.py [--runs 3]
+    python benchmarks/explain_bench.py [--runs 3] [--examples examples/*.yaml]
 
 For each example: the median whole-process wall time of `planner solve --no-explain` and of `planner solve`
 (explained), and their ratio.
@@ -16,13 +16,15 @@ from pathlib import Path
 
 from common import ROOT, wall
 
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--examples", nargs="*", default=sorted(glob.glob(str(ROOT / "examples" / "*.yaml"))))
     args = parser.parse_args()
     print(f"{'example':32} {'solve s':>8} {'solve+explain s':>16} {'ratio':>6}")
     ratios = []
-    for spec in sorted(glob.glob(str(ROOT / "examples" / "*.yaml"))):
+    for spec in args.examples:
         bare = statistics.median(wall("solve", [spec, "--no-explain"]) for _ in range(args.runs))
         full = statistics.median(wall("solve", [spec]) for _ in range(args.runs))
         ratios.append(full / bare)

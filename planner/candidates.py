@@ -292,11 +292,13 @@ def _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, c
     depths = TRAINING_VIRTUAL_STAGES if pp > 1 else (1,)
     last_reason = None
     for mb in sorted(micro_batches):
+        checked = False  # the structure does not depend on ZeRO or recomputation: checked once per micro-batch
         for zero in sorted(zeros):
             for recompute in sorted(recomputes, key=TRAINING_RECOMPUTE.index):
                 par = Parallel(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, micro_batch=mb, zero_stage=zero, recompute=recompute)
                 cand = Candidate(device.id, system.id, precision, par)
-                issues = structural_issues(work, catalog, cand)
+                issues = [] if checked else structural_issues(work, catalog, cand)
+                checked = True
                 if issues:
                     table.exclude("structural", f"{cand.label()}: {issues[0]}", device.id)
                     return None
@@ -309,13 +311,14 @@ def _fastest_fitting(work, catalog, device, system, precision, tp, pp, dp, ep, c
                     continue
                 best_par, best_time = par, math.inf
                 for vp in depths:
-                    trial = replace(par, virtual_stages=vp)
+                    trial = par if vp == 1 else replace(par, virtual_stages=vp)
                     if vp > 1 and trial.pp * vp > work.footprint.layers:
                         continue
                     pred = predict_training(work.footprint, tokens=w.tokens, seq_len=w.seq_len,
                                             global_batch_seqs=batch, par=trial, precision=precision,
                                             device=device, family=family, system=system,
-                                            framework=catalog.framework(w.framework, device), adapter=adapter)
+                                            framework=catalog.framework(w.framework, device), adapter=adapter,
+                                            memory=memory if trial is par else None)
                     table.evaluated += 1
                     if pred.step_time_s < best_time:
                         best_par, best_time = trial, pred.step_time_s

@@ -149,9 +149,11 @@ def training_memory(fp: LLMFootprint, seq_len: int, par: Parallel, precision: st
 
 def predict_training(fp: LLMFootprint, *, tokens: float, seq_len: int, global_batch_seqs: int, par: Parallel,
                      precision: str, device: Accelerator, family: DeviceFamily, system: System,
-                     framework: Framework | None = None, adapter: Adapter | None = None) -> Prediction:
+                     framework: Framework | None = None, adapter: Adapter | None = None,
+                     memory: MemoryBreakdown | None = None) -> Prediction:
     """`framework` None: no TP overlap and fp32 gradient reduction (Megatron-LM's command-line defaults);
-    `adapter`: LoRA/QLoRA on a frozen base (planner.perf.adapters)."""
+    `adapter`: LoRA/QLoRA on a frozen base (planner.perf.adapters); `memory`: this very layout's
+    `training_memory`, when the caller has it already (a search checks the fit before predicting)."""
     peak = peak_flops(device, precision)
     rate = achievable_flops(device, family, precision)
     m = global_batch_seqs // (par.dp * par.micro_batch)
@@ -230,7 +232,7 @@ def predict_training(fp: LLMFootprint, *, tokens: float, seq_len: int, global_ba
     backward_window = 2.0 / 3.0 * compute_mb * (m if par.pp == 1 else 1)
     exposed_dp = t_dp - min(t_dp * overlap, backward_window)
 
-    memory = training_memory(fp, seq_len, par, precision, m, family, adapter)
+    memory = memory or training_memory(fp, seq_len, par, precision, m, family, adapter)
     t_optimizer = 0.0
     if device.memory_bw_gb_per_s:
         # Adam reads and writes the fp32 state, gradients and the weights it trains once per step.

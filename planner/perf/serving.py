@@ -677,8 +677,8 @@ def _first_crossing(value, limit: float, top: float, tol: float | None = None) -
             hi = b
             break
         lo = b
-    return _illinois(value, limit, lo, hi, value(lo) - limit, value(hi) - limit if hi < top else math.inf,
-                     1e-6 * top if tol is None else tol)
+    return _illinois(lambda b: value(b) - limit, lo, hi, value(lo) - limit,
+                     value(hi) - limit if hi < top else math.inf, 1e-6 * top if tol is None else tol)
 
 
 def _crossing_below(value, limit: float, above: float, tol: float) -> float:
@@ -692,38 +692,43 @@ def _crossing_below(value, limit: float, above: float, tol: float) -> float:
         lo = above * (1.0 - step)
         g_lo = value(lo) - limit
         if g_lo <= 0:
-            return _illinois(value, limit, lo, hi, g_lo, g_hi, tol)
+            return _illinois(lambda b: value(b) - limit, lo, hi, g_lo, g_hi, tol)
         hi, g_hi = lo, g_lo
     return 0.0
 
 
 def _crossing_near(value, limit: float, top: float, share: float, tol: float) -> float:
     """The crossing of a metric that grows with B on [0, top) from below the limit at B = 0 (where no request
-    waits for a slot), bracketed outwards from `share` x top."""
+    waits for a slot) to infinity at top, bracketed outwards from `share` x top. The root is sought of
+    1/limit - 1/metric, which stays finite, and nearly straight, where the slot wait makes the metric blow up."""
+    def excess(b: float) -> float:
+        return 1.0 / limit - 1.0 / value(b)
+
     guess = min(max(share, 1e-3), 1.0 - 1e-3) * top
-    g = value(guess) - limit
+    g = excess(guess)
     if g <= 0:
-        lo, g_lo, hi, g_hi = guess, g, top, math.inf
-        for step in (0.01, 0.1, 0.5):
+        lo, g_lo, hi, g_hi = guess, g, top, 1.0 / limit
+        for step in (0.01, 0.1):
             b = guess + (top - guess) * step
-            g_b = value(b) - limit
+            g_b = excess(b)
             if g_b > 0:
                 hi, g_hi = b, g_b
                 break
             lo, g_lo = b, g_b
     else:
-        lo, g_lo, hi, g_hi = 0.0, value(0.0) - limit, guess, g
-        for step in (0.01, 0.1, 0.5):
+        lo, g_lo, hi, g_hi = 0.0, excess(0.0), guess, g
+        for step in (0.01, 0.1):
             b = guess * (1.0 - step)
-            g_b = value(b) - limit
+            g_b = excess(b)
             if g_b <= 0:
                 lo, g_lo = b, g_b
                 break
             hi, g_hi = b, g_b
-    return _illinois(value, limit, lo, hi, g_lo, g_hi, tol)
+    return _illinois(excess, lo, hi, g_lo, g_hi, tol)
 
 
-def _illinois(value, limit: float, lo: float, hi: float, g_lo: float, g_hi: float, tol: float) -> float:
+def _illinois(excess, lo: float, hi: float, g_lo: float, g_hi: float, tol: float) -> float:
+    """The root of an increasing `excess` in [lo, hi] (excess(lo) <= 0 < excess(hi)), to `tol`."""
     side = 0
     for _ in range(60):
         if hi - lo <= tol:
@@ -733,7 +738,7 @@ def _illinois(value, limit: float, lo: float, hi: float, g_lo: float, g_hi: floa
             mid = min(max(mid, lo + 1e-3 * (hi - lo)), hi - 1e-3 * (hi - lo))
         else:
             mid = (lo + hi) / 2
-        g_mid = value(mid) - limit
+        g_mid = excess(mid)
         if g_mid <= 0:
             lo, g_lo = mid, g_mid
             if side == -1 and math.isfinite(g_hi):

@@ -626,13 +626,15 @@ def max_rate(profile: ReplicaProfile, metric: str, limit: float) -> float:
 
 def _max_rate_searched(profile: ReplicaProfile, metric: str, limit: float) -> float:
     top = profile.max_running
+    tol = 1e-6 * top
     key = ("uncapped crossing", metric, limit)
     free = profile.states.get(key)
-    if free is None:
+    if free is None and _metric_at(profile, metric, uncapped=True)(top - tol) <= limit:
+        free = math.inf  # within the limit up to this cap (latencies grow with load): no need to find where
+    elif free is None:
         # To a millionth of a sequence, which is 1e-6 of the smallest cap's range too.
         free = profile.states[key] = _first_crossing(_metric_at(profile, metric, uncapped=True), limit,
                                                      profile.uncapped_running, tol=1e-6)
-    tol = 1e-6 * top
     if free >= top - tol:
         if metric in SLOT_FREE_METRICS:
             return profile._state(top - tol)["lam"]

@@ -1,12 +1,13 @@
 """Procurement benchmarks.
 
-    python benchmarks/fleet_bench.py
+    python benchmarks/fleet_bench.py [fleet] [scaling] [mix] [pareto]
 
 1. A fleet of 10 workloads over the full catalog (rent or buy H100, MI300X, B200): median wall time of the
-   joint solve, and its status.
+   joint solve (in process, and `planner compare` whole process), and its status.
 2. Solve time against catalog size: the 70B chat example with the catalog's offerings multiplied into
-   synthetic regions (prices jittered deterministically) from 10 to 1,000 offerings.
+   synthetic regions (prices jittered deterministically) from 10 to 10,000 offerings, with peak memory.
 3. A heterogeneous serving mix solved by CP-SAT against brute force over every pair of configurations.
+4. The cost/latency Pareto front of three serving examples, whole process.
 """
 
 from __future__ import annotations
@@ -149,15 +150,25 @@ def mix_benchmark(catalog) -> None:
           f"{'equal' if abs(cp_value - best) <= len(result.plan.parts) * 2 else 'DIFFERENT'}")
 
 
+def pareto_benchmark(runs: int = 3) -> None:
+    print("4. cost/latency Pareto front, whole process (`planner compare SPEC --pareto cost,latency`)")
+    for name in ("llama3-70b-chat", "long-context-serving", "small-model-serving"):
+        spec = str(ROOT / "examples" / f"{name}.yaml")
+        seconds = statistics.median(wall("compare", [spec, "--pareto", "cost,latency"]) for _ in range(runs))
+        print(f"   {name:24} {seconds:6.2f} s")
+
+
 def main() -> int:
     catalog = load_catalogs()
-    parts = sys.argv[1:] or ["fleet", "scaling", "mix"]
+    parts = sys.argv[1:] or ["fleet", "scaling", "mix", "pareto"]
     if "fleet" in parts:
         fleet_benchmark(catalog)
     if "scaling" in parts:
         scaling_benchmark(catalog)
     if "mix" in parts:
         mix_benchmark(catalog)
+    if "pareto" in parts:
+        pareto_benchmark()
     return 0
 
 

@@ -9,6 +9,7 @@ same plan whatever the number of workers.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 
@@ -17,7 +18,7 @@ from planner._ortools import cp_model
 from planner.candidates import CandidateTable, enumerate_candidates
 from planner.catalog.loader import Catalog
 from planner.check import rebuild
-from planner.compile import DEMAND_UNITS, CompiledModel, compile_model
+from planner.compile import DEMAND_UNITS, CompiledModel, _training_objective_value, compile_model
 from planner.evaluate import ResolvedWorkload, cheaper_unconfident_offers, confident_enough
 from planner.plan import Plan
 
@@ -230,7 +231,10 @@ def with_every_price(work: ResolvedWorkload, catalog: Catalog, result: SolveResu
     spec = work.spec.model_copy(update={"search": work.spec.search.model_copy(
         update={"min_price_confidence": "low", "devices": devices})})
     second = replace_work(work, spec)
-    other = solve(second, catalog, settings, table=enumerate_candidates(second, catalog, result.table.shapes))
+    table = enumerate_candidates(second, catalog, result.table.shapes)
+    if _least_possible(table, work.spec.objective) >= result.objective_value - 1e-9:
+        return  # no plan of these rows can beat the trusted one: no need to find the best of them
+    other = solve(second, catalog, settings, table=table)
     if other.plan is None or other.objective_value is None or other.objective_value >= result.objective_value - 1e-9:
         return
     parts = "; ".join(f"{p.evaluation.candidate.devices} x {p.evaluation.candidate.device} on "
@@ -241,6 +245,29 @@ def with_every_price(work: ResolvedWorkload, catalog: Catalog, result: SolveResu
     result.price_notes.append(
         f"with every price, low-confidence ones too: {parts} at {other.objective_value:,.4g} {other.objective_unit} "
         f"against {result.objective_value:,.4g}; set `search.min_price_confidence: low` to plan on it")
+
+
+def _least_possible(table: CandidateTable, objective: str) -> float:
+    """A floor under every plan of `table` (0 where none is known cheaply). A training plan is one row, so
+    its value is that row's. A serving or vision plan pays at least its per-device price for every device
+    and carries at most each replica's lowest rate limit, so it costs at least the demand times the
+    cheapest price per unit of rate over its rows, and at least the instances of its cheapest replica."""
+    if table.kind == "training":
+        # A row whose value is unknown is kept out of the model (compile.py), so it is no floor.
+        values = (_training_objective_value(r, objective) for r in table.training_rows)
+        return min((v for v in values if v is not None), default=math.inf)
+    if objective != "cost":
+        return 0.0
+    per_rate, first_unit = [], []
+    for r in table.replica_rows:
+        if r.usd_per_unit_hour is None or not r.unit_devices:
+            return 0.0  # an owned device: its hours cost nothing here
+        rate = min(r.rate_limits.values(), default=0.0)
+        if rate > 0:
+            per_rate.append(r.devices_per_replica * r.usd_per_unit_hour / r.unit_devices / rate)
+            first_unit.append(math.ceil(r.devices_per_replica / r.unit_devices) * r.usd_per_unit_hour)
+    # And a plan rents at least the instances of one replica.
+    return max(table.demand * min(per_rate, default=math.inf), min(first_unit, default=math.inf))
 
 
 def replace_work(work: ResolvedWorkload, spec) -> ResolvedWorkload:

@@ -239,3 +239,19 @@ def test_reused_shapes_give_the_rows_a_fresh_enumeration_gives(catalog):
         assert first.shapes and reused.evaluated < fresh.evaluated, example
         assert read(reused) == read(fresh) and len(fresh.rows) > 0, example
         assert any(r.candidate.device == "mi300x" for r in fresh.rows), example
+
+
+@pytest.mark.parametrize("example", ["small-model-serving", "llama3-70b-chat", "llama3-8b-lora", "yolov8-video"])
+def test_the_floor_that_spares_the_second_price_look_is_never_above_the_optimum(catalog, example):
+    from planner.candidates import enumerate_candidates
+    from planner.solve import SolverSettings, _least_possible
+
+    spec = load_spec(EXAMPLES / f"{example}.yaml")
+    spec = spec.model_copy(update={"search": spec.search.model_copy(update={"min_price_confidence": "low"})})
+    work = resolve_workload(spec, catalog)
+    table = enumerate_candidates(work, catalog)
+    result = solve(work, catalog, SolverSettings(workers=8), table=table)
+    floor = _least_possible(table, spec.objective)
+    assert 0 < floor <= result.objective_value + 1e-9
+    if work.kind == "training":
+        assert floor == pytest.approx(result.objective_value)  # one row: the floor is the optimum

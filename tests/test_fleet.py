@@ -191,3 +191,17 @@ def test_compare_prints_and_writes_the_fleet_explanation(tmp_path):
     assert {"limits", "alternatives", "conflict", "flips"} <= set(data["explanation"])
     quiet = json.loads(CliRunner().invoke(main, ["compare", fleet, "--format", "json", "--no-explain"]).output)
     assert quiet.get("explanation") is None and quiet["tco_usd"] == data["tco_usd"]
+
+
+def test_a_fleet_feasibility_question_takes_a_plan_within_the_limits_without_minimising(catalog):
+    from planner.fleet import solve_fleet_model
+    from planner.solve import SolverSettings
+
+    best = solve_fleet(EXAMPLES / "fleets" / "three-workloads.yaml", catalog)
+    quick = solve_fleet_model(best.model, catalog, SolverSettings(), feasibility_only=True)
+    assert quick.status in ("optimal", "feasible") and all(p is not None for p in quick.plans.values())
+    assert quick.usd_per_hour >= best.usd_per_hour - 1e-9
+    for name, value in quick.usage.items():  # the shared limits hold in the first plan too
+        limit = best.spec.limits.power_kw if name == "fleet.power_kw" else None
+        if limit is not None:
+            assert value <= limit + 1e-9

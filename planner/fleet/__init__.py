@@ -238,10 +238,14 @@ def build_fleet_model(spec: FleetSpec, members: list[FleetMember], catalog: Cata
 
 
 def solve_fleet_model(fm: FleetModel, catalog: Catalog, settings: SolverSettings, dropped: frozenset[str] = frozenset(),
-                      allowed: frozenset[tuple[int, int]] | None = None) -> FleetResult:
+                      allowed: frozenset[tuple[int, int]] | None = None,
+                      feasibility_only: bool = False) -> FleetResult:
     """The fleet's lowest-TCO plan with some limits dropped and only some (workload, row) pairs allowed, solved
-    on a clone: the built model is never changed."""
+    on a clone: the built model is never changed. `feasibility_only`: the first plan found, for a caller
+    that reads only whether one exists."""
     model = fm.model.clone()
+    if feasibility_only:
+        model.clear_objective()
     for key, lit in fm.literals.items():
         model.add(model.get_bool_var_from_proto_index(lit.index) == (0 if key in dropped else 1))
     if allowed is not None:

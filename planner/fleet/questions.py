@@ -87,7 +87,8 @@ class FleetQuestions(Questions):
                 else:
                     shared[limit_id] = value
             fleet = build_fleet_model(self.spec, members, self.catalog, shared)
-        result = solve_fleet_model(fleet, self.catalog, self.settings, question.dropped, question.allowed)
+        result = solve_fleet_model(fleet, self.catalog, self.settings, question.dropped, question.allowed,
+                                   question.feasibility_only)
         return Answer(result.status, result.usd_per_hour, result if result.usd_per_hour is not None else None)
 
     def usage(self, limit: Limit, plan: FleetResult) -> float | None:

@@ -1,8 +1,8 @@
 """A validated catalog kept between processes, so that a command pays for reading and cross-checking the
 catalog files once per change of those files, not at every start (about 90 ms of the 0.6 s a solve may take).
 
-The key is a digest of every catalog file's bytes and of the code that validates them: an edited catalog or
-an upgraded planner misses the cache and is validated again. Only catalogs that passed validation are kept,
+The key is a digest of every catalog file's bytes, of the code that validates them and of the pydantic and
+Python versions: an edited catalog or an upgraded planner misses the cache and is validated again. Only catalogs that passed validation are kept,
 so an error is reported the same way every time. The cache is an optimisation and nothing else: a folder that
 cannot be written, or a file that cannot be read back, is passed over and the catalog built from its files.
 `PLANNER_CACHE_DIR` moves it; `PLANNER_CACHE_DIR=off` turns it off.
@@ -13,9 +13,12 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+
+import pydantic
 
 T = TypeVar("T")
 
@@ -39,6 +42,8 @@ def _digest(files: list[Path]) -> str:
     package = Path(__file__).resolve().parents[1]
     h = hashlib.sha256(_FORMAT)
     h.update(str(files[0].parent if files else "").encode())  # the loaded catalog records its folder
+    # The pickled models' layout belongs to the pydantic and Python that wrote them.
+    h.update(f"{pydantic.VERSION} {sys.version_info[:2]}".encode())
     for path in [package / c for c in _CODE] + files:
         h.update(str(path.name).encode())
         h.update(path.read_bytes())

@@ -60,6 +60,9 @@ class CompiledModel:
     objective: cp_model.LinearExpr | None = None
     objective_scale: float = 1.0
     secondary: cp_model.LinearExpr | None = None
+    # The tie-break without its idle-device term, for tables so large (tens of thousands of rows) that the
+    # full weighting leaves the solver's 64-bit objective range.
+    secondary_coarse: cp_model.LinearExpr | None = None
     forced_out: dict[str, int] = field(default_factory=dict)  # unit id -> rows it cannot evaluate
     cost_terms: tuple[list, list[int]] | None = None
     replica_caps: list[int] = field(default_factory=list)
@@ -295,9 +298,10 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
     big = len(rows) + 1
     # Ties: no paid device idle first (more replicas on the instances already paid for cost nothing and
     # cut latency), then fewer devices, lower latency, the earlier row.
-    compiled.secondary = (sum(compiled.idle_paid) * big * big * big
-                          + sum(n[r.index] * r.devices_per_replica for r in rows) * big * big
+    devices = sum(n[r.index] * r.devices_per_replica for r in rows)
+    compiled.secondary = (sum(compiled.idle_paid) * big * big * big + devices * big * big
                           + sum(x[r.index] * (rank[r.index] * big + r.index) for r in rows))
+    compiled.secondary_coarse = devices * big + sum(x[r.index] * rank[r.index] for r in rows)
     return compiled
 
 

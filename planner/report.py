@@ -423,6 +423,8 @@ def result_dict(result, checks, explanation=None, workload: dict | None = None) 
         "excluded": excluded,
         "unevaluable": dict(result.compiled.forced_out),
     }
+    if result.stats.get("tie_break"):
+        out["search"]["tie_break"] = result.stats["tie_break"]
     if explanation is not None:
         data = explanation.as_dict()
         out["alternatives"] = data["alternatives"]

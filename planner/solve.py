@@ -170,6 +170,7 @@ def solve_compiled(work: ResolvedWorkload, catalog: Catalog, compiled: CompiledM
     objective_name = work.spec.objective
     unit = OBJECTIVE_UNITS[(objective_name, work.kind == "training")]
     plans: list[Plan] = []
+    tie_note = None  # said only when the usual tie-break could not be applied
     status, value, bound, gap = "infeasible", None, None, None
     for k in range(max(1, top)):
         solver = make_solver(settings)
@@ -189,9 +190,18 @@ def solve_compiled(work: ResolvedWorkload, catalog: Catalog, compiled: CompiledM
         tie_model = model.clone()
         _hint(tie_model, compiled, solver)
         tie_model.add(compiled.objective <= best)
+        _rule_out_dearer_than(tie_model, compiled, work, best / compiled.objective_scale)
         tie_model.minimize(compiled.secondary)
         tie_solver = make_solver(settings)
         tie_code = tie_solver.solve(tie_model)
+        if tie_code == cp_model.MODEL_INVALID and compiled.secondary_coarse is not None:
+            tie_model.minimize(compiled.secondary_coarse)  # the full weighting overflows at this table size
+            tie_solver = make_solver(settings)
+            tie_code = tie_solver.solve(tie_model)
+            tie_note = "ties broken by fewer devices, then lower latency (the idle-device preference overflows " \
+                       "the solver's range at this table size)"
+        elif tie_code == cp_model.MODEL_INVALID:
+            tie_note = "ties not broken (the tie-break overflows the solver's range at this table size)"
         chosen = tie_solver if tie_code in (cp_model.OPTIMAL, cp_model.FEASIBLE) else solver
         if k == 0 and tie_code == cp_model.FEASIBLE and name == "optimal":
             status = "feasible"  # the tie-break itself was not proven within the time limit
@@ -206,7 +216,8 @@ def solve_compiled(work: ResolvedWorkload, catalog: Catalog, compiled: CompiledM
                 bound = value
     return SolveResult(status=status, objective_name=objective_name, objective_unit=unit, objective_value=value,
                        bound=bound, gap=gap, plans=plans, table=compiled.table, compiled=compiled,
-                       stats={"top_values": [plan_value(p, work) for p in plans]},
+                       stats={"top_values": [plan_value(p, work) for p in plans],
+                              **({"tie_break": tie_note} if tie_note else {})},
                        price_notes=price_notes(work, catalog, plans[0]) if plans else [])
 
 
@@ -290,6 +301,19 @@ def price_notes(work: ResolvedWorkload, catalog: Catalog, plan) -> list[str]:
                          f"${c.offering.usd_per_device_hour:.2f}, at {o.confidence} price confidence (below the "
                          f"`search.min_price_confidence: {floor}` floor); set it to {o.confidence} to weigh it")
     return notes
+
+
+def _rule_out_dearer_than(model: cp_model.CpModel, compiled: CompiledModel, work: ResolvedWorkload,
+                          usd_per_hour: float) -> None:
+    """Rows whose first billed instance alone costs more than `usd_per_hour` are in no plan that cheap: fixed
+    off in the tie-break, whose presolve then has a fraction of a large table to look at."""
+    if work.spec.objective != "cost" or compiled.table.kind == "training":
+        return
+    ceiling = usd_per_hour * (1 + 1e-9) + 1e-9
+    for r in compiled.table.replica_rows:
+        if r.usd_per_unit_hour is not None and r.unit_devices and \
+                math.ceil(r.devices_per_replica / r.unit_devices) * r.usd_per_unit_hour > ceiling:
+            model.add(model.get_bool_var_from_proto_index(compiled.x[r.index].index) == 0)
 
 
 def _hint(model: cp_model.CpModel, compiled: CompiledModel, solver: cp_model.CpSolver) -> None:

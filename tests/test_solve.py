@@ -255,3 +255,37 @@ def test_the_floor_that_spares_the_second_price_look_is_never_above_the_optimum(
     assert 0 < floor <= result.objective_value + 1e-9
     if work.kind == "training":
         assert floor == pytest.approx(result.objective_value)  # one row: the floor is the optimum
+
+
+def test_a_tie_break_whose_weighting_overflows_falls_back_to_fewer_devices_then_latency(catalog):
+    from planner.compile import compile_model
+    from planner.solve import SolverSettings, solve_compiled
+
+    work = resolve_workload(load_spec(EXAMPLES / "llama3-70b-chat.yaml"), catalog)
+    usual = solve(work, catalog, SolverSettings(workers=1))
+    assert "tie_break" not in usual.stats
+    compiled = compile_model(usual.table, work.spec)
+    compiled.secondary = compiled.secondary * 10**12  # as a table of tens of thousands of rows weighs it
+    coarse = solve_compiled(work, catalog, compiled, SolverSettings(workers=1))
+    assert coarse.status == "optimal" and coarse.objective_value == pytest.approx(usual.objective_value)
+    assert "fewer devices" in coarse.stats["tie_break"]
+    assert sum(p.evaluation.candidate.devices * p.replicas for p in coarse.plan.parts) == \
+        sum(p.evaluation.candidate.devices * p.replicas for p in usual.plan.parts)
+
+
+def test_the_tie_break_rules_out_only_rows_dearer_than_the_optimum(catalog):
+    from planner.solve import SolverSettings, _rule_out_dearer_than, scenario_model
+
+    work = resolve_workload(load_spec(EXAMPLES / "llama3-70b-chat.yaml"), catalog)
+    result = solve(work, catalog, SolverSettings(workers=1))
+    model = scenario_model(result.compiled)
+    before = len(model.proto.constraints)
+    _rule_out_dearer_than(model, result.compiled, work, result.objective_value)
+    ruled_out = len(model.proto.constraints) - before
+    def key(c):
+        return c.label(), c.offering.provider, c.offering.region, c.offering.instance, c.offering.pricing
+
+    chosen = {key(p.evaluation.candidate) for p in result.plan.parts}
+    assert 0 < ruled_out < len(result.table.rows)
+    dear = [r for r in result.table.replica_rows if r.usd_per_unit_hour > result.objective_value]
+    assert len(dear) >= ruled_out and not chosen & {key(r.candidate) for r in dear}

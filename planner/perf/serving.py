@@ -627,14 +627,18 @@ def max_rate(profile: ReplicaProfile, metric: str, limit: float) -> float:
 def _max_rate_searched(profile: ReplicaProfile, metric: str, limit: float) -> float:
     top = profile.max_running
     tol = 1e-6 * top
-    key = ("uncapped crossing", metric, limit)
-    free = profile.states.get(key)
+    # The uncapped metric's first crossing of each limit asked so far (the explainer and the Pareto front
+    # move one limit step by step): it grows with the limit, so known crossings bracket a new one.
+    crossings = profile.states.setdefault(("uncapped crossings", metric), {})
+    free = crossings.get(limit)
     if free is None and _metric_at(profile, metric, uncapped=True)(top - tol) <= limit:
         free = math.inf  # within the limit up to this cap (latencies grow with load): no need to find where
     elif free is None:
+        below = max((b for lim, b in crossings.items() if lim < limit), default=0.0)
+        above = min((b for lim, b in crossings.items() if lim > limit), default=None)
         # To a millionth of a sequence, which is 1e-6 of the smallest cap's range too.
-        free = profile.states[key] = _first_crossing(_metric_at(profile, metric, uncapped=True), limit,
-                                                     profile.uncapped_running, tol=1e-6)
+        free = crossings[limit] = _first_crossing(_metric_at(profile, metric, uncapped=True), limit,
+                                                  profile.uncapped_running, tol=1e-6, start=below, end=above)
     if free >= top - tol:
         if metric in SLOT_FREE_METRICS:
             return profile._state(top - tol)["lam"]
@@ -666,19 +670,24 @@ def _metric_at(profile: ReplicaProfile, metric: str, uncapped: bool = False):
     return value
 
 
-def _first_crossing(value, limit: float, top: float, tol: float | None = None) -> float:
+def _first_crossing(value, limit: float, top: float, tol: float | None = None, start: float = 0.0,
+                    end: float | None = None) -> float:
     """The first B in [0, top) where `value` exceeds `limit` (top when none does, 0 when B = 0 does): a coarse
     scan finds the first grid cell that crosses, a safeguarded regula falsi (Illinois) narrows it to `tol`
-    (1e-6 of the range unless given)."""
-    if value(0.0) > limit:
+    (1e-6 of the range unless given). `start`: a B known to be before the first crossing (a lower limit's
+    crossing); `end`: one known to be after it (a higher limit's), which saves the scan."""
+    if start <= 0.0 and value(0.0) > limit:
         return 0.0
-    lo, hi = 0.0, top
-    for k in range(1, SCAN_POINTS):
-        b = top * k / SCAN_POINTS
-        if value(b) > limit:
-            hi = b
-            break
-        lo = b
+    lo, hi = start, top
+    if end is not None and value(end) > limit:
+        hi = end
+    else:
+        for k in range(1, SCAN_POINTS):
+            b = start + (top - start) * k / SCAN_POINTS
+            if value(b) > limit:
+                hi = b
+                break
+            lo = b
     return _illinois(lambda b: value(b) - limit, lo, hi, value(lo) - limit,
                      value(hi) - limit if hi < top else math.inf, 1e-6 * top if tol is None else tol)
 

@@ -2,10 +2,10 @@
 catalog files once per change of those files, not at every start (about 90 ms of the 0.6 s a solve may take).
 
 The key is a digest of every catalog file's bytes, of the code that validates them and of the pydantic and
-Python versions: an edited catalog or an upgraded planner misses the cache and is validated again. Only catalogs that passed validation are kept,
-so an error is reported the same way every time. The cache is an optimisation and nothing else: a folder that
-cannot be written, or a file that cannot be read back, is passed over and the catalog built from its files.
-`PLANNER_CACHE_DIR` moves it; `PLANNER_CACHE_DIR=off` turns it off.
+Python versions: an edited catalog or an upgraded planner misses the cache and is validated again. Only
+catalogs that passed validation are kept, so an error is reported the same way every time. The cache is an
+optimisation and nothing else: a folder that cannot be written, or a file that cannot be read back, is passed
+over and the catalog built from its files. `PLANNER_CACHE_DIR` moves it; `PLANNER_CACHE_DIR=off` turns it off.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ T = TypeVar("T")
 # The modules whose code decides what a valid catalog is and what the loaded object holds.
 _CODE = ("strict.py", "catalog/schema.py", "catalog/loader.py", "catalog/cache.py", "errors.py", "yamlio.py")
 _FORMAT = b"planner-catalog-cache-1"
+KEEP = 8  # catalogs kept: a few versions side by side (tests, a calibration overlay's folder) without growth
 
 
 def cache_dir() -> Path | None:
@@ -33,9 +34,6 @@ def cache_dir() -> Path | None:
         return None if configured.strip().lower() in ("", "off", "0", "no") else Path(configured)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "planner"
-
-
-KEEP = 8  # catalogs kept: a few versions side by side (tests, a calibration overlay's folder) without growth
 
 
 def _digest(files: list[Path]) -> str:

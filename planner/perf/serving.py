@@ -644,7 +644,7 @@ def _max_rate_searched(profile: ReplicaProfile, metric: str, limit: float) -> fl
             return profile._state(top - tol)["lam"]
         # Below the limit all the way uncapped: only the slot wait, growing towards the cap, crosses it. Caps
         # are searched one after another and fill to about the same share where it does: start from there.
-        share_key = ("filled share at the slot-wait crossing", metric, limit)
+        share_key = ("filled share at the slot-wait crossing", metric)
         b = _crossing_near(_metric_at(profile, metric), limit, top, profile.states.get(share_key, 0.9), tol)
         if b > 0:
             profile.states[share_key] = b / top
@@ -710,32 +710,41 @@ def _crossing_below(value, limit: float, above: float, tol: float) -> float:
 
 def _crossing_near(value, limit: float, top: float, share: float, tol: float) -> float:
     """The crossing of a metric that grows with B on [0, top) from below the limit at B = 0 (where no request
-    waits for a slot) to infinity at top, bracketed outwards from `share` x top. The root is sought of
-    1/limit - 1/metric, which stays finite, and nearly straight, where the slot wait makes the metric blow up."""
-    def excess(b: float) -> float:
-        return 1.0 / limit - 1.0 / value(b)
+    waits for a slot) to infinity at top, bracketed outwards from `share` x top (a small step, then tenfold
+    ones). The slot wait grows about as
+    B / (top - B) (a queue's rho / (1 - rho)), so the root is sought in u = B / (top - B), where the metric is
+    nearly straight."""
+    def excess(u: float) -> float:
+        return value(top * u / (1.0 + u)) - limit
 
-    guess = min(max(share, 1e-3), 1.0 - 1e-3) * top
-    g = excess(guess)
+    guess = min(max(share, 1e-3), 1.0 - 1e-3)
+    u = guess / (1.0 - guess)
+    g = excess(u)
     if g <= 0:
-        lo, g_lo, hi, g_hi = guess, g, top, 1.0 / limit
-        for step in (0.01, 0.1):
-            b = guess + (top - guess) * step
-            g_b = excess(b)
-            if g_b > 0:
-                hi, g_hi = b, g_b
+        lo, g_lo, hi, g_hi = u, g, math.inf, math.inf
+        for factor in (1.05, 10.0, 10.0, 10.0):
+            trial = lo * factor
+            g_t = excess(trial)
+            if g_t > 0:
+                hi, g_hi = trial, g_t
                 break
-            lo, g_lo = b, g_b
+            lo, g_lo = trial, g_t
     else:
-        lo, g_lo, hi, g_hi = 0.0, excess(0.0), guess, g
-        for step in (0.01, 0.1):
-            b = guess * (1.0 - step)
-            g_b = excess(b)
-            if g_b <= 0:
-                lo, g_lo = b, g_b
+        lo, g_lo, hi, g_hi = 0.0, None, u, g
+        for factor in (1 / 1.05, 0.1, 0.1, 0.1, 0.1, 0.1):
+            trial = hi * factor
+            g_t = excess(trial)
+            if g_t <= 0:
+                lo, g_lo = trial, g_t
                 break
-            hi, g_hi = b, g_b
-    return _illinois(excess, lo, hi, g_lo, g_hi, tol)
+            hi, g_hi = trial, g_t
+        if g_lo is None:
+            g_lo = excess(0.0)
+    if not math.isfinite(hi):  # within the limit a thousand times deeper into the queue: bisect towards the cap
+        return _illinois(lambda b: value(b) - limit, top * lo / (1.0 + lo), top, g_lo, math.inf, tol)
+    # tol in B is tol / top x (1 + u)^2 in u, never less than tol / top.
+    root = _illinois(excess, lo, hi, g_lo, g_hi, tol / top)
+    return top * root / (1.0 + root)
 
 
 def _illinois(excess, lo: float, hi: float, g_lo: float, g_hi: float, tol: float) -> float:

@@ -630,15 +630,16 @@ def _max_rate_searched(profile: ReplicaProfile, metric: str, limit: float) -> fl
     # The uncapped metric's first crossing of each limit asked so far (the explainer and the Pareto front
     # move one limit step by step): it grows with the limit, so known crossings bracket a new one.
     crossings = profile.states.setdefault(("uncapped crossings", metric), {})
+    uncapped = _metric_at(profile, metric, uncapped=True)
     free = crossings.get(limit)
-    if free is None and _metric_at(profile, metric, uncapped=True)(top - tol) <= limit:
+    if free is None and uncapped(top - tol) <= limit:
         free = math.inf  # within the limit up to this cap (latencies grow with load): no need to find where
     elif free is None:
         below = max((b for lim, b in crossings.items() if lim < limit), default=0.0)
         above = min((b for lim, b in crossings.items() if lim > limit), default=None)
         # To a millionth of a sequence, which is 1e-6 of the smallest cap's range too.
-        free = crossings[limit] = _first_crossing(_metric_at(profile, metric, uncapped=True), limit,
-                                                  profile.uncapped_running, tol=1e-6, start=below, end=above)
+        free = crossings[limit] = _first_crossing(uncapped, limit, profile.uncapped_running, tol=1e-6,
+                                                  start=below, end=above)
     if free >= top - tol:
         if metric in SLOT_FREE_METRICS:
             return profile._state(top - tol)["lam"]
@@ -711,9 +712,8 @@ def _crossing_below(value, limit: float, above: float, tol: float) -> float:
 def _crossing_near(value, limit: float, top: float, share: float, tol: float) -> float:
     """The crossing of a metric that grows with B on [0, top) from below the limit at B = 0 (where no request
     waits for a slot) to infinity at top, bracketed outwards from `share` x top (a small step, then tenfold
-    ones). The slot wait grows about as
-    B / (top - B) (a queue's rho / (1 - rho)), so the root is sought in u = B / (top - B), where the metric is
-    nearly straight."""
+    ones). The slot wait grows about as B / (top - B) (a queue's rho / (1 - rho)), so the root is sought in
+    u = B / (top - B), where the metric is nearly straight."""
     def excess(u: float) -> float:
         return value(top * u / (1.0 + u)) - limit
 
@@ -778,23 +778,22 @@ def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, 
                     shared_states: dict | None = None) -> ReplicaProfile:
     """`shared_states`: a dict kept by a caller that profiles one layout at several batch caps (and nothing
     else changed), so that what does not depend on the cap (the step cost, the KV capacity, the load states)
-    is worked out once per step token budget."""
+    is worked out once per step token budget, its key."""
     engine = engine or EngineParams.bare()
     batch = par.micro_batch
     budget = engine.step_budget(input_tokens, batch)
-    fixed = None if shared_states is None else shared_states.get(("cap-free parts", budget))
+    fixed = None if shared_states is None else shared_states.get(budget)
     if fixed is None:
         fixed = _cap_free_parts(fp, input_tokens, output_tokens, par, precision, device, family, system, engine)
         if shared_states is not None:
-            shared_states[("cap-free parts", budget)] = fixed
-    cost, weights_dev, kv_tok_dev, framework, kv_tokens, held, max_batch_fit, prefill_alone = fixed
+            shared_states[budget] = fixed
+    cost, weights_dev, kv_tok_dev, framework, kv_tokens, held, max_batch_fit, prefill_alone, states = fixed
     capacity = device.memory_bytes
     kv_in_use = min(batch, max_batch_fit) * held * kv_tok_dev
     memory = MemoryBreakdown(weights=weights_dev, kv_cache=kv_in_use, framework=framework)
     profile = ReplicaProfile(cost=cost, engine=engine, input_tokens=input_tokens, output_tokens=output_tokens,
                              batch=batch, max_batch_fit=max_batch_fit, kv_capacity_tokens=kv_tokens, memory=memory,
-                             capacity_bytes=capacity, prefill_s=prefill_alone,
-                             states={} if shared_states is None else shared_states.setdefault(cost.budget, {}))
+                             capacity_bytes=capacity, prefill_s=prefill_alone, states=states)
     b = max(1.0, profile.max_running)
     parts = cost.stage_parts(b / par.pp, b * profile.context_per_seq / par.pp, 0.0, 0.0)
     breakdown = {
@@ -811,7 +810,8 @@ def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, 
 
 def _cap_free_parts(fp: LLMFootprint, input_tokens: int, output_tokens: int, par: Parallel, precision: str,
                     device: Accelerator, family: DeviceFamily, system: System, engine: EngineParams) -> tuple:
-    """The step cost, weights, KV bytes and capacity, and one prompt alone: what the batch cap leaves as is."""
+    """The step cost, weights, KV bytes and capacity, one prompt alone, and an empty dict for the load states:
+    what the batch cap leaves as is."""
     cost = step_cost(fp, par=par, precision=precision, device=device, family=family, system=system, engine=engine,
                      input_tokens=input_tokens)
     weights_dev = weight_bytes_per_device(fp, precision, par, engine)
@@ -836,7 +836,7 @@ def _cap_free_parts(fp: LLMFootprint, input_tokens: int, output_tokens: int, par
     alone_chunk = max(1.0, min(float(input_tokens), cost.budget))
     alone_steps = math.ceil(input_tokens / alone_chunk)
     prefill_alone = alone_steps * cost.seconds(0.0, 0.0, alone_chunk, alone_chunk * input_tokens / 2.0)
-    return cost, weights_dev, kv_tok_dev, framework, kv_tokens, held, max_batch_fit, prefill_alone
+    return cost, weights_dev, kv_tok_dev, framework, kv_tokens, held, max_batch_fit, prefill_alone, {}
 
 
 def predict_serving(fp: LLMFootprint, *, requests_per_s: float, input_tokens: int, output_tokens: int,

@@ -27,6 +27,9 @@ from planner.catalog.schema import (
     Model,
     ModelsFile,
     Offering,
+    OperatorGraph,
+    OperatorSupport,
+    OperatorsFile,
     PricesFile,
     Purchase,
     Region,
@@ -51,6 +54,7 @@ CATALOG_FILES = {
     "engines.yaml": EnginesFile,
     "frameworks.yaml": FrameworksFile,
     "accuracy.yaml": AccuracyFile,
+    "operators.yaml": OperatorsFile,
 }
 
 
@@ -110,6 +114,8 @@ class Catalog:
     default_framework_by_vendor: dict[str, str] = field(default_factory=dict)
     # (kind, metric) -> how far that prediction was off, left out of the fit (accuracy.yaml)
     accuracy: dict[tuple[str, str], AccuracyFigure] = field(default_factory=dict)
+    operator_graphs: dict[str, OperatorGraph] = field(default_factory=dict)
+    operator_support: dict[str, OperatorSupport] = field(default_factory=dict)  # by edge family
     # The overlay applied with --calibration: its file, the families and engines it sets, its left-out error.
     calibration: "CalibrationNote | None" = None
 
@@ -214,8 +220,8 @@ def _validated_catalog(root: Path) -> Catalog:
     mod: ModelsFile = parsed["models.yaml"]
     pri: PricesFile = parsed["prices.yaml"]
     edge: EdgeFile = parsed["edge.yaml"]
-    f_acc, f_eff, f_sys, f_mod, f_pri, f_edge, _, f_eng, f_fw, f_accuracy = (str(root / n)
-                                                                             for n in list(CATALOG_FILES)[1:])
+    f_acc, f_eff, f_sys, f_mod, f_pri, f_edge, _, f_eng, f_fw, f_accuracy, f_ops = (
+        str(root / n) for n in list(CATALOG_FILES)[1:])
 
     problems += _check_ids_unique(acc.accelerators, f_acc, "accelerators")
     problems += _check_ids_unique(eff.families, f_eff, "families")
@@ -283,6 +289,8 @@ def _validated_catalog(root: Path) -> Catalog:
                                 fix="name one of the frameworks below"))
     accuracy: AccuracyFile = parsed["accuracy.yaml"]
     problems += _check_sources(accuracy.figures, sources, f_accuracy, "figures")
+    ops: OperatorsFile = parsed["operators.yaml"]
+    problems += _check_operators(ops, mod, edge, sources, f_ops, f_mod)
     if problems:
         raise CatalogError(problems)
 
@@ -306,6 +314,8 @@ def _validated_catalog(root: Path) -> Catalog:
         default_framework=fw.default,
         default_framework_by_vendor=dict(fw.default_by_vendor),
         accuracy={(f.kind, f.metric): f for f in accuracy.figures},
+        operator_graphs={g.id: g for g in ops.graphs},
+        operator_support={s.family: s for s in ops.support},
     )
 
 
@@ -325,6 +335,31 @@ def _check_edge(edge: EdgeFile, sources: dict, file: str) -> list[Problem]:
     for i, d in enumerate(edge.devices):
         if d.unit_price_usd is not None:
             problems += _check_sources([d.unit_price_usd], sources, file, f"devices[{i}].unit_price_usd")
+        problems += _check_sources(d.video_decoders, sources, file, f"devices[{i}].video_decoders")
+        cited = [p for p in (d.host_cpu_gflops, d.context_gflop, *d.software_decode_pixels_per_s_per_core.values())
+                 if p is not None and p.source]
+        problems += _check_sources(cited, sources, file, f"devices[{i}]")
+    return problems
+
+
+def _check_operators(ops: OperatorsFile, mod: ModelsFile, edge: EdgeFile, sources: dict, file: str,
+                     models_file: str) -> list[Problem]:
+    problems = _check_ids_unique(ops.graphs, file, "graphs") + _check_sources(ops.graphs, sources, file, "graphs")
+    problems += _check_sources(ops.support, sources, file, "support")
+    graphs = {g.id for g in ops.graphs}
+    for i, g in enumerate(ops.graphs):
+        total = sum(s.flops_share for s in g.segments)
+        if abs(total - 1.0) > 1e-6:
+            problems.append(Problem(f"segment flops_share values add up to {total:g}, not 1", file=file,
+                                    path=f"graphs[{i}].segments", fix="make the shares of the graph's FLOPs sum to 1"))
+    problems += _check_refs(ops.support, "family", {f.id for f in edge.families}, file, "support", "edge family",
+                            "use a family id from edge.yaml")
+    for i, m in enumerate(mod.models):
+        graph = getattr(m.shape, "graph", None)
+        if graph is not None and graph not in graphs:
+            problems.append(Problem(f"unknown operator graph `{graph}`.{did_you_mean(graph, graphs)}",
+                                    file=models_file, path=f"models[{i}].shape.graph",
+                                    fix="use a graph id from operators.yaml"))
     return problems
 
 

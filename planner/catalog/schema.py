@@ -381,6 +381,9 @@ class VisionShape(Strict):
     gflops_per_inference: float = Field(gt=0)
     params_m: float = Field(gt=0)
     input_resolution: tuple[int, int]
+    # The operators of the model in graph order (a graph of catalogs/operators.yaml): which an edge runtime
+    # maps onto its accelerator and which it leaves to the host CPU.
+    graph: str
     # Activation traffic per inference at batch 1, MB; absent means weights-only memory traffic.
     activation_mb: float | None = Field(default=None, gt=0)
 
@@ -472,6 +475,54 @@ class Purchase(Cited):
 # ---------------------------------------------------------------------------------------------- edge
 
 
+class Parameter(Strict):
+    """A modelling parameter with a unit in its field name, fitted or assumed, and why."""
+
+    value: float = Field(gt=0)
+    reason: str
+    source: list[str] = Field(default_factory=list)
+
+
+Codec = Literal["h264", "h265", "av1", "mjpeg"]
+
+
+class VideoDecoder(Cited):
+    """A hardware video decoder as its datasheet quotes it, as the pixel rate that quote carries."""
+
+    codec: Codec
+    quoted: str  # the datasheet's words, e.g. "22x 1080p30 (H.265)"
+    pixels_per_s: float = Field(gt=0)
+
+
+class OperatorSegment(Strict):
+    """A run of a model's graph: the operator classes it uses and its share of the model's FLOPs."""
+
+    name: str
+    operators: list[str] = Field(min_length=1)
+    flops_share: float = Field(ge=0, le=1)
+
+
+class OperatorGraph(Cited):
+    id: str
+    segments: list[OperatorSegment] = Field(min_length=1)
+
+
+class OperatorSupport(Cited):
+    """Which operator classes an edge family's compiler maps onto the accelerator, and what happens to the rest:
+    `prefix`: everything from the first unsupported operator on runs on the host (the Edge TPU compiler);
+    `per_segment`: each segment with an unsupported operator runs on the host, the rest on the accelerator."""
+
+    family: str
+    placement: Literal["prefix", "per_segment"]
+    supported: list[str] = Field(min_length=1)
+
+
+class OperatorsFile(Strict):
+    schema_version: Literal[1]
+    graphs: list[OperatorGraph]
+    support: list[OperatorSupport]
+
+
 class EdgeMode(Strict):
     """One power mode of an edge device: the board power it is held to and the dense peaks it reaches there."""
 
@@ -479,6 +530,9 @@ class EdgeMode(Strict):
     power_w: float = Field(gt=0)
     # Dense peak per precision at this mode, TFLOP/s (TOPS for int8/int4). Sparse figures never go here.
     peak_dense_tflops: dict[Precision, float]
+    # The GPU alone, where the module also has DLAs (Jetson AGX Orin, Orin NX): the module figure counts both,
+    # an engine built for the GPU reaches only this part. Absent: the whole peak is one engine's.
+    gpu_peak_dense_tflops: dict[Precision, float] | None = None
     # Some modes also lower the memory clock (Orin Nano before and after JetPack 6.2); absent: the device's.
     memory_bw_gb_per_s: float | None = Field(default=None, gt=0)
     notes: str | None = None
@@ -506,6 +560,14 @@ class EdgeDevice(Cited):
     runs_llm: bool = False
     # Names edge_measurements.yaml uses for the same silicon (a Pi 5 whose RAM size the source omits).
     measured_as: list[str] = Field(default_factory=list)
+    # The rate at which this computer's CPU runs the operators an accelerator leaves to its host.
+    host_cpu_gflops: Parameter | None = None
+    # Video: hardware decoders, and the CPU cores that decode in software what they do not.
+    video_decoders: list[VideoDecoder] = Field(default_factory=list)
+    cpu_cores: int | None = Field(default=None, ge=1)
+    software_decode_pixels_per_s_per_core: dict[Codec, Parameter] = Field(default_factory=dict)
+    # A dataflow chip whose graph does not fit its fabric at once runs it in contexts, switched per call.
+    context_gflop: Parameter | None = None
 
 
 class EdgeFamily(Strict):
@@ -521,6 +583,17 @@ class EdgeFamily(Strict):
     # Memory the OS and runtime keep on a shared-memory SoC, GB.
     memory_reserve_gb: float = Field(default=0.0, ge=0)
     power_at_idle: Fraction
+    # Frames of several streams run as one call where the runtime batches (TensorRT, HailoRT).
+    max_batch: int = Field(default=1, ge=1, le=256)
+    max_batch_reason: str | None = None
+    # A dataflow chip (Hailo) streams frames through a pipeline of layers: each frame pays its own transfer
+    # and pipeline fill, which a larger batch does not amortise (the zoo's batch-1 and batch-8 FPS agree for
+    # a graph that fits the chip).
+    frame_overhead_ms: Parameter | None = None
+    # A graph beyond one context of the chip (EdgeDevice.context_gflop) runs context by context, and every call
+    # reloads them: a fixed cost plus one in proportion to the graph's size.
+    context_switch_ms: Parameter | None = None
+    context_reload_ms_per_gflop: Parameter | None = None
 
 
 class EdgeFile(Strict):
@@ -533,6 +606,8 @@ class EdgeMeasurement(Strict):
     """A published edge result: what the planner uses instead of its model when the same setup was measured."""
 
     id: str
+    # Who published it: the unit a leave-one-source-out validation holds out (MLPerf, a vendor's zoo, a blog).
+    publisher: str
     source: str
     url: str
     as_of: dt.date
@@ -544,6 +619,7 @@ class EdgeMeasurement(Strict):
     input_resolution: tuple[int, int] | None = None
     scenario: str | None = None
     runtime: str | None = None
+    # latency_ms: one call of `batch` frames; fps: frames per second; tokens_per_s: LLM decode.
     measured: dict[str, float | None]
     notes: str | None = None
 

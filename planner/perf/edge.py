@@ -1,17 +1,12 @@
-"""Edge inference: one device in one power mode, at batch 1.
+"""Edge devices: one device in one power mode as a target, and small LLMs on it.
 
-Vision, per frame:
-    latency = overhead(runtime) + max(FLOPs / (peak x eta_c), weights / (bw x eta_m)) + spill
-    spill   = (weights - on-chip memory) / host link     (dataflow chips without DRAM: Coral, Hailo)
-FLOPs scale with the pixel count when the input resolution differs from the model's reference one. A
-device runs frames one after another, so its capacity is 1 / latency frames/s.
+Vision is `perf.edge_vision`. Small LLMs reuse the data-centre serving model (`perf.serving.replica_profile`)
+on a one-device system built from the edge device in its mode: prefill is compute-bound, decode streams the
+weights.
 
-Small LLMs reuse the data-centre serving model (`perf.serving.replica_profile`) on a one-device system
-built from the edge device in its mode: prefill is compute-bound, decode streams the weights.
-
-A published measurement of the same device, model, precision and resolution (`edge_measurements.yaml`)
-replaces the model's number: the answer says which basis it used. The analytical model's error against
-those measurements is what `tests/validation/validate_edge.py` reports.
+A published measurement of the same device, model and precision (`edge_measurements.yaml`) replaces the
+model's decode rate: the answer says which basis it used. The analytical models' error against those
+measurements is what `tests/validation/validate_edge.py` reports.
 """
 
 from __future__ import annotations
@@ -29,12 +24,11 @@ from planner.catalog.schema import (
     Fraction,
     ScaleUp,
     System,
-    VisionShape,
 )
 from planner.perf.serving import ReplicaProfile, replica_profile
 from planner.perf.shapes import LLMFootprint
 from planner.perf.types import COMPUTE_PEAK_KEY, Parallel
-from planner.units import BYTES_PER_ELEMENT, TERA
+from planner.units import TERA
 
 # Which peak a precision computes at. Weight-only INT4 (MLC q4f16, llama.cpp Q4) computes in 16 bit on
 # GPUs; NPUs without a 16-bit peak compute it in INT8.
@@ -68,9 +62,16 @@ class EdgeTarget:
     def memory_bw_gb_per_s(self) -> float | None:
         return self.mode.memory_bw_gb_per_s or self.device.memory_bw_gb_per_s
 
+    @property
+    def engine_peaks(self) -> dict[str, float]:
+        """The peaks one engine reaches: the GPU's where the module also has DLAs, since the planner builds
+        every engine (vision and LLM) for the GPU and leaves the DLAs idle."""
+        return self.mode.gpu_peak_dense_tflops or self.mode.peak_dense_tflops
+
     def peak_flops(self, precision: str) -> float | None:
+        peaks = self.engine_peaks
         for key in _COMPUTE_KEYS.get(precision, (precision,)):
-            tflops = self.mode.peak_dense_tflops.get(key)
+            tflops = peaks.get(key)
             if tflops is not None:
                 return tflops * TERA
         return None
@@ -83,25 +84,9 @@ class EdgeTarget:
         return self.peak_flops(precision) is not None
 
 
-@dataclass(frozen=True)
-class EdgeVision:
-    latency_s: float
-    fps_capacity: float
-    basis: str  # "model" or the measurement id
-    breakdown: dict[str, float]
-
-
 # Sequences an edge LLM runtime decodes together: Ollama's OLLAMA_NUM_PARALLEL auto-selects 4 (or 1 when
 # memory is short; the KV fit below caps it), and llama.cpp's server batches its parallel slots the same way.
 EDGE_LLM_SLOTS = 4
-
-def vision_flops(shape: VisionShape, resolution: tuple[int, int] | None) -> float:
-    flops = shape.gflops_per_inference * 1e9
-    if resolution is None:
-        return flops
-    ref = shape.input_resolution
-    return flops * (resolution[0] * resolution[1]) / (ref[0] * ref[1])
-
 
 RUNTIMES = ("framework", "optimized")
 
@@ -109,42 +94,6 @@ RUNTIMES = ("framework", "optimized")
 def overhead_s(family: EdgeFamily, runtime: str) -> float:
     chosen = family.optimized_overhead_ms if runtime == "optimized" else None
     return (chosen or family.framework_overhead_ms).value / 1000
-
-
-def model_vision(target: EdgeTarget, shape: VisionShape, precision: str,
-                 resolution: tuple[int, int] | None = None, runtime: str = "framework") -> EdgeVision | None:
-    """The analytical latency, or None when the catalog lacks the peak this precision needs."""
-    peak = target.peak_flops(precision)
-    if peak is None:
-        return None
-    fam = target.family
-    weights = shape.params_m * 1e6 * BYTES_PER_ELEMENT[precision]
-    compute = vision_flops(shape, resolution) / (peak * fam.compute_efficiency.value)
-    bw = target.memory_bw_gb_per_s
-    memory = weights / (bw * 1e9 * fam.memory_bw_efficiency.value) if bw else 0.0
-    spill = 0.0
-    onchip, link = target.device.onchip_memory_mb, target.device.host_link_gb_per_s
-    if onchip is not None and link is not None and weights > onchip * 1e6:
-        spill = (weights - onchip * 1e6) / (link * 1e9)
-    overhead = overhead_s(fam, runtime)
-    latency = overhead + max(compute, memory) + spill
-    return EdgeVision(latency, 1.0 / latency, "model",
-                      {"overhead": overhead, "compute": compute, "memory": memory, "weight_streaming": spill})
-
-
-def measured_vision(target: EdgeTarget, measurements: dict[tuple, EdgeMeasurement], model_id: str, precision: str,
-                    resolution: tuple[int, int]) -> EdgeVision | None:
-    """A published batch-1 result for this device, model, precision and resolution (at the device's top mode;
-    lower modes scale it by their share of the top mode's peak)."""
-    m = measurements.get((target.device.id, model_id, precision, tuple(resolution)))
-    if m is None:
-        return None
-    fps, latency_ms = m.measured.get("fps"), m.measured.get("latency_ms")
-    if latency_ms is None and fps is None:
-        return None
-    latency = latency_ms / 1000 if latency_ms is not None else 1.0 / fps
-    scale = mode_scale(target, precision)
-    return EdgeVision(latency / scale, (fps or 1.0 / latency) * scale, m.id, {"measured": latency / scale})
 
 
 def mode_scale(target: EdgeTarget, precision: str) -> float:
@@ -155,14 +104,6 @@ def mode_scale(target: EdgeTarget, precision: str) -> float:
     return 1.0 if here is None or not ref else here / ref
 
 
-def edge_vision(target: EdgeTarget, shape: VisionShape, model_id: str, precision: str,
-                resolution: tuple[int, int] | None, measurements: dict[tuple, EdgeMeasurement],
-                runtime: str = "framework") -> EdgeVision | None:
-    res = tuple(resolution or shape.input_resolution)
-    return measured_vision(target, measurements, model_id, precision, res) or model_vision(
-        target, shape, precision, res, runtime)
-
-
 # ---------------------------------------------------------------------------------------------- LLM
 
 
@@ -171,7 +112,7 @@ def as_accelerator(target: EdgeTarget) -> tuple[Accelerator, DeviceFamily, Syste
     d, fam = target.device, target.family
     # The serving model reads a precision's peak under COMPUTE_PEAK_KEY (INT4 -> bf16): give it the peak
     # this device computes that precision at.
-    peaks = dict(target.mode.peak_dense_tflops)
+    peaks = dict(target.engine_peaks)
     for precision, key in COMPUTE_PEAK_KEY.items():
         flops = target.peak_flops(precision)
         if flops is not None and key not in peaks:
@@ -225,7 +166,7 @@ def edge_llm(target: EdgeTarget, fp: LLMFootprint, model_id: str, precision: str
         return f"weights and one request's KV cache exceed {acc.memory_gb:.1f} GB usable"
     if prof.max_batch_fit < EDGE_LLM_SLOTS:
         prof = replace(prof, batch=prof.max_batch_fit)
-    m = measurements.get((d.id, model_id, precision, None))
+    m = measurements.get((d.id, model_id, precision, None, 1))
     if m is not None and m.measured.get("tokens_per_s"):
         tpot = 1.0 / (m.measured["tokens_per_s"] * mode_scale(target, precision))
         return EdgeLLM(replace(prof, measured_tpot_s=tpot, states={}), m.id)
@@ -234,16 +175,17 @@ def edge_llm(target: EdgeTarget, fp: LLMFootprint, model_id: str, precision: str
 
 def measurement_index(measurements: list[EdgeMeasurement],
                       devices: dict[str, EdgeDevice]) -> dict[tuple, EdgeMeasurement]:
-    """Batch-1 results by (device, model, precision, resolution); LLM rows have no resolution. A result
+    """Results by (device, model, precision, resolution, batch); LLM rows have no resolution. A result
     published for the same silicon under another name (`measured_as`) counts for the catalog device."""
     alias = {name: d.id for d in devices.values() for name in d.measured_as}
     index: dict[tuple, EdgeMeasurement] = {}
     for m in measurements:
-        # Offline throughput at an unknown batch says nothing about one frame's latency.
-        if m.batch != 1 or m.precision is None:
+        # Offline throughput at an unknown batch says nothing about any one call; a DLA-only run is not the
+        # GPU engine the planner builds.
+        if m.batch is None or m.precision is None or (m.runtime or "").endswith("-dla"):
             continue
         device = alias.get(m.device, m.device)
-        key = (device, m.model, m.precision, tuple(m.input_resolution) if m.input_resolution else None)
+        key = (device, m.model, m.precision, tuple(m.input_resolution) if m.input_resolution else None, m.batch)
         index.setdefault(key, m)
     return index
 

@@ -1,0 +1,139 @@
+"""Edge vision inference: one device in one power mode running a call of b frames.
+
+Where each operator runs. A model's graph (`catalogs/operators.yaml`) is its segments in graph order, each
+with the operator classes it uses and its share of the FLOPs. The device family's compiler maps what it
+supports onto the accelerator (`placement`):
+    prefix       the Edge TPU compiler: segments before the first unsupported operator run on the
+                 accelerator, that one and everything after it on the host CPU
+    per_segment  each segment with an unsupported operator runs on the host, the others on the accelerator
+    (no support entry: the runtime maps every operator, as TensorRT does on a Jetson GPU)
+
+One call of b frames:
+    accelerator = max(b F_acc / (peak eta), weights / (bw eta_mem)) + spill + reload
+    peak        the precision's dense peak of the engine that runs the graph (a Jetson's GPU, not its DLAs)
+    eta         the family's compute efficiency; what a small call cannot fill shows up in the per-call
+                overhead (an occupancy term P / (P + P_half) was tried and the fit drove P_half to zero
+                once the Orin NX's GPU peak replaced its module peak)
+    spill       = (weights - on-chip memory) / host link      (dataflow chips without DRAM: Coral, Hailo)
+    reload      = switch + F x reload_per_gflop   when F > context_gflop: a Hailo graph too large for one
+                                              context runs in several, all reloaded once per call
+    host        = b F_host / host CPU rate
+    overhead    = per call (the runtime) + b x per frame (a dataflow pipeline's transfer and fill)
+    latency(b)  = overhead + accelerator + host,   capacity(b) = b / latency(b) frames/s
+F scales with the pixel count when the input resolution differs from the model's reference one.
+
+A published measurement of the same device, model, precision, resolution and batch
+(`edge_measurements.yaml`) replaces the model's number: the answer says which basis it used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from planner.catalog.schema import (
+    EdgeMeasurement,
+    OperatorGraph,
+    OperatorSupport,
+    VisionShape,
+)
+from planner.perf.edge import EdgeTarget, mode_scale, overhead_s
+from planner.units import BYTES_PER_ELEMENT
+
+
+@dataclass(frozen=True)
+class EdgeVision:
+    latency_s: float  # one call of `batch` frames
+    fps_capacity: float
+    basis: str  # "model" or the measurement id
+    breakdown: dict[str, float]
+    batch: int = 1
+    host_share: float = 0.0  # of the model's FLOPs, run on the host CPU
+    host_cpu_s: float = 0.0  # host CPU seconds one call takes (fallback operators)
+
+
+def vision_flops(shape: VisionShape, resolution: tuple[int, int] | None) -> float:
+    flops = shape.gflops_per_inference * 1e9
+    if resolution is None:
+        return flops
+    ref = shape.input_resolution
+    return flops * (resolution[0] * resolution[1]) / (ref[0] * ref[1])
+
+
+def host_share(graph: OperatorGraph | None, support: OperatorSupport | None) -> tuple[float, list[str]]:
+    """The share of the model's FLOPs its runtime leaves to the host CPU, and the operators that cause it."""
+    if graph is None or support is None:
+        return 0.0, []
+    supported = set(support.supported)
+    share, missing, falling = 0.0, [], False
+    for seg in graph.segments:
+        unsupported = [op for op in seg.operators if op not in supported]
+        if support.placement == "prefix":
+            falling = falling or bool(unsupported)
+        else:
+            falling = bool(unsupported)
+        if falling:
+            share += seg.flops_share
+            missing += [op for op in unsupported if op not in missing]
+    return share, missing
+
+
+def model_vision(target: EdgeTarget, shape: VisionShape, precision: str, resolution: tuple[int, int] | None = None,
+                 runtime: str = "framework", batch: int = 1, graph: OperatorGraph | None = None,
+                 support: OperatorSupport | None = None) -> EdgeVision | None:
+    """The analytical time of one call, or None when the catalog lacks what this precision or the host needs."""
+    peak = target.peak_flops(precision)
+    if peak is None:
+        return None
+    share, _ = host_share(graph, support)
+    host_rate = target.host.host_cpu_gflops if target.host else target.device.host_cpu_gflops
+    if share > 0 and host_rate is None:
+        return None
+    fam = target.family
+    flops = vision_flops(shape, resolution)
+    on_accelerator = batch * flops * (1 - share)
+    compute = on_accelerator / (peak * fam.compute_efficiency.value)
+    weights = shape.params_m * 1e6 * BYTES_PER_ELEMENT[precision]
+    bw = target.memory_bw_gb_per_s
+    memory = weights / (bw * 1e9 * fam.memory_bw_efficiency.value) if bw else 0.0
+    spill = 0.0
+    onchip, link = target.device.onchip_memory_mb, target.device.host_link_gb_per_s
+    if onchip is not None and link is not None and weights > onchip * 1e6:
+        spill = (weights - onchip * 1e6) / (link * 1e9)
+    switching = 0.0
+    gflop_on_chip = flops * (1 - share) / 1e9
+    if target.device.context_gflop is not None and gflop_on_chip > target.device.context_gflop.value:
+        # Each call runs every context in turn, so a graph in several reloads all of them once per call.
+        per_gflop = fam.context_reload_ms_per_gflop.value if fam.context_reload_ms_per_gflop else 0.0
+        fixed = fam.context_switch_ms.value if fam.context_switch_ms else 0.0
+        switching = (fixed + per_gflop * gflop_on_chip) / 1000
+    host = batch * flops * share / (host_rate.value * 1e9) if share else 0.0
+    overhead = overhead_s(fam, runtime) + batch * (fam.frame_overhead_ms.value / 1000 if fam.frame_overhead_ms else 0.0)
+    latency = overhead + max(compute, memory) + spill + switching + host
+    return EdgeVision(latency, batch / latency, "model",
+                      {"overhead": overhead, "compute": compute, "memory": memory, "weight_streaming": spill,
+                       "context_switching": switching, "host_operators": host}, batch, share, host)
+
+
+def measured_vision(target: EdgeTarget, measurements: dict[tuple, EdgeMeasurement], model_id: str, precision: str,
+                    resolution: tuple[int, int], batch: int = 1) -> EdgeVision | None:
+    """A published result for this device, model, precision, resolution and batch (at the device's top mode;
+    lower modes scale it by their share of the top mode's peak)."""
+    m = measurements.get((target.device.id, model_id, precision, tuple(resolution), batch))
+    if m is None:
+        return None
+    fps, latency_ms = m.measured.get("fps"), m.measured.get("latency_ms")
+    if latency_ms is None and fps is None:
+        return None
+    # latency_ms is one call of `batch` frames; a result that publishes only throughput takes batch / fps.
+    latency = latency_ms / 1000 if latency_ms is not None else batch / fps
+    scale = mode_scale(target, precision)
+    return EdgeVision(latency / scale, batch / latency * scale, m.id, {"measured": latency / scale}, batch)
+
+
+def edge_vision(target: EdgeTarget, shape: VisionShape, model_id: str, precision: str,
+                resolution: tuple[int, int] | None, measurements: dict[tuple, EdgeMeasurement],
+                runtime: str = "framework", batch: int = 1, graph: OperatorGraph | None = None,
+                support: OperatorSupport | None = None) -> EdgeVision | None:
+    res = tuple(resolution or shape.input_resolution)
+    return measured_vision(target, measurements, model_id, precision, res, batch) or model_vision(
+        target, shape, precision, res, runtime, batch, graph, support)

@@ -98,6 +98,12 @@ def tier_page(data: dict, spec_text: str | None = None) -> str:
     body.append(section("Where each workload runs", table(["workload", "tier", "role", "devices", "model", "precision",
                                                            "region", "USD/month", "latency (ms)", "basis"], rows,
                                                           numeric={7, 8}), "plan"))
+    shared = data.get("shared_devices") or []
+    if shared:
+        srows = [[e(f"{p['units']} x {p['device']} @{p['mode']}"), e(" + ".join(p["workloads"])),
+                  number(100 * p["load"]), number(p["usd_per_month"])] for p in shared]
+        body.append(section("Shared edge devices", table(["devices", "workloads", "load (%)", "USD/month"], srows,
+                                                         numeric={2, 3}), "shared"))
     explanation = data.get("explanation")
     if explanation:
         unit = "USD/site-month" if data.get("objective") == "cost" else "kWh/site-month"

@@ -15,7 +15,7 @@ from planner.explain.question import Limit
 from planner.tier.model import TierPlan
 from planner.tier.options import TierOption, enumerate_options
 from planner.tier.spec import TierSpec
-from planner.tier.units import kind_of, limit_items, row_value, sum_value
+from planner.tier.units import kind_of, limit_items, pool_loads, row_value, sum_value, waits_ms
 
 IDENTITY = ("workload", "role", "model", "device", "mode", "precision", "units", "region")
 DETAIL_IDENTITY = ("instance", "pricing", "batch", "devices_per_replica")
@@ -41,10 +41,29 @@ def _key(o: TierOption) -> tuple:
 
 
 def item_value(item: Limit, options: list[TierOption]) -> float:
-    if kind_of(item) == "row":
-        values = [v for o in options if (v := row_value(item, o)) is not None]
+    kind = kind_of(item)
+    if kind == "row":
+        values = [v + waits_ms(item, o, options) for o in options if (v := row_value(item, o)) is not None]
         return max(values, default=0.0)
+    if kind == "pool":
+        return max(pool_loads(options).values(), default=0.0)
     return sum(sum_value(item, o) for o in options)
+
+
+def _shared_problems(options: list[TierOption]) -> list[str]:
+    """A shared row needs its device bought, and one unit must hold every model that shares it."""
+    problems = []
+    pools = {o.detail["pool"]: o for o in options if o.role == "pool"}
+    for label in sorted({o.detail["pool"] for o in options if o.role == "edge-shared"}):
+        shared = [o for o in options if o.role == "edge-shared" and o.detail["pool"] == label]
+        if label not in pools:
+            problems.append(f"{', '.join(o.workload for o in shared)} share {label}, which is not bought")
+            continue
+        memory = sum(o.detail["memory_gb"] for o in shared)
+        if memory > pools[label].detail["usable_memory_gb"] + 1e-6:
+            problems.append(f"{label}: the shared models need {memory:.2f} GB, one unit holds "
+                            f"{pools[label].detail['usable_memory_gb']:.2f} GB")
+    return problems
 
 
 def satisfied(item: Limit, value: float, bound: float) -> bool:
@@ -68,8 +87,9 @@ def check_tier_plan(spec: TierSpec, catalog: Catalog, plan: TierPlan) -> tuple[l
                 problems.append(f"{o.workload}: {metric} {a} differs from the rebuilt {b}")
     for w in spec.workloads:
         roles = sorted(o.role for o in plan.of(w.name))
-        if roles not in (["cloud"], ["edge"], ["split-cloud", "split-edge"]):
+        if roles not in (["cloud"], ["edge"], ["edge-shared"], ["split-cloud", "split-edge"]):
             problems.append(f"{w.name}: served by {roles or 'nothing'}")
+    problems += _shared_problems(plan.options)
     checks = []
     for item in limit_items(spec):
         value = item_value(item, plan.options)

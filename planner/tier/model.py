@@ -4,7 +4,13 @@ Formulation (options o of workload w, see `options.py`):
     x_o in {0,1};  s_w in {0,1} (split chosen; 0 when the workload has no split)
     sum_{o edge or cloud} x_o + s_w = 1,  sum_{o split-edge} x_o = s_w,  sum_{o split-cloud} x_o = s_w
     each limit item i (a named unit on one workload, the site or one link) adds its own constraints:
-        row units (latency, TPOT, locality):  x_o = 0 for every option whose value exceeds the bound
+        row units (latency, TPOT, locality, video decode):  x_o = 0 for every option whose value exceeds the
+            bound; a shared row's latency and TPOT also count every other workload q on its device:
+            x_o => value_o + sum_q (block_q + value_o share_q) x_q <= bound   (see units.wait_terms)
+        pool unit (devices shared by workloads):  per device, sum share_q x_q <= headroom x units, and the
+            same for the hosts' decode and CPU load
+    shared devices (structural): at most one unit count per device; x_q <= (device bought); the models of
+        the workloads sharing it fit one unit's memory
         sum units (site power, slots, budget, link bandwidth):  sum_o v_io x_o <= bound
         accuracy:  sum_o a_o x_o >= minimum   (a split contributes both halves' shares)
 Objective: cost (USD per site per month) or energy (kWh per site per month), in fixed point; ties go to
@@ -25,11 +31,13 @@ from planner._ortools import cp_model
 from planner.explain.question import Limit, Question
 from planner.tier.options import TierOption, TierTable
 from planner.tier.spec import TierSpec
-from planner.tier.units import kind_of, sum_value, violates_row
+from planner.tier.units import WAITS_FOR_OTHERS, kind_of, row_value, sum_value, wait_terms
 from planner.units import to_bound, to_fixed
 
 SCALE = {"cost": 10_000, "energy": 1_000}  # 0.01 cent, Wh
 SUM_SCALE = 1_000
+MS_SCALE = 100  # 10 µs
+WHOLE_ROLES = ("edge", "edge-shared", "cloud")
 EVERYTHING = Question()  # every limit as the spec sets it, every option allowed
 
 
@@ -62,6 +70,38 @@ class TierPlan:
         return "split" if "split-edge" in roles else next(iter(roles), "none").split("-")[0]
 
 
+@dataclass
+class _Pool:
+    units: list[TierOption] = field(default_factory=list)  # one row per unit count, at most one chosen
+    shared: list[TierOption] = field(default_factory=list)  # the workloads' rows that may run there
+
+
+def _load(o: TierOption, load: str) -> float:
+    return o.detail["share"] if load == "share" else (o.host_load or 0.0)
+
+
+def _add_pools(m, rows: list[TierOption], x: dict) -> dict[str, _Pool]:
+    """Shared devices: a pool's unit count is chosen once; a shared row needs its pool bought, and every
+    unit holds the models of all the workloads that share it (memory is structural, not a user limit)."""
+    pools: dict[str, _Pool] = {}
+    for o in rows:
+        if o.role == "pool":
+            pools.setdefault(o.detail["pool"], _Pool()).units.append(o)
+        elif o.role == "edge-shared":
+            pools.setdefault(o.detail["pool"], _Pool()).shared.append(o)
+    for pool in pools.values():
+        bought = sum(x[o.index] for o in pool.units)
+        if pool.units:
+            m.AddAtMostOne(x[o.index] for o in pool.units)
+        for o in pool.shared:
+            m.Add(x[o.index] <= bought)
+        if pool.units and pool.shared:
+            usable = pool.units[0].detail["usable_memory_gb"]
+            m.Add(sum(math.ceil(o.detail["memory_gb"] * SUM_SCALE) * x[o.index] for o in pool.shared)
+                  <= math.floor(usable * SUM_SCALE) * bought)
+    return pools
+
+
 def solve_tier(spec: TierSpec, table: TierTable, items: list[Limit], question: Question = EVERYTHING,
                time_limit_s: float = 10.0) -> TierPlan:
     bounds = {i.id: i.bound for i in items} | dict(question.bounds)
@@ -74,7 +114,7 @@ def solve_tier(spec: TierSpec, table: TierTable, items: list[Limit], question: Q
         mine = [o for o in rows if o.workload == w.name]
         if not mine:
             return TierPlan("infeasible", objective)  # nothing left that can run this workload
-        whole = [x[o.index] for o in mine if o.role in ("edge", "cloud")]
+        whole = [x[o.index] for o in mine if o.role in WHOLE_ROLES]
         if w.split is None:
             m.AddExactlyOne(whole)
             continue
@@ -82,19 +122,34 @@ def solve_tier(spec: TierSpec, table: TierTable, items: list[Limit], question: Q
         m.Add(sum(whole) + s == 1)
         m.Add(sum(x[o.index] for o in mine if o.role == "split-edge") == s)
         m.Add(sum(x[o.index] for o in mine if o.role == "split-cloud") == s)
+    pools = _add_pools(m, rows, x)
     for item in active:
         bound = bounds[item.id]
         kind = kind_of(item)
         if kind == "row":
             for o in rows:
-                if violates_row(item, o, bound):
+                value = row_value(item, o)
+                if value is None:
+                    continue
+                if value > bound + 1e-9:
                     m.Add(x[o.index] == 0)
+                elif o.role == "edge-shared" and item.unit_id in WAITS_FOR_OTHERS:
+                    # Co-located workloads: each other one holds the device a while and takes its share of it.
+                    waits = wait_terms(o, pools[o.detail["pool"]].shared, value)
+                    m.Add(to_fixed(value, MS_SCALE) + sum(to_fixed(ms, MS_SCALE) * x[q.index] for q, ms in waits)
+                          <= to_bound(bound, MS_SCALE)).OnlyEnforceIf(x[o.index])
+        elif kind == "pool":
+            for pool in pools.values():
+                capacity = sum(math.floor(bound * SUM_SCALE) * o.units * x[o.index] for o in pool.units)
+                for load in ("share", "host_load"):
+                    m.Add(sum(math.ceil(_load(o, load) * SUM_SCALE) * x[o.index] for o in pool.shared)
+                          <= capacity)
         elif kind == "sum":
             m.Add(sum(to_fixed(sum_value(item, o), SUM_SCALE) * x[o.index] for o in rows)
                   <= to_bound(bound, SUM_SCALE))
         else:  # min-sum: accuracy, rounded down so the integer check never admits what the float one rejects
-            m.Add(sum(int(math.floor(sum_value(item, o) * 1e6)) * x[o.index] for o in rows
-                      if o.workload == item.workload) >= int(math.ceil(bound * 1e6 - 1e-6)))
+            m.Add(sum(math.floor(sum_value(item, o) * 1e6) * x[o.index] for o in rows
+                      if o.workload == item.workload) >= math.ceil(bound * 1e6 - 1e-6))
     scale = SCALE[objective]
 
     def cost_of(o: TierOption) -> int:

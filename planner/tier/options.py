@@ -23,21 +23,15 @@ from planner.catalog.loader import Catalog
 from planner.catalog.schema import LLMShape
 from planner.errors import Problem, SpecError, did_you_mean
 from planner.evaluate import resolve_workload
-from planner.perf.edge import (
-    EdgeTarget,
-    edge_llm,
-    edge_targets,
-    edge_vision,
-    measurement_index,
-    overhead_s,
-    transformer_unfit,
-)
+from planner.perf.edge import EdgeTarget, edge_llm, edge_targets, measurement_index, overhead_s, transformer_unfit
+from planner.perf.edge_vision import edge_vision
 from planner.perf.roofline import achievable_bandwidth, achievable_flops, peak_flops
 from planner.perf.serving import latencies_at
 from planner.perf.speech import speech_window
 from planner.perf.shapes import llm_footprint
 from planner.spec import WorkloadSpec
 from planner.tier.graph import Route, routes
+from planner.tier.host import host_load
 from planner.tier.spec import HOURS_PER_MONTH, LLMTierWorkload, SpeechTierWorkload, TierSpec, VisionTierWorkload
 from planner.units import BYTES_PER_ELEMENT, ceil_div
 
@@ -67,6 +61,7 @@ class TierOption:
     leaves: str  # none | crops | raw
     basis: str  # "model" or the id of the published measurement used
     region: str | None = None
+    host_load: float | None = None  # vision at the edge: the host's decoder or CPU, share of one unit's
     detail: dict = field(default_factory=dict)
 
     @property
@@ -74,6 +69,10 @@ class TierOption:
         return self.role.split("-")[0]
 
     def label(self) -> str:
+        if self.role == "pool":
+            return f"{self.units} x {self.device} @{self.mode}, shared"
+        if self.role == "edge-shared":
+            return f"on the shared {self.device} @{self.mode} {self.precision}"
         if self.role in ("edge", "split-edge"):
             return f"{self.units} x {self.device} @{self.mode} {self.precision}"
         return f"{self.device} x{self.detail.get('devices_per_replica', 1)} x {self.units} replicas " \
@@ -167,6 +166,8 @@ def enumerate_options(spec: TierSpec, catalog: Catalog, file: str | None = None,
                               s.accuracy_retention * (1 - s.fallback_fraction), table, measured, cache)
             _cloud_rows(spec, catalog, w, w.model, "split-cloud", s.accuracy_retention * s.fallback_fraction, table,
                         full_acc, cache)
+    if _sharing(spec):
+        _pools(spec, catalog, table)
     if spec.objective == "energy":
         for o in table.options:
             if o.energy_kwh_per_month is None:
@@ -223,11 +224,12 @@ def _edge_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, ac
             table.exclude(w.name, f"{target.device.id}: no unit price (add it under edge_prices)", role)
             continue
         for precision, retention in w.precisions.items():
-            rows = _edge_kind_rows(spec, w, target, shape, fp, model_id, precision, measured)
+            rows = _edge_kind_rows(spec, w, target, shape, fp, model_id, precision, measured, catalog)
             if isinstance(rows, str):
                 table.exclude(w.name, f"{target.device.id}: {rows} for {model_id} at", precision)
                 continue
-            for units, latency_ms, tpot_ms, utilization, basis in rows:
+            for r in rows:
+                units, utilization = r.units, r.utilization
                 energy = units * target.idle_power_w + utilization * units * (target.power_w - target.idle_power_w)
                 kwh = energy * HOURS_PER_MONTH / 1000
                 capex = units * price / spec.amortization_months
@@ -237,19 +239,76 @@ def _edge_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, ac
                     mode=target.mode.name, precision=precision, units=units, usd_per_month=capex + electricity,
                     cost_parts={"capex": capex, "energy": electricity}, energy_kwh_per_month=kwh,
                     site_power_w=units * target.power_w, slots=units, uplink_mbps=0.0, hops=(),
-                    latency_ms=latency_ms, tpot_ms=tpot_ms, accuracy=acc_share * retention, leaves="none",
-                    basis=basis, detail={"utilization": utilization, "price_usd": price}))
+                    latency_ms=r.latency_ms, tpot_ms=r.tpot_ms, accuracy=acc_share * retention, leaves="none",
+                    basis=r.basis, host_load=r.host_load,
+                    detail={"utilization": utilization, "price_usd": price, "batch": r.batch}
+                    | ({"decoder": r.decoder} if r.decoder else {})))
+                if units == 1 and role == "edge" and _sharing(spec) and target.device.memory_gb:
+                    table.options.append(_shared_twin(spec, target, table.options[-1], r, len(table.options)))
+
+
+def _sharing(spec: TierSpec) -> bool:
+    return spec.share_edge_devices and len(spec.workloads) > 1
+
+
+def _shared_twin(spec: TierSpec, target: EdgeTarget, alone: TierOption, r: EdgeRow, index: int) -> TierOption:
+    """The same run on one unit of a device the site shares between workloads (see `_pools`): the row pays
+    only the energy its own load adds; the pool pays the units and their idle power."""
+    kwh = r.utilization * (target.power_w - target.idle_power_w) * HOURS_PER_MONTH / 1000
+    electricity = kwh * spec.site.electricity_usd_per_kwh
+    return replace(alone, index=index, role="edge-shared", usd_per_month=electricity,
+                   cost_parts={"energy": electricity}, energy_kwh_per_month=kwh, site_power_w=0.0, slots=0,
+                   detail=alone.detail | {"pool": target.label, "share": r.utilization,
+                                          "block_ms": r.block_s * 1000, "memory_gb": r.memory_gb})
+
+
+def _pools(spec: TierSpec, catalog: Catalog, table: TierTable) -> None:
+    """1 to edge_max_units units of each device (in its mode) that workloads may share: capex and idle power.
+    What runs on them is the workloads' `edge-shared` rows."""
+    labels = sorted({o.detail["pool"] for o in table.options if o.role == "edge-shared"})
+    for target in _targets(spec, catalog):
+        if target.label not in labels:
+            continue
+        price = edge_price(spec, target)
+        for units in range(1, spec.edge_max_units + 1):
+            kwh = units * target.idle_power_w * HOURS_PER_MONTH / 1000
+            capex = units * price / spec.amortization_months
+            electricity = kwh * spec.site.electricity_usd_per_kwh
+            table.options.append(TierOption(
+                index=len(table.options), workload="", role="pool", model="", device=target.device.id,
+                mode=target.mode.name, precision="", units=units, usd_per_month=capex + electricity,
+                cost_parts={"capex": capex, "energy": electricity}, energy_kwh_per_month=kwh,
+                site_power_w=units * target.power_w, slots=units, uplink_mbps=0.0, hops=(), latency_ms=0.0,
+                tpot_ms=None, accuracy=0.0, leaves="none", basis="model",
+                detail={"pool": target.label, "price_usd": price,
+                        "usable_memory_gb": target.device.memory_gb - target.family.memory_reserve_gb}))
+
+
+@dataclass(frozen=True)
+class EdgeRow:
+    """One way to run a workload on one kind of edge device, before it is priced."""
+
+    units: int
+    latency_ms: float
+    tpot_ms: float | None
+    utilization: float  # of the units' capacity
+    basis: str  # "model" or the published measurement used
+    batch: int = 1  # frames (or audio windows, sequences) per call
+    host_load: float | None = None  # vision: the busier of the host's video decoder and CPU (tier.host)
+    decoder: str | None = None
+    # For sharing a device: the longest the workload holds it before another's work can run (one vision call;
+    # one layer of a prefill or of an audio window: a GPU switches between work at kernel boundaries), and
+    # the memory it keeps there.
+    block_s: float = 0.0
+    memory_gb: float = 0.0
 
 
 def _edge_kind_rows(spec: TierSpec, w, target: EdgeTarget, shape, fp, model_id: str, precision: str,
-                    measured) -> list[tuple] | str:
-    """(units, latency ms, TPOT ms, utilisation, basis) per row for this workload's kind, or why none."""
+                    measured, catalog: Catalog) -> list[EdgeRow] | str:
+    """The rows of this workload's kind on one target, or why none."""
     too_many = f"the load needs more than edge_max_units = {spec.edge_max_units} devices"
     if isinstance(w, VisionTierWorkload):
-        perf = edge_vision(target, shape, model_id, precision, w.input_resolution, measured, w.runtime)
-        if perf is None:
-            return "no peak or measurement"
-        return _edge_vision_rows(spec, w, perf) or too_many
+        return _edge_vision_rows(spec, w, target, shape, model_id, precision, measured, catalog) or too_many
     if isinstance(w, SpeechTierWorkload):
         why = _speech_unfit(target, shape, precision)
         return why or _edge_speech_rows(spec, w, target, shape, precision) or too_many
@@ -257,13 +316,42 @@ def _edge_kind_rows(spec: TierSpec, w, target: EdgeTarget, shape, fp, model_id: 
     return perf if isinstance(perf, str) else _edge_llm_rows(spec, w, perf)
 
 
-def _edge_vision_rows(spec: TierSpec, w: VisionTierWorkload, perf):
-    """Frames arrive evenly, so a device below full utilisation adds no queueing: latency = one frame's."""
+# Frames per call tried where the runtime batches across streams (TensorRT, HailoRT).
+VISION_BATCHES = (1, 2, 4, 8, 16, 32)
+
+
+def _edge_vision_rows(spec: TierSpec, w: VisionTierWorkload, target: EdgeTarget, shape, model_id: str,
+                      precision: str, measured, catalog: Catalog):
+    """Per batch, the fewest devices that carry the load, and the fewest whose hosts also decode the streams.
+    Frames arrive evenly, so a device below full utilisation adds no queueing; a batch of b first waits for
+    its b frames: latency = (b - 1) / rate + call. Rows another row matches on devices, latency and host load
+    are dropped."""
     demand = w.streams * w.fps
-    need = max(1, math.ceil(demand / (perf.fps_capacity * spec.edge_max_utilization) - 1e-9))
-    if need > spec.edge_max_units:
-        return []
-    return [(need, perf.latency_s * 1000, None, demand / (need * perf.fps_capacity), perf.basis)]
+    graph = catalog.operator_graphs.get(shape.graph)
+    support = catalog.operator_support.get(target.family.id)
+    headroom = spec.edge_max_utilization
+    weights_gb = shape.params_m * 1e6 * BYTES_PER_ELEMENT[precision] / 1e9
+    rows: list[EdgeRow] = []
+    for batch in VISION_BATCHES:
+        if batch > target.family.max_batch:
+            break
+        perf = edge_vision(target, shape, model_id, precision, w.input_resolution, measured, w.runtime, batch,
+                           graph, support)
+        if perf is None:
+            return "no peak or measurement" if batch == 1 else rows
+        need = max(1, math.ceil(demand / (perf.fps_capacity * headroom) - 1e-9))
+        for units in range(need, spec.edge_max_units + 1):
+            calls_per_s = demand / units / batch
+            host = host_load(w, target, units, perf.host_cpu_s * calls_per_s)
+            if isinstance(host, str):
+                return host
+            latency_ms = ((batch - 1) / (demand / units) + perf.latency_s) * 1000
+            if not any(r.units <= units and r.latency_ms <= latency_ms and r.host_load <= host.load for r in rows):
+                rows.append(EdgeRow(units, latency_ms, None, demand / (units * perf.fps_capacity), perf.basis, batch,
+                                    host.load, host.decoder, perf.latency_s, weights_gb))
+            if host.load <= headroom:
+                break  # more units would only cost more
+    return rows
 
 
 def _edge_llm_rows(spec: TierSpec, w: LLMTierWorkload, perf):
@@ -273,7 +361,11 @@ def _edge_llm_rows(spec: TierSpec, w: LLMTierWorkload, perf):
         lat = latencies_at(perf.profile, lam / units)
         if math.isinf(lat.ttft_p99_s):
             continue
-        rows.append((units, lat.ttft_p99_s * 1000, lat.tpot_s * 1000, lat.utilization, perf.basis))
+        prof = perf.profile
+        memory_gb = (prof.memory.weights + prof.batch * (w.input_tokens + w.output_tokens)
+                     * prof.cost.kv_bytes_per_token) / 1e9
+        rows.append(EdgeRow(units, lat.ttft_p99_s * 1000, lat.tpot_s * 1000, lat.utilization, perf.basis,
+                            prof.batch, block_s=prof.prefill_s / prof.cost.layers, memory_gb=memory_gb))
         if lat.queueing_p99_s < 0.01 * lat.ttft_p99_s:
             break  # more units would not shorten anything
     return rows
@@ -300,7 +392,9 @@ def _edge_speech_rows(spec: TierSpec, w: SpeechTierWorkload, target: EdgeTarget,
                                overhead_s=overhead_s(fam, "framework"), tokens=tokens, batch=batch)
         utilization = window.latency_s / shape.window_s
         if utilization <= spec.edge_max_utilization:
-            rows.append((units, window.latency_s * 1000, None, utilization, "model"))
+            rows.append(EdgeRow(units, window.latency_s * 1000, None, utilization, "model", batch,
+                                block_s=window.latency_s / (shape.encoder_layers + shape.decoder_layers),
+                                memory_gb=shape.params_m * 1e6 * BYTES_PER_ELEMENT[precision] / 1e9))
     return rows
 
 

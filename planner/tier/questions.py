@@ -28,6 +28,7 @@ from planner.tier.spec import TierSpec
 from planner.tier.units import limit_items
 
 TIERS = ("edge", "cloud", "split")
+EDGE_ROLES = ("edge", "edge-shared", "split-edge")
 MAX_SITES = 100_000
 PRICE_STEPS = 24
 SITES = "site.count"
@@ -37,7 +38,7 @@ def tiers(plan: TierPlan | None) -> dict[str, str]:
     """Each workload's tier in the plan ({} when infeasible)."""
     if plan is None or plan.value is None:
         return {}
-    return {w: plan.tier_of(w) for w in dict.fromkeys(o.workload for o in plan.options)}
+    return {w: plan.tier_of(w) for w in dict.fromkeys(o.workload for o in plan.options if o.workload)}
 
 
 class TierQuestions(Questions):
@@ -105,12 +106,12 @@ class TierQuestions(Questions):
                 if tier == chosen or (tier == "split" and w.split is None):
                     continue
                 out.append(self._choice(w.name, "tier", tier, lambda o, t=tier: o.tier == t))
-            edge_devices = sorted({o.device for o in self.table.of(w.name) if o.role in ("edge", "split-edge")})
+            edge_devices = sorted({o.device for o in self.table.of(w.name) if o.role in EDGE_ROLES})
             used = {o.device for o in plan.of(w.name)}
             for device in edge_devices:
                 if device not in used:
-                    out.append(self._choice(w.name, "device", device, lambda o, d=device: o.role in (
-                        "edge", "split-edge") and o.device == d))
+                    out.append(self._choice(w.name, "device", device, lambda o, d=device: o.role in EDGE_ROLES
+                                            and o.device == d))
         return out
 
     def _choice(self, workload: str, kind: str, name: str, keep) -> Choice:

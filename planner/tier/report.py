@@ -7,14 +7,21 @@ from planner.explain.render import lines as explanation_lines
 from planner.tier import TierResult
 from planner.tier.options import TierOption
 from planner.tier.spec import HOURS_PER_MONTH, VisionTierWorkload
+from planner.tier.units import pool_loads, shared_wait_ms
 
 
 def _option_line(o: TierOption) -> str:
     parts = " + ".join(f"{k} ${v:,.2f}" for k, v in o.cost_parts.items())
     basis = "" if o.basis == "model" else f", measured ({o.basis})"
     tpot = "" if o.tpot_ms is None else f", TPOT {o.tpot_ms:.1f} ms"
-    where = f"{o.role}: {o.label()} [{o.model}]"
-    return (f"  {where}\n    latency {o.latency_ms:.1f} ms{tpot}, site power {o.site_power_w:g} W, uplink "
+    where = f"{o.role}: {o.label()}" + (f" [{o.model}]" if o.model else "")
+    edge = ""
+    if o.role != "pool" and o.tier == "edge" and o.detail.get("batch", 1) > 1:
+        edge += f", batch {o.detail['batch']}"
+    if o.host_load is not None:
+        decoder = o.detail.get("decoder")
+        edge += f", host {100 * o.host_load:.0f}% busy" + (f" ({decoder} decode)" if decoder and decoder != "none" else "")
+    return (f"  {where}\n    latency {o.latency_ms:.1f} ms{tpot}{edge}, site power {o.site_power_w:g} W, uplink "
             f"{o.uplink_mbps:.2f} Mbps; ${o.usd_per_month:,.2f}/site/month ({parts}){basis}")
 
 
@@ -32,11 +39,20 @@ def lines(result: TierResult) -> list[str]:
             for o in plan.of(w.name):
                 out.append(_option_line(o))
             if isinstance(w, VisionTierWorkload):
-                worst = max(o.latency_ms for o in plan.of(w.name))
+                worst = _worst_latency_ms(w, plan)
                 verdict = "meets" if worst <= w.frame_budget_ms + 1e-9 else "misses"
                 out.append(f"    real time: {worst:.1f} ms per frame against the {w.frame_budget_ms:.1f} ms frame "
                            f"budget at {w.fps:g} FPS ({verdict} it; {w.streams} streams = "
                            f"{w.streams * w.fps:g} frames/s per site)")
+                if w.video.codec == "none" and plan.tier_of(w.name) != "cloud":
+                    out.append("    video: frames arrive decoded (video.codec none, MIPI/USB cameras); for IP "
+                               "cameras set video.codec so the site's decoding is planned")
+        for pool in (o for o in plan.options if o.role == "pool"):
+            users = [o.workload for o in plan.options if o.role == "edge-shared"
+                     and o.detail["pool"] == pool.detail["pool"]]
+            load = pool_loads(plan.options)[pool.detail["pool"]]
+            out.append(f"shared: {pool.label()} running {' + '.join(users)} ({100 * load:.0f}% loaded)")
+            out.append(_option_line(pool))
         failed = [c for c in result.checks if not c.satisfied] + [None] * len(result.check_problems)
         out.append("checker: " + ("every limit holds on the rebuilt plan" if not failed else
                                   f"{len(failed)} problem(s): " + "; ".join(
@@ -71,6 +87,7 @@ def as_dict(result: TierResult) -> dict:
         "sites": result.spec.site.count,
         "hours_per_month": HOURS_PER_MONTH,
         "workloads": [_workload_dict(w, plan) for w in result.spec.workloads],
+        "shared_devices": _shared_dicts(plan),
         "checks": [c.as_dict() for c in result.checks],
         "check_problems": result.check_problems,
         "explanation": result.explanation.as_dict() if result.explanation else None,
@@ -89,11 +106,23 @@ def _excluded_list(excluded: dict[str, dict[str, list[str]]]) -> list[dict]:
     return out
 
 
+def _worst_latency_ms(w, plan) -> float:
+    """A frame's worst latency, a shared device's wait for the other workloads' calls included."""
+    return max(o.latency_ms + shared_wait_ms(o, plan.options) for o in plan.of(w.name))
+
+
+def _shared_dicts(plan) -> list[dict]:
+    return [{"device": p.device, "mode": p.mode, "units": p.units, "load": round(pool_loads(plan.options)[
+        p.detail["pool"]], 4), "workloads": [o.workload for o in plan.options if o.role == "edge-shared"
+                                           and o.detail["pool"] == p.detail["pool"]],
+             "usd_per_month": round(p.usd_per_month, 4)} for p in plan.options if p.role == "pool"]
+
+
 def _workload_dict(w, plan) -> dict:
     out = {"name": w.name, "kind": w.kind, "tier": plan.tier_of(w.name) if plan.options else None,
            "options": [_option_dict(o) for o in plan.of(w.name)]}
     if isinstance(w, VisionTierWorkload) and plan.options:
-        worst = max(o.latency_ms for o in plan.of(w.name))
+        worst = _worst_latency_ms(w, plan)
         out["real_time"] = {"frame_budget_ms": round(w.frame_budget_ms, 4), "latency_ms": round(worst, 4),
                             "meets_frame_budget": worst <= w.frame_budget_ms + 1e-9}
     return out
@@ -105,4 +134,5 @@ def _option_dict(o: TierOption) -> dict:
             "cost_parts": {k: round(v, 4) for k, v in o.cost_parts.items()}, "latency_ms": round(o.latency_ms, 4),
             "tpot_ms": None if o.tpot_ms is None else round(o.tpot_ms, 4), "site_power_w": o.site_power_w,
             "uplink_mbps": round(o.uplink_mbps, 4), "accuracy": round(o.accuracy, 6), "basis": o.basis,
+            "host_load": None if o.host_load is None else round(o.host_load, 4),
             "detail": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in o.detail.items()}}

@@ -60,11 +60,22 @@ class TierWorkloadBase(Strict):
     tiers: list[Tier] = Field(default=ALL_TIERS, min_length=1, description="tiers to consider")
 
 
+class Video(Strict):
+    """How frames reach the site's computer: compressed by the camera (decoded on site before inference) or
+    raw (`codec: none`: MIPI and USB cameras, frames already decoded)."""
+
+    codec: Literal["h264", "h265", "av1", "mjpeg", "none"] = "none"
+    resolution: tuple[Annotated[int, Field(ge=16, le=16384)], Annotated[int, Field(ge=16, le=16384)]] = (1920, 1080)
+
+
 class VisionTierWorkload(TierWorkloadBase):
     kind: Literal["vision"]
     streams: PositiveInt = Field(le=MAX_STREAMS)
     fps: PositiveFloat = Field(le=1000)
     input_resolution: tuple[PositiveInt, PositiveInt] | None = None
+    # Absent: frames arrive decoded, and the report says so (IP cameras name their codec, since the host's
+    # decoder then decides how many streams one site can take).
+    video: Video = Video()
     latency_budget_ms: PositiveFloat | None = Field(default=None, description="default: one frame interval")
     frame_kb: PositiveFloat = Field(le=MAX_KB, description="one frame as sent to the cloud (encoded)")
     result_kb: PositiveFloat = Field(default=1.0, le=MAX_KB)
@@ -158,6 +169,8 @@ class TierSpec(Strict):
         default={}, description="your quotes, USD per unit")
     edge_max_units: PositiveInt = Field(default=4, le=1000, description="most devices of one kind per workload per site")
     edge_max_utilization: float = Field(default=0.9, gt=0, le=1, description="headroom on edge devices")
+    share_edge_devices: bool = Field(default=True, description="workloads may share one edge device (false: a "
+                                                              "device per workload, e.g. for isolation)")
     cloud: Cloud = Cloud()
 
     @model_validator(mode="after")

@@ -20,7 +20,8 @@ class TierUnit:
     id: str
     title: str
     unit: str
-    kind: str  # row (each chosen option) | sum (over the site) | min-sum (a lower bound on a sum)
+    kind: str  # row (each chosen option) | sum (over the site) | min-sum (a lower bound on a sum) | pool (per
+    # shared device)
 
 
 TIER_UNITS = (
@@ -28,6 +29,10 @@ TIER_UNITS = (
                              "for LLMs)", "ms", "row"),
     TierUnit("tier.tpot", "Time per output token within the limit", "ms", "row"),
     TierUnit("tier.locality", "Only what the workload's locality rule allows leaves the site", "level", "row"),
+    TierUnit("site.video_decode", "Each edge unit's host decodes its camera streams (hardware decoder, or CPU cores "
+                                  "shared with operators left to the CPU) within the edge headroom", "share", "row"),
+    TierUnit("edge.shared_capacity", "Workloads sharing an edge device fit its units: the accelerator's and the "
+                                     "hosts' load within the edge headroom", "share", "pool"),
     TierUnit("tier.accuracy", "Accuracy retained after quantization and fallback at least the minimum", "ratio",
              "min-sum"),
     TierUnit("site.power", "Edge hardware power at the site within its cap", "W", "sum"),
@@ -36,6 +41,8 @@ TIER_UNITS = (
     TierUnit("network.link_bandwidth", "Upstream traffic over a link within its bandwidth", "Mbps", "sum"),
 )
 TIER_UNIT_BY_ID = {u.id: u for u in TIER_UNITS}
+# Row units a shared device stretches: a call may first wait for one call of every other workload there.
+WAITS_FOR_OTHERS = ("tier.latency", "tier.tpot")
 
 
 def tier_limit(id: str, unit_id: str, spec_path: str, bound: float, workload: str | None = None,
@@ -65,12 +72,18 @@ def limit_items(spec: TierSpec) -> list[Limit]:
         else:
             items.append(tier_limit(f"tier.latency[{w.name}]", "tier.latency", f"workloads[{i}].{w.budget_path}",
                                    w.budget_ms, w.name))
+            if "edge" in w.tiers or (w.split is not None and "split" in w.tiers):
+                items.append(tier_limit(f"site.video_decode[{w.name}]", "site.video_decode", "edge_max_utilization",
+                                       spec.edge_max_utilization, w.name))
         if w.locality != "any":
             items.append(tier_limit(f"tier.locality[{w.name}]", "tier.locality", f"workloads[{i}].locality",
                                    LOCALITY_RANK[w.locality], w.name))
         if w.min_accuracy is not None:
             items.append(tier_limit(f"tier.accuracy[{w.name}]", "tier.accuracy", f"workloads[{i}].min_accuracy",
                                    w.min_accuracy, w.name))
+    if spec.share_edge_devices and len(spec.workloads) > 1:
+        items.append(tier_limit("edge.shared_capacity", "edge.shared_capacity", "edge_max_utilization",
+                                spec.edge_max_utilization))
     site = spec.site
     for unit_id, field in (("site.power", "power_w"), ("site.device_slots", "device_slots"),
                            ("site.budget", "budget_usd_per_month")):
@@ -93,6 +106,8 @@ def row_value(item: Limit, option) -> float | None:
         return option.tpot_ms
     if item.unit_id == "tier.locality":
         return LEAVES_RANK[option.leaves]
+    if item.unit_id == "site.video_decode":
+        return option.host_load
     return None
 
 
@@ -109,6 +124,39 @@ def sum_value(item: Limit, option) -> float:
     if item.unit_id == "network.link_bandwidth":
         return option.uplink_mbps if item.link in option.hops else 0.0
     raise KeyError(item.unit_id)
+
+
+def waits_ms(item: Limit, option, chosen) -> float:
+    """What co-located workloads add to a shared row's latency or TPOT (see `wait_terms`)."""
+    value = row_value(item, option)
+    if item.unit_id not in WAITS_FOR_OTHERS or value is None:
+        return 0.0
+    return sum(ms for _, ms in wait_terms(option, chosen, value))
+
+
+def wait_terms(option, others, value: float) -> list[tuple[object, float]]:
+    """Per other workload q on the same shared device, what it adds to this row's latency or TPOT (`value`,
+    ms): the time q holds the device before this work can run (block_q), and the stretch of this work while
+    q takes its share of the device (processor sharing, first order: value x share_q)."""
+    if option.role != "edge-shared":
+        return []
+    return [(q, q.detail["block_ms"] + value * q.detail["share"]) for q in others
+            if q.role == "edge-shared" and q.detail["pool"] == option.detail["pool"] and q.workload != option.workload]
+
+
+def shared_wait_ms(option, chosen) -> float:
+    """A shared frame's wait for the other workloads on its device."""
+    return sum(ms for _, ms in wait_terms(option, chosen, option.latency_ms))
+
+
+def pool_loads(chosen) -> dict[str, float]:
+    """Each bought shared device's load: the busier of its accelerators and its hosts, per unit."""
+    out = {}
+    for pool in (o for o in chosen if o.role == "pool"):
+        shared = [q for q in chosen if q.role == "edge-shared" and q.detail["pool"] == pool.detail["pool"]]
+        out[pool.detail["pool"]] = max(sum(q.detail["share"] for q in shared),
+                                       sum(q.host_load or 0.0 for q in shared)) / pool.units
+    return out
 
 
 def violates_row(item: Limit, option, bound: float) -> bool:

@@ -515,6 +515,8 @@ class OperatorSupport(Cited):
     family: str
     placement: Literal["prefix", "per_segment"]
     supported: list[str] = Field(min_length=1)
+    # Operators the accelerator runs at a fraction of the efficiency it reaches on the rest.
+    rates: dict[str, Parameter] = Field(default_factory=dict)
 
 
 class OperatorsFile(Strict):
@@ -583,6 +585,14 @@ class EdgeFamily(Strict):
     # Memory the OS and runtime keep on a shared-memory SoC, GB.
     memory_reserve_gb: float = Field(default=0.0, ge=0)
     power_at_idle: Fraction
+    # Each layer's output goes out to DRAM and comes back as the next layer's input: per input pixel and per
+    # byte of the precision's element, the traffic one frame makes (what a GPU's small layers wait on).
+    # Absent: only the weights are read from memory.
+    activation_bytes_per_pixel: Parameter | None = None
+    # A graph the compiler cuts between the accelerator and the host: per megapixel of input, the cut
+    # tensors' trip back over the link and the host's float work on them (dequantise, transpose, softmax),
+    # far more than the few FLOPs the tail counts. Absent: the tail costs only its FLOPs.
+    host_fallback_ms_per_megapixel: Parameter | None = None
     # Frames of several streams run as one call where the runtime batches (TensorRT, HailoRT).
     max_batch: int = Field(default=1, ge=1, le=256)
     max_batch_reason: str | None = None
@@ -619,6 +629,9 @@ class EdgeMeasurement(Strict):
     input_resolution: tuple[int, int] | None = None
     scenario: str | None = None
     runtime: str | None = None
+    # The computer an accelerator card or stick was attached to, as the source names it (it runs what the
+    # accelerator does not, and its link and Python speed show in small models' times).
+    host: str | None = None
     # latency_ms: one call of `batch` frames; fps: frames per second; tokens_per_s: LLM decode.
     measured: dict[str, float | None]
     notes: str | None = None

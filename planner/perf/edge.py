@@ -166,16 +166,28 @@ def edge_llm(target: EdgeTarget, fp: LLMFootprint, model_id: str, precision: str
         return f"weights and one request's KV cache exceed {acc.memory_gb:.1f} GB usable"
     if prof.max_batch_fit < EDGE_LLM_SLOTS:
         prof = replace(prof, batch=prof.max_batch_fit)
-    m = measurements.get((d.id, model_id, precision, None, 1))
+    m = measurements.get((d.id, model_id, precision, None, 1, "framework"))
     if m is not None and m.measured.get("tokens_per_s"):
         tpot = 1.0 / (m.measured["tokens_per_s"] * mode_scale(target, precision))
         return EdgeLLM(replace(prof, measured_tpot_s=tpot, states={}), m.id)
     return EdgeLLM(prof, "model")
 
 
+def timed_by(m: EdgeMeasurement) -> str:
+    """What timed a published result: a C++ benchmark harness (MLPerf's, trtexec, hailortcli behind the Hailo
+    zoo's tables, Coral's C++ benchmarks) pays almost nothing per call, "optimized"; an application or a
+    Python loop (Ultralytics, pycoral, Frigate, MLC) pays the framework's per-call cost, "framework"."""
+    runtime = (m.runtime or "").lower()
+    if m.scenario in ("singlestream", "offline", "multistream") or runtime in ("hailort", "trtexec") or "c++" in runtime:
+        return "optimized"
+    return "framework"
+
+
 def measurement_index(measurements: list[EdgeMeasurement],
                       devices: dict[str, EdgeDevice]) -> dict[tuple, EdgeMeasurement]:
-    """Results by (device, model, precision, resolution, batch); LLM rows have no resolution. A result
+    """Results by (device, model, precision, resolution, batch, runtime); LLM rows have no resolution. The
+    runtime is what timed the result (`timed_by`): a C++ harness's time does not stand for an application's.
+    A result
     published for the same silicon under another name (`measured_as`) counts for the catalog device."""
     alias = {name: d.id for d in devices.values() for name in d.measured_as}
     index: dict[tuple, EdgeMeasurement] = {}
@@ -185,7 +197,12 @@ def measurement_index(measurements: list[EdgeMeasurement],
         if m.batch is None or m.precision is None or (m.runtime or "").endswith("-dla"):
             continue
         device = alias.get(m.device, m.device)
-        key = (device, m.model, m.precision, tuple(m.input_resolution) if m.input_resolution else None, m.batch)
+        # Lower modes scale the top mode's result; a result at another mode (or at a clock the catalog has no
+        # peak for, Coral's reduced one) is not the top mode's.
+        if m.power_mode is not None and device in devices and m.power_mode != devices[device].modes[0].name:
+            continue
+        key = (device, m.model, m.precision, tuple(m.input_resolution) if m.input_resolution else None, m.batch,
+               timed_by(m))
         index.setdefault(key, m)
     return index
 

@@ -9,16 +9,21 @@ supports onto the accelerator (`placement`):
     (no support entry: the runtime maps every operator, as TensorRT does on a Jetson GPU)
 
 One call of b frames:
-    accelerator = max(b F_acc / (peak eta), weights / (bw eta_mem)) + spill + reload
+    accelerator = max(b F W / (peak eta), weights / (bw eta_mem)) + activations + spill + reload
+    W           the accelerator's segments' FLOP shares, each divided by its operators' rate there
+                (`OperatorSupport.rates`: the Edge TPU's depthwise convolutions)
     peak        the precision's dense peak of the engine that runs the graph (a Jetson's GPU, not its DLAs)
-    eta         the family's compute efficiency; what a small call cannot fill shows up in the per-call
-                overhead (an occupancy term P / (P + P_half) was tried and the fit drove P_half to zero
-                once the Orin NX's GPU peak replaced its module peak)
+    eta         the family's compute efficiency
+    activations = b x pixels x activation_bytes_per_pixel x element bytes / (bw eta_mem): each layer's output
+                written to DRAM and read back, what a GPU's many small layers wait on (an occupancy term
+                P / (P + P_half) was tried instead and fitted to nothing)
     spill       = (weights - on-chip memory) / host link      (dataflow chips without DRAM: Coral, Hailo)
     reload      = switch + F x reload_per_gflop   when F > context_gflop: a Hailo graph too large for one
                                               context runs in several, all reloaded once per call
-    host        = b F_host / host CPU rate
-    overhead    = per call (the runtime) + b x per frame (a dataflow pipeline's transfer and fill)
+    host        = b F_host / host CPU rate  (+ b x megapixels x host_fallback_ms_per_megapixel where the graph
+                is cut: the cut tensors' trip back and the host's float work on them)
+    overhead    = per call (the runtime: an application's, or a C++ benchmark harness's) + b x per frame
+                (a dataflow pipeline's transfer and fill)
     latency(b)  = overhead + accelerator + host,   capacity(b) = b / latency(b) frames/s
 F scales with the pixel count when the input resolution differs from the model's reference one.
 
@@ -28,11 +33,13 @@ A published measurement of the same device, model, precision, resolution and bat
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from planner.catalog.schema import (
     EdgeMeasurement,
     OperatorGraph,
+    OperatorSegment,
     OperatorSupport,
     VisionShape,
 )
@@ -59,22 +66,45 @@ def vision_flops(shape: VisionShape, resolution: tuple[int, int] | None) -> floa
     return flops * (resolution[0] * resolution[1]) / (ref[0] * ref[1])
 
 
+def placement(graph: OperatorGraph | None, support: OperatorSupport | None) -> list[tuple[OperatorSegment, bool]]:
+    """Each segment of the graph and whether the family's compiler leaves it to the host CPU."""
+    if graph is None:
+        return []
+    if support is None:
+        return [(seg, False) for seg in graph.segments]
+    supported, falling, out = set(support.supported), False, []
+    for seg in graph.segments:
+        unsupported = any(op not in supported for op in seg.operators)
+        falling = (falling or unsupported) if support.placement == "prefix" else unsupported
+        out.append((seg, falling))
+    return out
+
+
 def host_share(graph: OperatorGraph | None, support: OperatorSupport | None) -> tuple[float, list[str]]:
     """The share of the model's FLOPs its runtime leaves to the host CPU, and the operators that cause it."""
-    if graph is None or support is None:
+    if support is None:
         return 0.0, []
-    supported = set(support.supported)
-    share, missing, falling = 0.0, [], False
-    for seg in graph.segments:
-        unsupported = [op for op in seg.operators if op not in supported]
-        if support.placement == "prefix":
-            falling = falling or bool(unsupported)
-        else:
-            falling = bool(unsupported)
-        if falling:
+    share, missing = 0.0, []
+    for seg, on_host in placement(graph, support):
+        if on_host:
             share += seg.flops_share
-            missing += [op for op in unsupported if op not in missing]
+            missing += [op for op in seg.operators if op not in support.supported and op not in missing]
     return share, missing
+
+
+def accelerator_work(graph: OperatorGraph | None, support: OperatorSupport | None) -> float:
+    """The accelerator's share of the FLOPs, each segment weighted by how slowly its operators run there
+    (`OperatorSupport.rates`: a systolic array fills one column of its width on a depthwise convolution)."""
+    placed = placement(graph, support)
+    if not placed:
+        return 1.0
+    rates = support.rates if support is not None else {}
+    work = 0.0
+    for seg, on_host in placed:
+        if not on_host:
+            rate = min((rates[op].value for op in seg.operators if op in rates), default=1.0)
+            work += seg.flops_share / rate
+    return work
 
 
 def model_vision(target: EdgeTarget, shape: VisionShape, precision: str, resolution: tuple[int, int] | None = None,
@@ -90,11 +120,17 @@ def model_vision(target: EdgeTarget, shape: VisionShape, precision: str, resolut
         return None
     fam = target.family
     flops = vision_flops(shape, resolution)
-    on_accelerator = batch * flops * (1 - share)
+    res = resolution or shape.input_resolution
+    on_accelerator = batch * flops * accelerator_work(graph, support)
     compute = on_accelerator / (peak * fam.compute_efficiency.value)
     weights = shape.params_m * 1e6 * BYTES_PER_ELEMENT[precision]
     bw = target.memory_bw_gb_per_s
     memory = weights / (bw * 1e9 * fam.memory_bw_efficiency.value) if bw else 0.0
+    activations = 0.0
+    if bw and fam.activation_bytes_per_pixel is not None:
+        pixels = batch * math.prod(res)
+        traffic = pixels * fam.activation_bytes_per_pixel.value * BYTES_PER_ELEMENT[precision]
+        activations = traffic / (bw * 1e9 * fam.memory_bw_efficiency.value)
     spill = 0.0
     onchip, link = target.device.onchip_memory_mb, target.device.host_link_gb_per_s
     if onchip is not None and link is not None and weights > onchip * 1e6:
@@ -107,18 +143,22 @@ def model_vision(target: EdgeTarget, shape: VisionShape, precision: str, resolut
         fixed = fam.context_switch_ms.value if fam.context_switch_ms else 0.0
         switching = (fixed + per_gflop * gflop_on_chip) / 1000
     host = batch * flops * share / (host_rate.value * 1e9) if share else 0.0
+    if fam.host_fallback_ms_per_megapixel is not None and any(on_host for _, on_host in placement(graph, support)):
+        host += batch * math.prod(res) / 1e6 * fam.host_fallback_ms_per_megapixel.value / 1000
     overhead = overhead_s(fam, runtime) + batch * (fam.frame_overhead_ms.value / 1000 if fam.frame_overhead_ms else 0.0)
-    latency = overhead + max(compute, memory) + spill + switching + host
+    # Small layers wait on their activations rather than overlap with the big ones' math: the two add.
+    latency = overhead + max(compute, memory) + activations + spill + switching + host
     return EdgeVision(latency, batch / latency, "model",
-                      {"overhead": overhead, "compute": compute, "memory": memory, "weight_streaming": spill,
+                      {"overhead": overhead, "compute": compute, "memory": memory, "activations": activations,
+                       "weight_streaming": spill,
                        "context_switching": switching, "host_operators": host}, batch, share, host)
 
 
 def measured_vision(target: EdgeTarget, measurements: dict[tuple, EdgeMeasurement], model_id: str, precision: str,
-                    resolution: tuple[int, int], batch: int = 1) -> EdgeVision | None:
-    """A published result for this device, model, precision, resolution and batch (at the device's top mode;
-    lower modes scale it by their share of the top mode's peak)."""
-    m = measurements.get((target.device.id, model_id, precision, tuple(resolution), batch))
+                    resolution: tuple[int, int], batch: int = 1, runtime: str = "framework") -> EdgeVision | None:
+    """A published result for this device, model, precision, resolution, batch and runtime (at the device's
+    top mode; lower modes scale it by their share of the top mode's peak)."""
+    m = measurements.get((target.device.id, model_id, precision, tuple(resolution), batch, runtime))
     if m is None:
         return None
     fps, latency_ms = m.measured.get("fps"), m.measured.get("latency_ms")
@@ -135,5 +175,5 @@ def edge_vision(target: EdgeTarget, shape: VisionShape, model_id: str, precision
                 runtime: str = "framework", batch: int = 1, graph: OperatorGraph | None = None,
                 support: OperatorSupport | None = None) -> EdgeVision | None:
     res = tuple(resolution or shape.input_resolution)
-    return measured_vision(target, measurements, model_id, precision, res, batch) or model_vision(
+    return measured_vision(target, measurements, model_id, precision, res, batch, runtime) or model_vision(
         target, shape, precision, res, runtime, batch, graph, support)

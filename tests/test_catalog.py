@@ -34,7 +34,8 @@ def test_every_entry_is_sourced_and_dated(catalog):
                *catalog.offerings, *catalog.purchases.values()]
     for e in entries:
         assert e.source and all(s in catalog.sources for s in e.source), e
-        assert e.as_of.year >= 2015
+        # A mistyped year shows up as a date before the models this catalog holds (GoogLeNet, 2014).
+        assert e.as_of.year >= 2014
     for src in catalog.sources.values():
         assert src.title and src.as_of
 

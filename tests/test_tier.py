@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from planner.catalog.loader import load_catalogs
 from planner.cli import main
 from planner.errors import SpecError
-from planner.perf.edge import edge_llm, edge_targets, edge_vision, measurement_index, model_vision
+from planner.perf.edge import edge_llm, edge_targets, measurement_index
+from planner.perf.edge_vision import edge_vision, model_vision
 from planner.perf.shapes import llm_footprint
 from planner.tier import plan_tier
 from planner.tier.questions import tiers
@@ -86,14 +87,16 @@ def chosen(result, workload="cam"):
 # ---------------------------------------------------------------------------------------------- perf model
 
 
-def test_vision_latency_is_overhead_plus_roofline_by_hand():
+def test_vision_latency_is_overhead_plus_roofline_plus_activations_by_hand():
     target = edge_targets(CAT.edge_devices, CAT.edge_families, "jetson-orin-nano-super")[0]
     shape = CAT.models["yolov8s"].shape
     fam = target.family
     got = model_vision(target, shape, "int8").latency_s
     compute = 28.6e9 / (33.5e12 * fam.compute_efficiency.value)
     memory = 11.2e6 / (102e9 * fam.memory_bw_efficiency.value)
-    assert got == pytest.approx(fam.framework_overhead_ms.value / 1000 + max(compute, memory))
+    # One byte per INT8 element, 640 x 640 input pixels.
+    activations = 640 * 640 * fam.activation_bytes_per_pixel.value / (102e9 * fam.memory_bw_efficiency.value)
+    assert got == pytest.approx(fam.framework_overhead_ms.value / 1000 + max(compute, memory) + activations)
     # Resolution scales the FLOPs with the pixel count.
     half = model_vision(target, shape, "int8", (320, 320)).breakdown["compute"]
     assert half == pytest.approx(compute / 4)
@@ -110,8 +113,11 @@ def test_weights_beyond_on_chip_memory_stream_over_the_host_link():
 def test_a_published_measurement_replaces_the_model_and_scales_with_the_power_mode():
     index = measurement_index(list(CAT.edge_measurements), CAT.edge_devices)
     hailo = edge_targets(CAT.edge_devices, CAT.edge_families, "hailo-8")[0]
-    got = edge_vision(hailo, CAT.models["yolov8n"].shape, "yolov8n", "int8", None, index)
-    assert got.basis == "hailo-mz-hailo8-yolov8n-bs1" and got.fps_capacity == pytest.approx(1023)
+    # The zoo's figures are hailortcli's (a C++ harness): they stand for an optimized pipeline only.
+    got = edge_vision(hailo, CAT.models["yolov8n"].shape, "yolov8n", "int8", None, index, "optimized")
+    assert got.basis == "hailo-mz-hailo8-yolov8n-bs1-v333" and got.fps_capacity == pytest.approx(1036)
+    app = edge_vision(hailo, CAT.models["yolov8n"].shape, "yolov8n", "int8", None, index, "framework")
+    assert app.basis == "model" and app.latency_s > got.latency_s
     agx = edge_targets(CAT.edge_devices, CAT.edge_families, "jetson-orin-nano-super")
     top = edge_llm(agx[0], llm_footprint(CAT.models["llama-3.2-3b"].shape), "llama-3.2-3b", "int4", 100, 100, index)
     low = edge_llm(agx[1], llm_footprint(CAT.models["llama-3.2-3b"].shape), "llama-3.2-3b", "int4", 100, 100, index)
@@ -177,17 +183,51 @@ def test_speech_edge_rows_batch_the_streams_a_unit_carries():
         assert two[0].latency_ms < one[0].latency_ms
 
 
-def test_edge_validation_meets_its_targets():
+def _validate_edge():
     import sys
 
     sys.path.insert(0, str(ROOT / "tests" / "validation"))
     import validate_edge
 
+    return validate_edge
+
+
+def test_edge_validation_in_sample_holds_and_the_catalog_carries_the_fit():
+    validate_edge = _validate_edge()
     cases, _ = validate_edge.run(CAT)
     stats = validate_edge.summary(cases)
-    assert stats["rows"] >= 8
-    assert stats["median_abs_error"] <= 0.2, stats
-    assert len({c.device for c in cases}) >= 4
+    assert stats["rows"] >= 100 and len({c.publisher for c in cases}) >= 5
+    assert stats["median_abs_error"] <= 0.15 and stats["p90_abs_error"] <= 0.55, stats
+    assert {c.batch for c in cases} > {1} and len({c.device for c in cases}) >= 7
+    # Refitting from scratch lands on the values edge.yaml carries (rounded there to two figures).
+    _, fitted = validate_edge.fit_all(CAT)
+    sizes = fitted.pop("context_gflop")
+    for family, values in fitted.items():
+        for name, value in values.items():
+            assert validate_edge._get(CAT, family, name) == pytest.approx(value, rel=0.05), (family, name)
+    for device, size in sizes.items():
+        assert CAT.edge_devices[device].context_gflop.value == pytest.approx(size, rel=0.05)
+
+
+def test_edge_leave_one_source_out_stays_where_the_note_reports_it():
+    # Measured 2026-12-03: 25.9% median, 77% p90 over 135 rows (Jetson alone 14.4% / 56%); the issue's
+    # target (15% / 40%) is not met while Hailo has one publisher with comparable rows. This guards the
+    # reported figures from drifting up unnoticed.
+    validate_edge = _validate_edge()
+    cases = validate_edge.leave_one_source_out(CAT)
+    stats = validate_edge.summary(cases)
+    assert stats["median_abs_error"] <= 0.30 and stats["p90_abs_error"] <= 0.85, stats
+    jetson = validate_edge.summary([c for c in cases if c.family == "jetson-orin"])
+    assert jetson["median_abs_error"] <= 0.17, jetson
+
+
+def test_one_agx_orin_carries_300_fps_of_yolov8s_int8():
+    # The report: the planner bought two AGX Orins for ten 30-FPS YOLOv8s streams, where Ultralytics
+    # publishes 3.0-3.4 ms per INT8 frame (about 300 FPS) on one.
+    result = solved(spec_of(edge_devices=["jetson-agx-orin-64gb"],
+                            workload={"model": "yolov8s", "streams": 10, "fps": 30, "tiers": ["edge"],
+                                      "precisions": {"int8": 0.99}, "video": {"codec": "none"}}))
+    assert [o.units for o in chosen(result)] == [1]
 
 
 def test_edge_catalog_peaks_are_dense_and_below_the_top_mode():
@@ -291,6 +331,7 @@ def test_network_link_bandwidth_counts_every_workload_routed_over_it():
     two = {"workloads": [{"name": n, "kind": "vision", "model": "yolov8n", "precisions": {"int8": 0.99},
                           "frame_kb": 100, **{k: v for k, v in cams.items() if k != "frame_kb"}}
                          for n in ("a", "b")], "edge_devices": ["jetson-agx-orin-64gb"],
+           "share_edge_devices": False,  # one box each, so the second workload's cheapest way is the cloud
            "site": {"count": 1000}}  # the cloud fleet is shared: cheaper than a box per site
     roomy = solved(spec_of(**two))
     assert {o.tier for o in roomy.plan.options} == {"cloud"}
@@ -371,13 +412,16 @@ def test_every_edge_example_plans_checks_and_explains(path):
 
 
 def test_binding_latency_saving_equals_a_solve_without_it():
-    spec = load_tier_spec(ROOT / "examples" / "edge" / "shelf-scan-1000-sites.yaml")
+    shipped = load_tier_spec(ROOT / "examples" / "edge" / "shelf-scan-1000-sites.yaml")
+    data = shipped.model_dump(by_alias=True, exclude_defaults=True)
+    data["workloads"][0]["latency_budget_ms"] = 1e9  # no budget at all
+    free = solved(TierSpec.model_validate(data))
+    # A budget just below the unconstrained plan's frame time, so that it binds.
+    data["workloads"][0]["latency_budget_ms"] = 0.9 * free.plan.of("shelf-gaps")[0].latency_ms
+    spec = TierSpec.model_validate(data)
     result = plan_tier(spec, CAT)
     price = next(p for p in result.explanation.limits if p.item.id == "tier.latency[shelf-gaps]")
     assert price.drop_saving > 0
-    data = spec.model_dump(by_alias=True, exclude_defaults=True)
-    data["workloads"][0]["latency_budget_ms"] = 1e9  # no budget at all
-    free = solved(TierSpec.model_validate(data))
     assert free.plan.value == pytest.approx(result.plan.value * (1 - price.drop_saving), rel=1e-6)
 
 
@@ -544,3 +588,151 @@ def test_a_limit_met_on_its_own_is_not_reported_as_violated():
     accuracy = tier_limit("tier.accuracy[x]", "tier.accuracy", "workloads[0].min_accuracy", 0.98, "x")
     assert ruling_reason(accuracy, 0.95).startswith("tier.accuracy[x] (needs 0.95")  # a minimum: below it fails
     assert "together with the others" in ruling_reason(accuracy, 0.99)
+
+
+# ---------------------------------------------------------------------------------------------- placement, batching
+
+
+def test_operators_a_compiler_cannot_map_run_on_the_host_by_its_placement_rule():
+    from planner.catalog.schema import OperatorGraph, OperatorSupport
+    from planner.perf.edge_vision import host_share
+
+    graph = OperatorGraph(id="g", source=["M25"], as_of="2026-12-02", segments=[
+        {"name": "stem", "operators": ["conv2d"], "flops_share": 0.5},
+        {"name": "odd", "operators": ["conv2d", "gather"], "flops_share": 0.1},
+        {"name": "body", "operators": ["conv2d"], "flops_share": 0.3},
+        {"name": "head", "operators": ["softmax"], "flops_share": 0.1}])
+    supported = ["conv2d", "softmax"]
+    prefix = OperatorSupport(family="coral-edgetpu", placement="prefix", supported=supported, source=["M25"],
+                             as_of="2026-12-02")
+    per_segment = prefix.model_copy(update={"placement": "per_segment"})
+    # The Edge TPU rule: the first unsupported operator sends it and everything after it to the CPU.
+    assert host_share(graph, prefix) == (pytest.approx(0.5), ["gather"])
+    assert host_share(graph, per_segment) == (pytest.approx(0.1), ["gather"])
+    assert host_share(graph, None) == (0.0, [])
+
+
+def test_a_batch_pays_the_call_overhead_once_and_its_frames_wait_for_each_other():
+    target = edge_targets(CAT.edge_devices, CAT.edge_families, "jetson-agx-orin-64gb")[0]
+    shape = CAT.models["yolov8n"].shape
+    one = model_vision(target, shape, "fp16")
+    eight = model_vision(target, shape, "fp16", batch=8)
+    assert eight.breakdown["overhead"] == one.breakdown["overhead"]
+    assert eight.latency_s < 8 * one.latency_s and eight.fps_capacity > one.fps_capacity
+    assert eight.fps_capacity == pytest.approx(8 / eight.latency_s)
+    # Tier rows: a batch of b first waits for its b frames at the per-unit rate, then runs as one call.
+    result = solved(spec_of(edge_devices=["jetson-agx-orin-64gb"],
+                            workload={"streams": 16, "fps": 30, "tiers": ["edge"], "video": {"codec": "none"}}))
+    rows = [o for o in result.table.of("cam") if o.role == "edge" and o.precision == "fp16"]
+    assert len({o.detail["batch"] for o in rows}) > 1
+    index = measurement_index(list(CAT.edge_measurements), CAT.edge_devices)
+    modes = {t.mode.name: t for t in edge_targets(CAT.edge_devices, CAT.edge_families, "jetson-agx-orin-64gb")}
+    for o in rows:
+        call = edge_vision(modes[o.mode], shape, "yolov8n", "fp16", None, index, batch=o.detail["batch"])
+        rate = 16 * 30 / o.units
+        assert o.latency_ms == pytest.approx(((o.detail["batch"] - 1) / rate + call.latency_s) * 1000)
+
+
+# ---------------------------------------------------------------------------------------------- co-location
+
+
+def _camera_and_assistant(**changes) -> TierSpec:
+    return spec_of(**_merge({
+        "workloads": [
+            {"name": "cam", "kind": "vision", "model": "yolov8n", "streams": 2, "fps": 15, "frame_kb": 60,
+             "precisions": {"int8": 0.99}, "tiers": ["edge"], "video": {"codec": "none"}},
+            {"name": "chat", "kind": "llm", "model": "llama-3.2-3b", "requests_per_hour": 40, "input_tokens": 400,
+             "output_tokens": 200, "ttft_ms": 3000, "precisions": {"int4": 0.97}, "tiers": ["edge"]}],
+        "edge_devices": ["jetson-orin-nano-super"]}, changes))
+
+
+def test_site_video_decode_buys_units_until_the_host_decodes_every_stream():
+    # Ten 1080p30 H.264 cameras: a Pi 5 decodes H.264 on its CPU (no hardware decoder), four cores at
+    # ~56.6 Mpx/s each = 226 Mpx/s against the 622 Mpx/s the streams carry. One Hailo-8 keeps up with the
+    # frames, so without the decode limit one unit would do; with it the plan buys units until the
+    # per-unit decode load fits the headroom.
+    cameras = {"workloads": [{"name": "cam", "kind": "vision", "model": "yolov8s", "streams": 10, "fps": 30,
+                              "frame_kb": 80, "precisions": {"int8": 0.99}, "tiers": ["edge"], "runtime": "optimized",
+                              "video": {"codec": "h264", "resolution": [1920, 1080]}}],
+               "edge_devices": ["hailo-8"], "site": {"device_slots": 8}}
+    result = solved(spec_of(**cameras))
+    (option,) = chosen(result)
+    pi = CAT.edge_devices["rpi5-8gb"]
+    per_unit = 10 * 30 * 1920 * 1080 / option.units / (pi.cpu_cores * pi.software_decode_pixels_per_s_per_core["h264"].value)
+    bound = result.spec.edge_max_utilization
+    assert option.host_load == pytest.approx(per_unit, rel=1e-3)
+    assert option.host_load <= bound < 10 * 30 * 1920 * 1080 / (option.units - 1) / (pi.cpu_cores * pi.software_decode_pixels_per_s_per_core["h264"].value)
+    checks = {c.id: c for c in result.checks}
+    assert checks["site.video_decode[cam]"].value == pytest.approx(option.host_load)
+    # Frames that arrive decoded (MIPI/USB cameras) need one unit only.
+    raw = solved(spec_of(**_merge(cameras, {"workloads": [{**cameras["workloads"][0], "video": {"codec": "none"}}]})))
+    assert chosen(raw)[0].units == 1
+
+
+def test_site_video_decode_rules_out_a_host_with_no_decoder_for_the_codec():
+    # The Pi 5 decodes H.265 in hardware (4Kp60) but the catalog has no AV1 figure for it: an AV1 camera
+    # on a Hailo card is not planned, with the reason named.
+    result = plan_tier(spec_of(workloads=[{"name": "cam", "kind": "vision", "model": "yolov8n", "streams": 2,
+                                            "fps": 15, "frame_kb": 60, "precisions": {"int8": 0.99},
+                                            "tiers": ["edge"], "video": {"codec": "av1"}}],
+                               edge_devices=["hailo-8"]), CAT)
+    assert not result.plan.options
+    reasons = " ".join(result.table.excluded["cam"])
+    assert "rpi5-8gb has no AV1 hardware decoder" in reasons
+
+
+def test_edge_shared_capacity_lets_two_workloads_share_one_device_and_each_waits_for_the_other():
+    result = solved(_camera_and_assistant())
+    plan = result.plan
+    pools = [o for o in plan.options if o.role == "pool"]
+    assert len(pools) == 1 and pools[0].units == 1
+    assert {o.role for o in plan.options if o.workload} == {"edge-shared"}
+    cam, chat = plan.of("cam")[0], plan.of("chat")[0]
+    # One box, not two: the pool pays the unit and its idle power, each workload only the energy it adds.
+    alone = solved(_camera_and_assistant(share_edge_devices=False)).plan
+    assert plan.usd_per_site_month < alone.usd_per_site_month
+    assert sum(o.units for o in alone.options) == 2
+    # The frame may wait for one layer of the assistant's prefill and runs slower while it takes its share;
+    # the prompt likewise behind a camera call.
+    checks = {c.id: c for c in result.checks}
+    assert checks["tier.latency[cam]"].value == pytest.approx(
+        cam.latency_ms * (1 + chat.detail["share"]) + chat.detail["block_ms"])
+    assert checks["tier.latency[chat]"].value == pytest.approx(
+        chat.latency_ms * (1 + cam.detail["share"]) + cam.detail["block_ms"])
+    load = cam.detail["share"] + chat.detail["share"]
+    assert checks["edge.shared_capacity"].value == pytest.approx(load)
+    # Without the headroom for both, they no longer share one unit in that power mode: the plan moves the
+    # shared box to a faster, dearer mode, and without headroom there either, shares no unit at all.
+    def tighter(shared):
+        bound = max(o.detail["share"] for o in shared.plan.options if o.role == "edge-shared") * 1.01
+        return solved(_camera_and_assistant(edge_max_utilization=bound))
+    faster = tighter(result)
+    assert faster.plan.usd_per_site_month > plan.usd_per_site_month
+    assert {o.detail["pool"] for o in faster.plan.options if o.role == "pool"} != {cam.detail["pool"]}
+    apart = tighter(faster)
+    assert not any(o.role == "edge-shared" for o in apart.plan.options)
+
+
+def test_edge_shared_capacity_keeps_the_frame_budget_with_the_others_wait():
+    # A frame budget shorter than one layer of the assistant's prefill: sharing would break it, so the camera
+    # gets its own box.
+    prefill_ms = solved(_camera_and_assistant()).plan.of("chat")[0].detail["block_ms"]
+    result = solved(_camera_and_assistant(workloads=[
+        {"name": "cam", "kind": "vision", "model": "yolov8n", "streams": 2, "fps": 15, "frame_kb": 60,
+         "latency_budget_ms": prefill_ms * 0.5, "precisions": {"int8": 0.99}, "tiers": ["edge"],
+         "video": {"codec": "none"}},
+        {"name": "chat", "kind": "llm", "model": "llama-3.2-3b", "requests_per_hour": 40, "input_tokens": 400,
+         "output_tokens": 200, "ttft_ms": 3000, "precisions": {"int4": 0.97}, "tiers": ["edge"]}]))
+    assert result.plan.of("cam")[0].role == "edge"
+
+
+def test_shared_devices_hold_every_model_they_run():
+    # Two 8B FP16 assistants (16 GB of weights each) cannot share a 64 GB box... they can; on an 8 GB Nano
+    # neither fits, so nothing is shared there and the shared rows never exceed one unit's memory.
+    result = solved(_camera_and_assistant(edge_devices=["jetson-agx-orin-64gb"]))
+    for pool in (o for o in result.plan.options if o.role == "pool"):
+        used = sum(o.detail["memory_gb"] for o in result.plan.options if o.role == "edge-shared")
+        assert used <= pool.detail["usable_memory_gb"]
+    table = result.table
+    shared = [o for o in table.options if o.role == "edge-shared"]
+    assert shared and all(o.detail["memory_gb"] > 0 for o in shared)

@@ -79,6 +79,8 @@ class VisionTierWorkload(TierWorkloadBase):
     latency_budget_ms: PositiveFloat | None = Field(default=None, description="default: one frame interval")
     frame_kb: PositiveFloat = Field(le=MAX_KB, description="one frame as sent to the cloud (encoded)")
     result_kb: PositiveFloat = Field(default=1.0, le=MAX_KB)
+    # framework: a Python application (Ultralytics, pycoral, Frigate) pays its per-call cost; optimized: a
+    # C++ pipeline (DeepStream, GStreamer with HailoRT), timed like a C++ benchmark harness.
     runtime: Runtime = "framework"
 
     @property

@@ -346,6 +346,8 @@ def _check_operators(ops: OperatorsFile, mod: ModelsFile, edge: EdgeFile, source
                      models_file: str) -> list[Problem]:
     problems = _check_ids_unique(ops.graphs, file, "graphs") + _check_sources(ops.graphs, sources, file, "graphs")
     problems += _check_sources(ops.support, sources, file, "support")
+    for i, sup in enumerate(ops.support):
+        problems += _check_sources(list(sup.rates.values()), sources, file, f"support[{i}].rates")
     graphs = {g.id for g in ops.graphs}
     for i, g in enumerate(ops.graphs):
         total = sum(s.flops_share for s in g.segments)

@@ -15,7 +15,14 @@ from planner.explain.question import Limit
 from planner.tier.model import TierPlan
 from planner.tier.options import TierOption, enumerate_options
 from planner.tier.spec import TierSpec
-from planner.tier.units import kind_of, limit_items, pool_loads, row_value, sum_value, waits_ms
+from planner.tier.units import (
+    kind_of,
+    limit_items,
+    pool_loads,
+    row_value,
+    sum_value,
+    waits_ms,
+)
 
 IDENTITY = ("workload", "role", "model", "device", "mode", "precision", "units", "region")
 DETAIL_IDENTITY = ("instance", "pricing", "batch", "devices_per_replica")

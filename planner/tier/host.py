@@ -22,25 +22,20 @@ from planner.tier.spec import VisionTierWorkload
 class HostLoad:
     load: float  # the busier of the decoder and the CPU, as a share of one unit's
     decoder: str  # what decodes: "hardware", "software" or "none" (frames arrive decoded)
-    pixels_per_s: float  # per unit
-
-
-def computer_of(target: EdgeTarget) -> EdgeDevice:
-    return target.host or target.device
 
 
 def host_load(w: VisionTierWorkload, target: EdgeTarget, units: int, fallback_cpu_share: float) -> HostLoad | str:
     """One unit's host load, or why the catalog cannot say (no decoder or CPU figures for the codec)."""
-    computer = computer_of(target)
+    computer: EdgeDevice = target.host or target.device
     codec = w.video.codec
     pixels = w.streams * w.fps * w.video.resolution[0] * w.video.resolution[1] / units
     if codec == "none":
-        return HostLoad(fallback_cpu_share, "none", 0.0)
+        return HostLoad(fallback_cpu_share, "none")
     hardware = sum(d.pixels_per_s for d in computer.video_decoders if d.codec == codec)
     if hardware:
-        return HostLoad(max(pixels / hardware, fallback_cpu_share), "hardware", pixels)
+        return HostLoad(max(pixels / hardware, fallback_cpu_share), "hardware")
     per_core = computer.software_decode_pixels_per_s_per_core.get(codec)
     if per_core is None or computer.cpu_cores is None:
         return (f"{computer.id} has no {codec.upper()} hardware decoder or software decode rate in the catalog "
                 f"(set workloads[].video.codec: none if frames arrive decoded)")
-    return HostLoad(pixels / (computer.cpu_cores * per_core.value) + fallback_cpu_share, "software", pixels)
+    return HostLoad(pixels / (computer.cpu_cores * per_core.value) + fallback_cpu_share, "software")

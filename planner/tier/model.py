@@ -31,7 +31,13 @@ from planner._ortools import cp_model
 from planner.explain.question import Limit, Question
 from planner.tier.options import TierOption, TierTable
 from planner.tier.spec import TierSpec
-from planner.tier.units import WAITS_FOR_OTHERS, kind_of, row_value, sum_value, wait_terms
+from planner.tier.units import (
+    WAITS_FOR_OTHERS,
+    kind_of,
+    row_value,
+    sum_value,
+    wait_terms,
+)
 from planner.units import to_bound, to_fixed
 
 SCALE = {"cost": 10_000, "energy": 1_000}  # 0.01 cent, Wh

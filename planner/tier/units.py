@@ -157,8 +157,3 @@ def pool_loads(chosen) -> dict[str, float]:
         out[pool.detail["pool"]] = max(sum(q.detail["share"] for q in shared),
                                        sum(q.host_load or 0.0 for q in shared)) / pool.units
     return out
-
-
-def violates_row(item: Limit, option, bound: float) -> bool:
-    value = row_value(item, option)
-    return value is not None and value > bound + 1e-9

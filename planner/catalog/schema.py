@@ -585,6 +585,9 @@ class EdgeFamily(Strict):
     # Memory the OS and runtime keep on a shared-memory SoC, GB.
     memory_reserve_gb: float = Field(default=0.0, ge=0)
     power_at_idle: Fraction
+    # The share of an INT8 engine's work the runtime still runs at the FP16 rate (layers without INT8
+    # kernels, such as a detector's head, and the reformatting between): INT8 gains less than its 2x peak.
+    int8_fp16_share: Fraction | None = None
     # Each layer's output goes out to DRAM and comes back as the next layer's input: per input pixel and per
     # byte of the precision's element, the traffic one frame makes (what a GPU's small layers wait on).
     # Absent: only the weights are read from memory.

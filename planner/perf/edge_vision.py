@@ -12,7 +12,8 @@ One call of b frames:
     accelerator = max(b F W / (peak eta), weights / (bw eta_mem)) + activations + spill + reload
     W           the accelerator's segments' FLOP shares, each divided by its operators' rate there
                 (`OperatorSupport.rates`: the Edge TPU's depthwise convolutions)
-    peak        the precision's dense peak of the engine that runs the graph (a Jetson's GPU, not its DLAs)
+    peak        the precision's dense peak of the engine that runs the graph (a Jetson's GPU, not its DLAs);
+                for INT8, a share of the work at the FP16 rate where the family says so
     eta         the family's compute efficiency
     activations = b x pixels x activation_bytes_per_pixel x element bytes / (bw eta_mem): each layer's output
                 written to DRAM and read back, what a GPU's many small layers wait on (an occupancy term
@@ -107,6 +108,14 @@ def accelerator_work(graph: OperatorGraph | None, support: OperatorSupport | Non
     return work
 
 
+def _effective_peak(target: EdgeTarget, precision: str, peak: float) -> float:
+    """INT8 work of which a share runs at the FP16 rate: 1 / ((1 - s) / P_int8 + s / P_fp16)."""
+    share, fp16 = target.family.int8_fp16_share, target.peak_flops("fp16")
+    if precision != "int8" or share is None or fp16 is None:
+        return peak
+    return 1.0 / ((1 - share.value) / peak + share.value / fp16)
+
+
 def model_vision(target: EdgeTarget, shape: VisionShape, precision: str, resolution: tuple[int, int] | None = None,
                  runtime: str = "framework", batch: int = 1, graph: OperatorGraph | None = None,
                  support: OperatorSupport | None = None) -> EdgeVision | None:
@@ -122,7 +131,7 @@ def model_vision(target: EdgeTarget, shape: VisionShape, precision: str, resolut
     flops = vision_flops(shape, resolution)
     res = resolution or shape.input_resolution
     on_accelerator = batch * flops * accelerator_work(graph, support)
-    compute = on_accelerator / (peak * fam.compute_efficiency.value)
+    compute = on_accelerator / (_effective_peak(target, precision, peak) * fam.compute_efficiency.value)
     weights = shape.params_m * 1e6 * BYTES_PER_ELEMENT[precision]
     bw = target.memory_bw_gb_per_s
     memory = weights / (bw * 1e9 * fam.memory_bw_efficiency.value) if bw else 0.0

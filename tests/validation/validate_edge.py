@@ -23,7 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 
 from planner.catalog.loader import Catalog, load_catalogs
-from planner.catalog.schema import LLMShape, Parameter
+from planner.catalog.schema import Fraction, LLMShape, Parameter
 from planner.perf.edge import EdgeTarget, edge_llm, edge_targets, timed_by
 from planner.perf.edge_vision import host_share, model_vision, placement, vision_flops
 from planner.perf.shapes import llm_footprint
@@ -110,9 +110,11 @@ def run(catalog: Catalog) -> tuple[list[EdgeCase], list[tuple[str, str]]]:
 #   frame_overhead_ms         what each frame pays through a dataflow pipeline (Hailo: transfer and fill)
 #   context_switch_ms, context_reload_ms_per_gflop   a graph in several contexts reloading them every call
 #   activation_bytes_per_pixel  a GPU's activation traffic per input pixel (TensorRT)
+#   int8_fp16_share           the share of an INT8 engine TensorRT keeps at the FP16 rate
 #   host_fallback_ms_per_megapixel  what a graph cut between accelerator and host costs per input megapixel
 FIT_PARAMETERS = {
-    "jetson-orin": ("compute_efficiency", "framework_overhead_ms", "optimized_overhead_ms", "activation_bytes_per_pixel"),
+    "jetson-orin": ("compute_efficiency", "framework_overhead_ms", "optimized_overhead_ms", "activation_bytes_per_pixel",
+                    "int8_fp16_share"),
     "hailo": ("compute_efficiency", "framework_overhead_ms", "optimized_overhead_ms", "frame_overhead_ms",
               "context_switch_ms", "context_reload_ms_per_gflop"),
     "coral-edgetpu": ("compute_efficiency", "framework_overhead_ms", "optimized_overhead_ms", "rate:depthwise_conv_2d",
@@ -123,7 +125,7 @@ FIT_PARAMETERS = {
 BOUNDS = {"compute_efficiency": (0.005, 1.0), "framework_overhead_ms": (0.01, 20.0), "optimized_overhead_ms": (0.01, 5.0),
           "context_switch_ms": (0.01, 50.0),
           "context_gflop": (0.5, 500.0), "frame_overhead_ms": (0.01, 20.0), "context_reload_ms_per_gflop": (0.001, 10.0),
-          "activation_bytes_per_pixel": (1.0, 10000.0), "depthwise_conv_2d": (0.001, 1.0),
+          "activation_bytes_per_pixel": (1.0, 10000.0), "int8_fp16_share": (0.01, 1.0), "depthwise_conv_2d": (0.001, 1.0),
           "host_fallback_ms_per_megapixel": (0.1, 1000.0)}
 
 
@@ -151,7 +153,8 @@ def _set(catalog: Catalog, family: str, values: dict[str, float]) -> Catalog:
             support[family] = support[family].model_copy(update={"rates": rates})
         else:
             old = getattr(fam, name)
-            update[name] = old.model_copy(update={"value": v}) if old is not None else Parameter(value=v, reason="refit")
+            kind = Fraction if name == "int8_fp16_share" else Parameter
+            update[name] = old.model_copy(update={"value": v}) if old is not None else kind(value=v, reason="refit")
     families = {**catalog.edge_families, family: fam.model_copy(update=update)}
     return replace(catalog, edge_families=families, operator_support=support)
 

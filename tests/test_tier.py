@@ -213,15 +213,15 @@ def test_edge_validation_in_sample_holds_and_the_catalog_carries_the_fit():
 
 
 def test_edge_leave_one_source_out_stays_where_the_note_reports_it():
-    # Measured 2026-12-03: 25.9% median, 77% p90 over 135 rows (Jetson alone 14.4% / 56%); the issue's
+    # Measured 2026-12-03: 25.1% median, 68.3% p90 over 135 rows (Jetson alone 14.1% / 45.9%); the issue's
     # target (15% / 40%) is not met while Hailo has one publisher with comparable rows. This guards the
     # reported figures from drifting up unnoticed.
     validate_edge = _validate_edge()
     cases = validate_edge.leave_one_source_out(CAT)
     stats = validate_edge.summary(cases)
-    assert stats["median_abs_error"] <= 0.30 and stats["p90_abs_error"] <= 0.85, stats
+    assert stats["median_abs_error"] <= 0.28 and stats["p90_abs_error"] <= 0.75, stats
     jetson = validate_edge.summary([c for c in cases if c.family == "jetson-orin"])
-    assert jetson["median_abs_error"] <= 0.17, jetson
+    assert jetson["median_abs_error"] <= 0.16, jetson
 
 
 def test_one_agx_orin_carries_300_fps_of_yolov8s_int8():

@@ -28,8 +28,9 @@ One call of b frames:
     latency(b)  = overhead + accelerator + host,   capacity(b) = b / latency(b) frames/s
 F scales with the pixel count when the input resolution differs from the model's reference one.
 
-A published measurement of the same device, model, precision, resolution and batch
-(`edge_measurements.yaml`) replaces the model's number: the answer says which basis it used.
+A published measurement of the same device, model, precision, resolution and batch, timed the way the
+workload runs (`perf.edge.timed_by`: a C++ pipeline or an application; `edge_measurements.yaml`), replaces
+the model's number: the answer says which basis it used.
 """
 
 from __future__ import annotations

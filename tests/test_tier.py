@@ -213,7 +213,7 @@ def test_edge_validation_in_sample_holds_and_the_catalog_carries_the_fit():
 
 
 def test_edge_leave_one_source_out_stays_where_the_note_reports_it():
-    # Measured 2026-12-03: 25.1% median, 68.3% p90 over 135 rows (Jetson alone 14.1% / 45.9%); the issue's
+    # Measured 2026-12-03: 26.0% median, 68.3% p90 over 137 rows (Jetson alone 14.1% / 45.9%); the issue's
     # target (15% / 40%) is not met while Hailo has one publisher with comparable rows. This guards the
     # reported figures from drifting up unnoticed.
     validate_edge = _validate_edge()

@@ -15,7 +15,7 @@ from common import ROOT, wall
 
 from planner.catalog.loader import load_catalogs
 from planner.tier import plan_tier_file
-from planner.tier.breakeven import tiers
+from planner.tier.questions import tiers
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

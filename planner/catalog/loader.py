@@ -291,6 +291,9 @@ def _validated_catalog(root: Path) -> Catalog:
     problems += _check_sources(accuracy.figures, sources, f_accuracy, "figures")
     ops: OperatorsFile = parsed["operators.yaml"]
     problems += _check_operators(ops, mod, edge, sources, f_ops, f_mod)
+    problems += _check_refs(parsed["edge_measurements.yaml"].measurements, "host_device", {d.id for d in edge.devices},
+                            str(root / "edge_measurements.yaml"), "measurements", "edge device",
+                            "use a device id from edge.yaml, or leave host_device out")
     if problems:
         raise CatalogError(problems)
 

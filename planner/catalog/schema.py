@@ -635,6 +635,9 @@ class EdgeMeasurement(Strict):
     # The computer an accelerator card or stick was attached to, as the source names it (it runs what the
     # accelerator does not, and its link and Python speed show in small models' times).
     host: str | None = None
+    # The same host as a catalog device, when it is one: the result then stands for the catalog's own setup
+    # (a Hailo card under a Pi 5) ahead of one on another host.
+    host_device: str | None = None
     # latency_ms: one call of `batch` frames; fps: frames per second; tokens_per_s: LLM decode.
     measured: dict[str, float | None]
     notes: str | None = None

@@ -194,7 +194,8 @@ def measurement_index(measurements: list[EdgeMeasurement],
     """Results by (device, model, precision, resolution, batch, runtime); LLM rows have no resolution. The
     runtime is what timed the result (`timed_by`): a C++ harness's time does not stand for an application's.
     A result
-    published for the same silicon under another name (`measured_as`) counts for the catalog device."""
+    published for the same silicon under another name (`measured_as`) counts for the catalog device; one
+    measured on the catalog's own host for an add-on card (`host_device`) wins over one on another host."""
     alias = {name: d.id for d in devices.values() for name in d.measured_as}
     index: dict[tuple, EdgeMeasurement] = {}
     for m in measurements:
@@ -209,7 +210,9 @@ def measurement_index(measurements: list[EdgeMeasurement],
             continue
         key = (device, m.model, m.precision, tuple(m.input_resolution) if m.input_resolution else None, m.batch,
                timed_by(m))
-        index.setdefault(key, m)
+        own_host = device in devices and devices[device].host is not None and m.host_device == devices[device].host
+        if key not in index or own_host and index[key].host_device != m.host_device:
+            index[key] = m
     return index
 
 

@@ -690,6 +690,12 @@ def test_site_video_decode_rules_out_a_host_with_no_decoder_for_the_codec():
 def test_edge_shared_capacity_lets_two_workloads_share_one_device_and_each_waits_for_the_other():
     result = solved(_camera_and_assistant())
     plan = result.plan
+    # Only devices both workloads can run are offered for sharing: a Hailo card runs no LLM.
+    mixed = solved(_camera_and_assistant(edge_devices=["jetson-orin-nano-super", "hailo-8"])).table.options
+    assert any(o.device == "hailo-8" and o.role == "edge" for o in mixed)
+    assert not any(o.device == "hailo-8" and o.role in ("pool", "edge-shared") for o in mixed)
+    assert any(o.role == "edge-shared" for o in mixed)
+    assert [o.index for o in mixed] == list(range(len(mixed)))
     pools = [o for o in plan.options if o.role == "pool"]
     assert len(pools) == 1 and pools[0].units == 1
     assert {o.role for o in plan.options if o.workload} == {"edge-shared"}

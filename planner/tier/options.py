@@ -264,8 +264,16 @@ def _shared_twin(spec: TierSpec, target: EdgeTarget, alone: TierOption, r: EdgeR
 
 def _pools(spec: TierSpec, catalog: Catalog, table: TierTable) -> None:
     """1 to edge_max_units units of each device (in its mode) that workloads may share: capex and idle power.
-    What runs on them is the workloads' `edge-shared` rows."""
-    labels = sorted({o.detail["pool"] for o in table.options if o.role == "edge-shared"})
+    What runs on them is the workloads' `edge-shared` rows; a device only one workload can run is not
+    shared, so its rows are dropped (the plain `edge` rows already cover it)."""
+    sharers: dict[str, set[str]] = {}
+    for o in table.options:
+        if o.role == "edge-shared":
+            sharers.setdefault(o.detail["pool"], set()).add(o.workload)
+    labels = {label for label, names in sharers.items() if len(names) > 1}
+    if len(labels) < len(sharers):
+        kept = [o for o in table.options if o.role != "edge-shared" or o.detail["pool"] in labels]
+        table.options = [replace(o, index=i) for i, o in enumerate(kept)]
     for target in _targets(spec, catalog):
         if target.label not in labels:
             continue

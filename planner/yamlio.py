@@ -239,6 +239,11 @@ def validation_problems(
             close = get_close_matches(key, _allowed_keys(model, loc, doc.data), n=1, cutoff=0.5)
             message = f"unknown field `{key}`." + (f" Did you mean `{close[0]}`?" if close else "")
             fix = "remove it or correct its name"
+        elif err["type"] == "missing" and isinstance(loc[-1], int):
+            # A fixed-length list ([width, height]) with too few entries: the path names the list, not a key.
+            full = full[:-1]
+            message = f"too few values: entry {loc[-1] + 1} is missing"
+            fix = "give every value of the list, e.g. [1920, 1080] for a resolution"
         elif err["type"] == "missing":
             message = "required field is missing"
             fix = f"add `{loc[-1]}`"

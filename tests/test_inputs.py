@@ -227,6 +227,19 @@ def test_tier_site_numbers_no_site_has_are_refused(tmp_path, field, value):
     refused(run("tier", str(path)), f"site.{field}: too large")
 
 
+@pytest.mark.parametrize("video, needle", [
+    ({"codec": "h263"}, "workloads[0].video.codec: Input should be 'h264', 'h265', 'av1', 'mjpeg' or 'none'"),
+    ({"codec": "h264", "resolution": [1920]}, "workloads[0].video.resolution: too few values: entry 2 is missing"),
+])
+def test_a_camera_stream_the_planner_cannot_decode_is_refused_at_its_field(tmp_path, video, needle):
+    data = yaml.safe_load((EXAMPLES / "edge" / "ten-cameras-yolov8s.yaml").read_text())
+    data["workloads"][0]["video"] = video
+    path = tmp_path / "tier.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = refused(run("tier", str(path)), needle)
+    assert len(out.strip().splitlines()) == 1
+
+
 # ---------------------------------------------------------------------------------------------- plots
 
 @pytest.mark.parametrize("target, needle", [("missing/front.png", "does not exist"), ("front.txt", "`.txt`"),

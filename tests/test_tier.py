@@ -227,6 +227,22 @@ def test_edge_leave_one_source_out_stays_where_the_note_reports_it():
     assert jetson["median_abs_error"] <= 0.16, jetson
 
 
+def test_edge_energy_uses_the_power_a_published_run_drew():
+    # The trtexec blog measured 12.49 W on an Orin Nano Super in its 25 W mode running YOLOv8n INT8.
+    result = solved(spec_of(edge_devices=["jetson-orin-nano-super"], objective="energy",
+                            workload={"streams": 2, "fps": 15, "tiers": ["edge"], "precisions": {"int8": 0.99},
+                                      "video": {"codec": "none"}}))
+    rows = {(o.mode, o.precision, o.units): o for o in result.table.of("cam") if o.role == "edge"}
+    top = next(o for (mode, precision, units), o in rows.items() if mode == "MAXN_SUPER-25W" and units == 1)
+    assert top.detail["power_basis"] == "hokwangchoi-orin-nano-super-yolov8n-640-int8-trtexec"
+    idle = 25 * CAT.edge_families["jetson-orin"].power_at_idle.value
+    watts = idle + top.detail["utilization"] * (12.49 - idle)
+    assert top.energy_kwh_per_month == pytest.approx(watts * 730 / 1000, rel=1e-3)
+    assert top.site_power_w == 25  # the site still provisions the mode's budget
+    low = next(o for (mode, _, units), o in rows.items() if mode == "15W" and units == 1)
+    assert "power_basis" not in low.detail and low.detail["busy_w"] == 15
+
+
 def test_one_agx_orin_carries_300_fps_of_yolov8s_int8():
     # The report: the planner bought two AGX Orins for ten 30-FPS YOLOv8s streams, where Ultralytics
     # publishes 3.0-3.4 ms per INT8 frame (about 300 FPS) on one.

@@ -176,6 +176,18 @@ def edge_llm(target: EdgeTarget, fp: LLMFootprint, model_id: str, precision: str
     return EdgeLLM(prof, "model")
 
 
+def measured_power(target: EdgeTarget, measurements, model_id: str, precision: str) -> tuple[float, str] | None:
+    """The power a published run of this model drew at full load on this device in this mode, plus its host's
+    budget for an add-on card, and the run's id; None where no run published its power."""
+    for m in measurements:
+        watts = m.measured.get("power_w")
+        mode = m.power_mode or target.device.modes[0].name
+        if watts and m.device == target.device.id and m.model == model_id and m.precision == precision \
+                and mode == target.mode.name:
+            return watts + target.power_w - target.mode.power_w, m.id
+    return None
+
+
 def timed_by(m: EdgeMeasurement) -> str:
     """What timed a published result: a C++ benchmark harness (MLPerf's, trtexec's host latency, hailortcli
     behind the Hailo zoo's tables, Coral's C++ benchmarks) pays little per call, "optimized"; an application

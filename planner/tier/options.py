@@ -23,7 +23,15 @@ from planner.catalog.loader import Catalog
 from planner.catalog.schema import LLMShape
 from planner.errors import Problem, SpecError, did_you_mean
 from planner.evaluate import resolve_workload
-from planner.perf.edge import EdgeTarget, edge_llm, edge_targets, measurement_index, overhead_s, transformer_unfit
+from planner.perf.edge import (
+    EdgeTarget,
+    edge_llm,
+    edge_targets,
+    measured_power,
+    measurement_index,
+    overhead_s,
+    transformer_unfit,
+)
 from planner.perf.edge_vision import edge_vision
 from planner.perf.roofline import achievable_bandwidth, achievable_flops, peak_flops
 from planner.perf.serving import latencies_at
@@ -228,9 +236,13 @@ def _edge_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, ac
             if isinstance(rows, str):
                 table.exclude(w.name, f"{target.device.id}: {rows} for {model_id} at", precision)
                 continue
+            # Pay for what a published run drew where one did; provision (site.power) for the larger of that
+            # and the mode's budget.
+            power = measured_power(target, catalog.edge_measurements, model_id, precision)
+            busy_w = max(power[0], target.idle_power_w) if power else target.power_w
             for r in rows:
                 units, utilization = r.units, r.utilization
-                energy = units * target.idle_power_w + utilization * units * (target.power_w - target.idle_power_w)
+                energy = units * target.idle_power_w + utilization * units * (busy_w - target.idle_power_w)
                 kwh = energy * HOURS_PER_MONTH / 1000
                 capex = units * price / spec.amortization_months
                 electricity = kwh * spec.site.electricity_usd_per_kwh
@@ -238,11 +250,11 @@ def _edge_rows(spec: TierSpec, catalog: Catalog, w, model_id: str, role: str, ac
                     index=len(table.options), workload=w.name, role=role, model=model_id, device=target.device.id,
                     mode=target.mode.name, precision=precision, units=units, usd_per_month=capex + electricity,
                     cost_parts={"capex": capex, "energy": electricity}, energy_kwh_per_month=kwh,
-                    site_power_w=units * target.power_w, slots=units, uplink_mbps=0.0, hops=(),
+                    site_power_w=units * max(target.power_w, busy_w), slots=units, uplink_mbps=0.0, hops=(),
                     latency_ms=r.latency_ms, tpot_ms=r.tpot_ms, accuracy=acc_share * retention, leaves="none",
                     basis=r.basis, host_load=r.host_load,
-                    detail={"utilization": utilization, "price_usd": price, "batch": r.batch}
-                    | ({"decoder": r.decoder} if r.decoder else {})))
+                    detail={"utilization": utilization, "price_usd": price, "batch": r.batch, "busy_w": busy_w}
+                    | ({"decoder": r.decoder} if r.decoder else {}) | ({"power_basis": power[1]} if power else {})))
                 if units == 1 and role == "edge" and _sharing(spec) and target.device.memory_gb:
                     table.options.append(_shared_twin(spec, target, table.options[-1], r, len(table.options)))
 
@@ -254,7 +266,7 @@ def _sharing(spec: TierSpec) -> bool:
 def _shared_twin(spec: TierSpec, target: EdgeTarget, alone: TierOption, r: EdgeRow, index: int) -> TierOption:
     """The same run on one unit of a device the site shares between workloads (see `_pools`): the row pays
     only the energy its own load adds; the pool pays the units and their idle power."""
-    kwh = r.utilization * (target.power_w - target.idle_power_w) * HOURS_PER_MONTH / 1000
+    kwh = r.utilization * (alone.detail["busy_w"] - target.idle_power_w) * HOURS_PER_MONTH / 1000
     electricity = kwh * spec.site.electricity_usd_per_kwh
     return replace(alone, index=index, role="edge-shared", usd_per_month=electricity,
                    cost_parts={"energy": electricity}, energy_kwh_per_month=kwh, site_power_w=0.0, slots=0,

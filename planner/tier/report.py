@@ -21,6 +21,8 @@ def _option_line(o: TierOption) -> str:
     if o.host_load is not None:
         decoder = o.detail.get("decoder")
         edge += f", host {100 * o.host_load:.0f}% busy" + (f" ({decoder} decode)" if decoder and decoder != "none" else "")
+    if "power_basis" in o.detail:
+        edge += f", draws {o.detail['busy_w']:.1f} W busy (measured, {o.detail['power_basis']})"
     return (f"  {where}\n    latency {o.latency_ms:.1f} ms{tpot}{edge}, site power {o.site_power_w:g} W, uplink "
             f"{o.uplink_mbps:.2f} Mbps; ${o.usd_per_month:,.2f}/site/month ({parts}){basis}")
 

@@ -616,8 +616,8 @@ def test_a_limit_met_on_its_own_is_not_reported_as_violated():
 
 
 def test_operators_a_compiler_cannot_map_run_on_the_host_by_its_placement_rule():
-    from planner.catalog.schema import OperatorGraph, OperatorSupport
-    from planner.perf.edge_vision import host_share
+    from planner.catalog.schema import OperatorGraph, OperatorSupport, Parameter
+    from planner.perf.edge_vision import Placement, place
 
     graph = OperatorGraph(id="g", source=["M25"], as_of="2026-12-02", segments=[
         {"name": "stem", "operators": ["conv2d"], "flops_share": 0.5},
@@ -629,9 +629,14 @@ def test_operators_a_compiler_cannot_map_run_on_the_host_by_its_placement_rule()
                              as_of="2026-12-02")
     per_segment = prefix.model_copy(update={"placement": "per_segment"})
     # The Edge TPU rule: the first unsupported operator sends it and everything after it to the CPU.
-    assert host_share(graph, prefix) == (pytest.approx(0.5), ["gather"])
-    assert host_share(graph, per_segment) == (pytest.approx(0.1), ["gather"])
-    assert host_share(graph, None) == (0.0, [])
+    assert (place(graph, prefix).host_share, place(graph, prefix).missing) == (pytest.approx(0.5), ("gather",))
+    assert (place(graph, per_segment).host_share, place(graph, per_segment).missing) == (pytest.approx(0.1), ("gather",))
+    assert place(graph, None) == Placement()
+    # The accelerator's work: its segments' shares, a slow operator class dividing its segment's.
+    assert place(graph, per_segment).accelerator_work == pytest.approx(0.9)
+    slow = prefix.model_copy(update={"rates": {"conv2d": Parameter(value=0.5, reason="test")}})
+    assert place(graph, slow).accelerator_work == pytest.approx(0.5 / 0.5)
+    assert place(graph, prefix).cut and not place(graph, prefix.model_copy(update={"supported": ["conv2d", "softmax", "gather"]})).cut
 
 
 def test_a_batch_pays_the_call_overhead_once_and_its_frames_wait_for_each_other():

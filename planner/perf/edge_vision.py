@@ -2,7 +2,7 @@
 
 Where each operator runs. A model's graph (`catalogs/operators.yaml`) is its segments in graph order, each
 with the operator classes it uses and its share of the FLOPs. The device family's compiler maps what it
-supports onto the accelerator (`placement`):
+supports onto the accelerator (`place`):
     prefix       the Edge TPU compiler: segments before the first unsupported operator run on the
                  accelerator, that one and everything after it on the host CPU
     per_segment  each segment with an unsupported operator runs on the host, the others on the accelerator
@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from planner.catalog.schema import (
     EdgeMeasurement,
     OperatorGraph,
-    OperatorSegment,
     OperatorSupport,
     VisionShape,
 )
@@ -56,7 +55,6 @@ class EdgeVision:
     basis: str  # "model" or the measurement id
     breakdown: dict[str, float]
     batch: int = 1
-    host_share: float = 0.0  # of the model's FLOPs, run on the host CPU
     host_cpu_s: float = 0.0  # host CPU seconds one call takes (fallback operators)
 
 
@@ -68,45 +66,39 @@ def vision_flops(shape: VisionShape, resolution: tuple[int, int] | None) -> floa
     return flops * (resolution[0] * resolution[1]) / (ref[0] * ref[1])
 
 
-def placement(graph: OperatorGraph | None, support: OperatorSupport | None) -> list[tuple[OperatorSegment, bool]]:
-    """Each segment of the graph and whether the family's compiler leaves it to the host CPU."""
-    if graph is None:
-        return []
-    if support is None:
-        return [(seg, False) for seg in graph.segments]
-    supported, falling, out = set(support.supported), False, []
+@dataclass(frozen=True)
+class Placement:
+    """Where a graph's segments run under a family's compiler (see the module docstring)."""
+
+    host_share: float = 0.0  # of the FLOPs, left to the host CPU
+    accelerator_work: float = 1.0  # the accelerator's FLOP share, each segment divided by its operators' rate
+    missing: tuple[str, ...] = ()  # the unsupported operators that send segments to the host
+
+    @property
+    def cut(self) -> bool:
+        """Some segment runs on the host, so tensors cross back to it on every call."""
+        return bool(self.missing)
+
+
+def place(graph: OperatorGraph | None, support: OperatorSupport | None) -> Placement:
+    """Each segment on the accelerator or the host: everything from the first unsupported operator on
+    (`prefix`), or each segment with one (`per_segment`); with no support entry the runtime maps all. A slow
+    operator class (`OperatorSupport.rates`: a systolic array fills one column of its width on a depthwise
+    convolution) weighs its segment's work."""
+    if graph is None or support is None:
+        return Placement()
+    supported, falling = set(support.supported), False
+    share, work, missing = 0.0, 0.0, []
     for seg in graph.segments:
-        unsupported = any(op not in supported for op in seg.operators)
-        falling = (falling or unsupported) if support.placement == "prefix" else unsupported
-        out.append((seg, falling))
-    return out
-
-
-def host_share(graph: OperatorGraph | None, support: OperatorSupport | None) -> tuple[float, list[str]]:
-    """The share of the model's FLOPs its runtime leaves to the host CPU, and the operators that cause it."""
-    if support is None:
-        return 0.0, []
-    share, missing = 0.0, []
-    for seg, on_host in placement(graph, support):
-        if on_host:
+        unsupported = [op for op in seg.operators if op not in supported]
+        falling = (falling or bool(unsupported)) if support.placement == "prefix" else bool(unsupported)
+        if falling:
             share += seg.flops_share
-            missing += [op for op in seg.operators if op not in support.supported and op not in missing]
-    return share, missing
-
-
-def accelerator_work(graph: OperatorGraph | None, support: OperatorSupport | None) -> float:
-    """The accelerator's share of the FLOPs, each segment weighted by how slowly its operators run there
-    (`OperatorSupport.rates`: a systolic array fills one column of its width on a depthwise convolution)."""
-    placed = placement(graph, support)
-    if not placed:
-        return 1.0
-    rates = support.rates if support is not None else {}
-    work = 0.0
-    for seg, on_host in placed:
-        if not on_host:
-            rate = min((rates[op].value for op in seg.operators if op in rates), default=1.0)
-            work += seg.flops_share / rate
-    return work
+            missing += [op for op in unsupported if op not in missing]
+        else:
+            work += seg.flops_share / min((support.rates[op].value for op in seg.operators if op in support.rates),
+                                          default=1.0)
+    return Placement(share, work, tuple(missing))
 
 
 def _effective_peak(target: EdgeTarget, precision: str, peak: float) -> float:
@@ -124,14 +116,15 @@ def model_vision(target: EdgeTarget, shape: VisionShape, precision: str, resolut
     peak = target.peak_flops(precision)
     if peak is None:
         return None
-    share, _ = host_share(graph, support)
+    placed = place(graph, support)
+    share = placed.host_share
     host_rate = target.host.host_cpu_gflops if target.host else target.device.host_cpu_gflops
     if share > 0 and host_rate is None:
         return None
     fam = target.family
     flops = vision_flops(shape, resolution)
     res = resolution or shape.input_resolution
-    on_accelerator = batch * flops * accelerator_work(graph, support)
+    on_accelerator = batch * flops * placed.accelerator_work
     compute = on_accelerator / (_effective_peak(target, precision, peak) * fam.compute_efficiency.value)
     weights = shape.params_m * 1e6 * BYTES_PER_ELEMENT[precision]
     bw = target.memory_bw_gb_per_s
@@ -153,7 +146,7 @@ def model_vision(target: EdgeTarget, shape: VisionShape, precision: str, resolut
         fixed = fam.context_switch_ms.value if fam.context_switch_ms else 0.0
         switching = (fixed + per_gflop * gflop_on_chip) / 1000
     host = batch * flops * share / (host_rate.value * 1e9) if share else 0.0
-    if fam.host_fallback_ms_per_megapixel is not None and any(on_host for _, on_host in placement(graph, support)):
+    if fam.host_fallback_ms_per_megapixel is not None and placed.cut:
         host += batch * math.prod(res) / 1e6 * fam.host_fallback_ms_per_megapixel.value / 1000
     overhead = overhead_s(fam, runtime) + batch * (fam.frame_overhead_ms.value / 1000 if fam.frame_overhead_ms else 0.0)
     # Small layers wait on their activations rather than overlap with the big ones' math: the two add.
@@ -161,7 +154,7 @@ def model_vision(target: EdgeTarget, shape: VisionShape, precision: str, resolut
     return EdgeVision(latency, batch / latency, "model",
                       {"overhead": overhead, "compute": compute, "memory": memory, "activations": activations,
                        "weight_streaming": spill,
-                       "context_switching": switching, "host_operators": host}, batch, share, host)
+                       "context_switching": switching, "host_operators": host}, batch, host)
 
 
 def measured_vision(target: EdgeTarget, measurements: dict[tuple, EdgeMeasurement], model_id: str, precision: str,

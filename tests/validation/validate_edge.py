@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from planner.catalog.loader import Catalog, load_catalogs
 from planner.catalog.schema import Fraction, LLMShape, Parameter
 from planner.perf.edge import EdgeTarget, edge_llm, edge_targets, timed_by
-from planner.perf.edge_vision import host_share, model_vision, placement, vision_flops
+from planner.perf.edge_vision import model_vision, place, vision_flops
 from planner.perf.shapes import llm_footprint
 
 
@@ -94,8 +94,9 @@ def run(catalog: Catalog) -> tuple[list[EdgeCase], list[tuple[str, str]]]:
             continue
         latency_ms, fps = m.measured.get("latency_ms"), m.measured.get("fps")
         published = latency_ms if latency_ms is not None else 1000.0 * m.batch / fps
-        share = host_share(graph, support)[0]
-        regime = "partly mapped" if any(on_host for _, on_host in placement(graph, support)) else "fully mapped"
+        placed = place(graph, support)
+        share = placed.host_share
+        regime = "partly mapped" if placed.cut else "fully mapped"
         on_chip = vision_flops(shape, m.input_resolution) * (1 - share) / 1e9
         cases.append(EdgeCase(m.id, m.publisher, m.device, family, m.model, m.batch, regime, "call ms", published,
                               vision.latency_s * 1000, runtime, on_chip))

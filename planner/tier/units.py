@@ -131,7 +131,7 @@ def waits_ms(item: Limit, option, chosen) -> float:
     value = row_value(item, option)
     if item.unit_id not in WAITS_FOR_OTHERS or value is None:
         return 0.0
-    return sum(ms for _, ms in wait_terms(option, chosen, value))
+    return shared_wait_ms(option, chosen, value)
 
 
 def wait_terms(option, others, value: float) -> list[tuple[object, float]]:
@@ -144,9 +144,9 @@ def wait_terms(option, others, value: float) -> list[tuple[object, float]]:
             if q.role == "edge-shared" and q.detail["pool"] == option.detail["pool"] and q.workload != option.workload]
 
 
-def shared_wait_ms(option, chosen) -> float:
-    """A shared frame's wait for the other workloads on its device."""
-    return sum(ms for _, ms in wait_terms(option, chosen, option.latency_ms))
+def shared_wait_ms(option, chosen, value: float | None = None) -> float:
+    """A shared row's wait for the other workloads on its device, on its latency unless `value` says what."""
+    return sum(ms for _, ms in wait_terms(option, chosen, option.latency_ms if value is None else value))
 
 
 def pool_loads(chosen) -> dict[str, float]:

@@ -34,6 +34,7 @@ from planner.evaluate import (
     matching_offerings,
     owned_hardware_allowed,
     serving_engine,
+    serving_features,
     site_facts,
     structural_issues,
     with_offering,
@@ -494,13 +495,14 @@ def _replica_variants(work, catalog, device, family, system, precision, par, tab
     engine = None
     if work.kind == "serving":
         engine = serving_engine(w, catalog, device, dpr)
+        features = serving_features(work, catalog)
         states: dict = {}
 
         def profile(batch: int) -> ReplicaProfile:
             return replica_profile(work.footprint, input_tokens=w.traffic.input_tokens,
                                    output_tokens=w.traffic.output_tokens, par=replace(par, micro_batch=batch),
                                    precision=precision, device=device, family=family, system=system, engine=engine,
-                                   shared_states=states)
+                                   shared_states=states, features=features)
 
         fit = profile(max(1, par.pp)).max_batch_fit  # what the KV cache holds does not depend on the cap
         if fit < max(1, par.pp):

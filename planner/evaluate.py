@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from planner.catalog.loader import Catalog
 from planner.catalog.schema import LLMShape, Offering, System, VisionShape
@@ -17,18 +18,28 @@ from planner.errors import EstimateError, Problem, SpecError, did_you_mean
 from planner.perf.power import Economics, SiteFacts, economics, it_power_w, usd_per_million_tokens
 from planner.constraints import serving_slo_limits
 from planner.perf.serving import (
+    NO_FEATURES,
     EngineParams,
     ReplicaProfile,
+    ServingFeatures,
     predict_serving,
     replica_profile,
     serving_structural_problems,
 )
+from planner.perf.speculative import Speculation, acceptance_for_length, speculation
 from planner.perf.shapes import LLMFootprint, llm_footprint
 from planner.perf.training import predict_training, structural_problems
 from planner.perf.types import COMPUTE_PEAK_KEY, Parallel, Prediction
 from planner.perf.vision import predict_vision
 from planner.provenance import provenance
-from planner.spec import DEFAULT_SPOT_POLICY, ServingWorkload, TrainingWorkload, VisionWorkload, WorkloadSpec
+from planner.spec import (
+    DEFAULT_SPOT_POLICY,
+    ServingWorkload,
+    SpeculativeSpec,
+    TrainingWorkload,
+    VisionWorkload,
+    WorkloadSpec,
+)
 from planner.units import DAY_S, GIB, HOUR_S, ceil_div
 
 
@@ -140,10 +151,81 @@ def resolve_workload(spec: WorkloadSpec, catalog: Catalog, spec_file: str | None
         if context > shape.max_seq_len:
             problems.append(Problem(f"input + output = {context} tokens exceeds the model's context of {shape.max_seq_len}",
                                     file=spec_file, path="workload.traffic", fix="shorten the request"))
+    if isinstance(spec.workload, ServingWorkload) and isinstance(shape, LLMShape):
+        problems += _serving_feature_problems(spec.workload, shape, catalog, spec_file)
     if problems:
         raise SpecError(problems)
     footprint = llm_footprint(shape) if isinstance(shape, LLMShape) else None
     return ResolvedWorkload(spec=spec, model_id=model_id, shape=shape, footprint=footprint)
+
+
+def _serving_feature_problems(w: ServingWorkload, shape: LLMShape, catalog: Catalog,
+                              spec_file: str | None) -> list[Problem]:
+    """What the engine or the model cannot do of the prefix cache and speculative decoding the spec asks for."""
+    problems = []
+    engine = catalog.engine(w.engine) if w.engine is None or w.engine in catalog.engines else None
+    if engine is not None and w.traffic.cached_tokens and not engine.prefix_caching:
+        field = "prefix_hit_rate" if w.traffic.prefix_hit_rate is not None else "shared_prefix_tokens"
+        problems.append(Problem(f"{engine.name} {engine.version} does not reuse cached prefixes as launched: "
+                                f"{engine.prefix_caching_reason}", file=spec_file, path=f"workload.traffic.{field}",
+                                fix="use workload.engine trtllm, vllm or sglang, or leave the prefix cache out"))
+    spec = w.speculative
+    if spec is None:
+        return problems
+    path = "workload.speculative"
+    if engine is not None and spec.method not in engine.speculative_methods:
+        runs = ", ".join(engine.speculative_methods) or "none"
+        problems.append(Problem(f"{engine.name} {engine.version} does not run `{spec.method}` speculative decoding "
+                                f"(it runs: {runs})", file=spec_file, path=f"{path}.method",
+                                fix="pick a method the engine runs, or another workload.engine"))
+    if spec.method == "mtp" and shape.mtp_layers < 1:
+        problems.append(Problem("the model ships no multi-token-prediction layers (`mtp_layers` in its shape)",
+                                file=spec_file, path=f"{path}.method",
+                                fix="use eagle or a draft model, or a model with MTP layers (deepseek-v3)"))
+    if spec.method == "draft":
+        draft = catalog.models.get(spec.draft_model)
+        if draft is None or draft.shape.kind != "llm":
+            problems.append(Problem(f"unknown draft model `{spec.draft_model}`."
+                                    f"{did_you_mean(spec.draft_model, catalog.models)}", file=spec_file,
+                                    path=f"{path}.draft_model", fix="use an LLM id from `planner catalog list models`"))
+        elif draft.shape.vocab != shape.vocab:
+            problems.append(Problem(f"draft model `{spec.draft_model}` has a {draft.shape.vocab:,}-token vocabulary, the "
+                                    f"target {shape.vocab:,}: drafts must use the target's tokenizer", file=spec_file,
+                                    path=f"{path}.draft_model", fix="pick a draft model of the target's family"))
+        elif draft.shape.layers >= shape.layers and draft.shape.hidden >= shape.hidden:
+            problems.append(Problem(f"draft model `{spec.draft_model}` is no smaller than the target", file=spec_file,
+                                    path=f"{path}.draft_model", fix="pick a smaller model of the same tokenizer"))
+    return problems
+
+
+def serving_features(work: ResolvedWorkload, catalog: Catalog) -> ServingFeatures:
+    """Prefix caching and speculative decoding as the serving model reads them."""
+    w = work.spec.workload
+    if not isinstance(w, ServingWorkload):
+        return NO_FEATURES
+    return features_of(work.shape, w.speculative, w.traffic.cached_tokens, w.traffic.shared_prefix_tokens, catalog)
+
+
+def features_of(shape: LLMShape, spec: SpeculativeSpec | None, cached_tokens: int, shared_prefix_tokens: int,
+                catalog: Catalog) -> ServingFeatures:
+    """The same from their parts (a launch rebuilds them from a solve result)."""
+    speculation = None
+    if spec is not None:
+        rate = spec.acceptance_rate
+        if rate is None:
+            rate = acceptance_for_length(spec.tokens, spec.acceptance_length)
+        draft = catalog.models[spec.draft_model].shape if spec.method == "draft" else None
+        speculation = _speculation(shape.model_dump_json(), spec.method, spec.tokens, rate,
+                                   draft.model_dump_json() if draft is not None else None)
+    return ServingFeatures(cached_tokens=cached_tokens, shared_prefix_tokens=shared_prefix_tokens,
+                           speculation=speculation)
+
+
+@lru_cache(maxsize=64)
+def _speculation(target_json: str, method: str, tokens: int, rate: float, draft_json: str | None) -> Speculation:
+    target = LLMShape.model_validate_json(target_json)
+    draft = LLMShape.model_validate_json(draft_json) if draft_json is not None else None
+    return speculation(target, method, tokens, rate, draft, target.mtp_layers)
 
 
 def structural_issues(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> list[str]:
@@ -217,7 +299,7 @@ def evaluate(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> Evalu
         pred = predict_serving(work.footprint, requests_per_s=w.traffic.requests_per_s, input_tokens=w.traffic.input_tokens,
                                output_tokens=w.traffic.output_tokens, par=par, precision=cand.precision, device=device,
                                family=family, system=system, engine=engine,
-                               slo_limits=serving_slo_limits(work.spec))
+                               slo_limits=serving_slo_limits(work.spec), features=serving_features(work, catalog))
         utilization = min(1.0, pred.utilization or 0.0)
     else:
         assert isinstance(w, VisionWorkload)
@@ -246,7 +328,8 @@ def serving_profile(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -
     return replica_profile(work.footprint, input_tokens=w.traffic.input_tokens, output_tokens=w.traffic.output_tokens,
                            par=par, precision=cand.precision, device=device, family=catalog.family_of(device),
                            system=catalog.systems[cand.system],
-                           engine=serving_engine(w, catalog, device, par.tp * par.pp))
+                           engine=serving_engine(w, catalog, device, par.tp * par.pp),
+                           features=serving_features(work, catalog))
 
 
 def site_facts(spec: WorkloadSpec, catalog: Catalog, offering: Offering | None) -> SiteFacts:
@@ -317,6 +400,10 @@ def _metrics(work: ResolvedWorkload, cand: Candidate, system: System, pred: Pred
             "usd_per_million_tokens": usd_per_million_tokens(econ.usd_per_hour, total_tokens_per_s),
             "usd_per_million_output_tokens": usd_per_million_tokens(econ.usd_per_hour, pred.tokens_per_s),
         })
+        if pred.cached_prompt_tokens:
+            m["cached_prompt_tokens"] = pred.cached_prompt_tokens
+        if pred.tokens_per_step is not None:
+            m["tokens_per_step"] = pred.tokens_per_step  # speculative decoding's mean accept length
     else:
         m.update({"latency_ms": _ms(pred.latency_s), "fps_capacity": pred.fps_capacity})
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.items()}

@@ -105,6 +105,8 @@ METRIC_LABELS = {
     "max_num_seqs": "batch cap per replica (max_num_seqs)",
     "max_batch_fit": "sequences whose KV cache fits",
     "max_requests_per_s": "max requests/s per replica within the SLOs",
+    "cached_prompt_tokens": "prompt tokens from the prefix cache",
+    "tokens_per_step": "tokens per decode step (speculative)",
     "latency_ms": "frame latency (ms)",
     "fps_capacity": "capacity (frames/s)",
     "memory_gib_per_device": "memory per device (GiB)",
@@ -362,6 +364,24 @@ def plan_dict(plan) -> dict:
     return main
 
 
+def serving_feature_lines(work, metrics: dict) -> list[str]:
+    """What the plan assumes of the prefix cache and speculative decoding, in words."""
+    w = work.spec.workload
+    lines = []
+    cached = metrics.get("cached_prompt_tokens")
+    if cached:
+        shared = w.traffic.shared_prefix_tokens
+        held = f", the {shared:,} every request shares held once per replica" if shared else ""
+        lines.append(f"prefix cache: {cached:,} of {w.traffic.input_tokens:,} prompt tokens a request found cached "
+                     f"(whole KV blocks) and not prefilled{held}")
+    per_step = metrics.get("tokens_per_step")
+    if per_step is not None:
+        s = w.speculative
+        lines.append(f"speculative decoding: {s.method}, {s.tokens} drafted per step, {per_step:.2f} tokens a step "
+                     "at the spec's acceptance; a lower acceptance on real traffic raises TPOT")
+    return lines
+
+
 def workload_dict(work, catalog, device=None) -> dict:
     """What was asked, as far as a launch configuration needs it (`planner emit` reads it back): the model
     with its shape and checkpoint, and the engine or framework with its pinned version."""
@@ -374,6 +394,11 @@ def workload_dict(work, catalog, device=None) -> dict:
         out |= {"engine": engine.id, "engine_version": engine.version, "kv_cache_dtype": w.kv_cache_dtype,
                 "input_tokens": w.traffic.input_tokens, "output_tokens": w.traffic.output_tokens,
                 "requests_per_s": w.traffic.requests_per_s}
+        if w.traffic.cached_tokens:
+            out["prefix_cache"] = {"cached_tokens": w.traffic.cached_tokens,
+                                   "shared_prefix_tokens": w.traffic.shared_prefix_tokens}
+        if w.speculative is not None:
+            out["speculative"] = w.speculative.model_dump(mode="json")
     elif w.kind == "training":
         framework = catalog.framework(w.framework, device)  # the plan's device picks the default
         out |= {"framework": framework.id, "framework_version": framework.version, "seq_len": w.seq_len,
@@ -515,6 +540,9 @@ def render_result(result, checks, work) -> None:
         batch = (f"{m.get('engine')} max_num_seqs {c.parallel.micro_batch}" if kind == "serving"
                  else f"batch {c.parallel.micro_batch}")
         console.print(f"  {_layout(c, kind)}, {c.precision}, {batch}, {m.get('nodes')} node(s)")
+        if kind == "serving":
+            for line in serving_feature_lines(work, m):
+                console.print("  " + line)
         t = Table(show_header=False, box=None, padding=(0, 2))
         t.add_column()
         t.add_column(justify="right")
@@ -571,6 +599,8 @@ def render_markdown(result, checks, work) -> str:
             lines.append(f"| {i} | {c.device} | {where} | {c.devices} | {part.replicas or 1} | {p.tp} | {p.pp} | "
                          f"{p.dp} | {c.precision} | {p.micro_batch} | {_fmt(m.get('usd_per_hour'))} | "
                          f"{_fmt(m.get(key[0]))} {key[1]} |")
+    if work.kind == "serving":
+        lines += [""] + [f"- {line}" for line in serving_feature_lines(work, result.plan.main.evaluation.metrics)]
     lines += ["", "## Limits", "", "| constraint | spec field | value | limit | slack | satisfied |",
               "|---|---|---|---|---|---|"]
     for ch in checks:

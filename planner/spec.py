@@ -35,6 +35,30 @@ class Traffic(Strict):
     requests_per_s: PositiveFloat = Field(le=1e6)
     input_tokens: PositiveInt = Field(le=10_000_000)
     output_tokens: PositiveInt = Field(le=1_000_000)
+    prefix_hit_rate: float | None = Field(
+        default=None, ge=0, lt=1, description="share of prompt tokens whose KV the engine finds in its prefix cache "
+        "(what vLLM and SGLang report as the prefix cache hit rate); default: shared_prefix_tokens / input_tokens")
+    shared_prefix_tokens: int = Field(
+        default=0, ge=0, le=10_000_000, description="a prefix every request shares (system prompt, common "
+        "documents): its KV is held once per replica and never prefilled again")
+
+    @model_validator(mode="after")
+    def _prefix_within_prompt(self) -> "Traffic":
+        if self.shared_prefix_tokens >= self.input_tokens:
+            raise ValueError(f"shared_prefix_tokens ({self.shared_prefix_tokens}) must be less than input_tokens "
+                             f"({self.input_tokens}): the engine computes at least the prompt's last token")
+        if self.prefix_hit_rate is not None and self.prefix_hit_rate * self.input_tokens < self.shared_prefix_tokens:
+            raise ValueError(f"prefix_hit_rate {self.prefix_hit_rate:g} finds fewer tokens than the "
+                             f"{self.shared_prefix_tokens} shared ones every request hits; give at least "
+                             f"{self.shared_prefix_tokens / self.input_tokens:.3f} or leave it out")
+        return self
+
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens per request served from the prefix cache (at least the last one is computed)."""
+        if self.prefix_hit_rate is None:
+            return self.shared_prefix_tokens
+        return min(self.input_tokens - 1, max(self.shared_prefix_tokens, round(self.prefix_hit_rate * self.input_tokens)))
 
 
 class ServingSLO(Strict):
@@ -43,6 +67,34 @@ class ServingSLO(Strict):
     tpot_ms: PositiveFloat | None = Field(default=None, description="mean time per output token after the first")
     tpot_p99_ms: PositiveFloat | None = Field(default=None, description="p99 over requests of each request's mean TPOT")
     e2e_p99_ms: PositiveFloat | None = None
+
+
+class SpeculativeSpec(Strict):
+    """Speculative decoding: a drafter proposes `tokens` per step, the target verifies them in one pass."""
+
+    method: Literal["draft", "eagle", "mtp"] = Field(description="draft: a smaller model (draft_model); eagle: an "
+                                                     "EAGLE-3 head; mtp: the model's own multi-token-prediction layers")
+    draft_model: str | None = Field(default=None, description="draft: the draft model's catalog id (same tokenizer); "
+                                    "eagle: the head's checkpoint, for launch files")
+    tokens: PositiveInt = Field(le=16, description="tokens drafted per sequence per step (num_speculative_tokens)")
+    acceptance_rate: float | None = Field(default=None, gt=0, le=1, description="chance each drafted token is "
+                                          "accepted given the ones before it were")
+    acceptance_length: float | None = Field(default=None, ge=1, description="mean tokens a step yields per sequence, "
+                                            "the bonus token included (SGLang's accept length, vLLM's mean "
+                                            "acceptance length)")
+
+    @model_validator(mode="after")
+    def _one_acceptance(self) -> "SpeculativeSpec":
+        if (self.acceptance_rate is None) == (self.acceptance_length is None):
+            raise ValueError("give exactly one of acceptance_rate or acceptance_length (measured on your traffic: "
+                             "the engine logs both)")
+        if self.acceptance_length is not None and self.acceptance_length > self.tokens + 1:
+            raise ValueError(f"acceptance_length {self.acceptance_length:g} exceeds tokens + 1 = {self.tokens + 1}, "
+                             "the most one step can yield")
+        if self.method == "draft" and self.draft_model is None:
+            raise ValueError("method draft needs draft_model: a catalog model with the target's tokenizer "
+                             "(e.g. llama-3.2-1b for Llama 3.1)")
+        return self
 
 
 class AdapterSpec(Strict):
@@ -108,6 +160,8 @@ class ServingWorkload(Strict):
     kv_cache_dtype: Literal["auto", "fp8", "bf16", "fp16"] = Field(
         default="auto", description="the KV cache's element type, as the engine's --kv-cache-dtype: auto keeps the "
                                     "engine's default for the weights (see `planner catalog list engines`)")
+    speculative: SpeculativeSpec | None = Field(default=None, description="speculative decoding: method, tokens "
+                                                "and the acceptance measured on your traffic")
 
 
 class VisionWorkload(Strict):

@@ -31,6 +31,8 @@ ESTIMATE_ARGS = {
     "llama3-70b-h100-peer": ["--device", "h100-sxm", "--tp", "4", "--precision", "bf16", "--micro-batch", "32"],
     "llama3-8b-lora": ["--device", "h100-sxm"],
     "llama3-8b-qlora": ["--device", "l4", "--recompute", "full"],
+    "llama3-70b-speculative-chat": ["--device", "h200-sxm", "--tp", "1", "--precision", "fp8", "--micro-batch", "16"],
+    "rag-prefix-cache": ["--device", "h100-sxm", "--precision", "fp8", "--micro-batch", "32"],
 }
 
 

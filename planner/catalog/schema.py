@@ -231,6 +231,12 @@ class Engine(Strict):
     # Fixed cost of one tensor-parallel all-reduce kernel beyond the link's hop latency (launch and
     # synchronisation of the engine's all-reduce: custom one-shot kernels or NCCL).
     allreduce_base_us: EngineValue
+    # Speculative decoding methods the engine runs at this version (draft model, EAGLE heads, MTP layers),
+    # and whether a launch caches prompt prefixes without a flag.
+    speculative_methods: list[Literal["draft", "eagle", "mtp"]]
+    speculative_reason: str
+    prefix_caching: bool
+    prefix_caching_reason: str
 
     @model_validator(mode="after")
     def _memory_rule(self) -> "Engine":
@@ -374,6 +380,9 @@ class LLMShape(Strict):
     mla: MLA | None = None
     # Latent attention (DeepSeek MLA) caches a compressed vector instead of K and V per head.
     kv_cache_elems_per_token_per_layer: int | None = Field(default=None, ge=1)
+    # Multi-token-prediction layers the checkpoint ships beside the main model (DeepSeek-V3: 1), which
+    # speculative decoding's `mtp` method drafts with.
+    mtp_layers: int = Field(default=0, ge=0)
 
 
 class VisionShape(Strict):

@@ -15,12 +15,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from planner.catalog.schema import LLMShape
 from planner.errors import EmitError, Problem
+from planner.spec import SpeculativeSpec
 
 
 class _Read(BaseModel):
     # The result holds much more than a launch needs (explanations, alternatives): ignore the rest. What it
     # does read is checked as strictly as a spec: no true/false for a number, nothing infinite.
     model_config = ConfigDict(extra="ignore", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class PrefixCacheBlock(_Read):
+    cached_tokens: int = Field(ge=0)
+    shared_prefix_tokens: int = Field(default=0, ge=0)
 
 
 class WorkloadBlock(_Read):
@@ -38,6 +44,8 @@ class WorkloadBlock(_Read):
     seq_len: int | None = Field(default=None, ge=1)
     tokens: float | None = Field(default=None, gt=0)
     adapter: dict | None = None
+    speculative: SpeculativeSpec | None = None
+    prefix_cache: PrefixCacheBlock | None = None
 
 
 class OfferingBlock(_Read):

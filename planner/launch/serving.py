@@ -8,6 +8,7 @@ memory rule the KV capacity was computed with, the KV cache dtype and the quanti
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -100,10 +101,16 @@ def replica_profile_of(req: LaunchRequest, catalog: Catalog, engine: EngineParam
     device = catalog.accelerators[req.plan.device]
     p = req.plan.parallel
     par = Parallel(tp=p.tp, pp=p.pp, dp=p.dp, ep=p.ep, micro_batch=req.plan.batch.micro)
-    return replica_profile(llm_footprint(LLMShape.model_validate(req.workload.shape)),
-                           input_tokens=req.workload.input_tokens, output_tokens=req.workload.output_tokens, par=par,
+    from planner.evaluate import features_of
+
+    w = req.workload
+    shape = LLMShape.model_validate(w.shape)
+    cache = w.prefix_cache
+    features = features_of(shape, w.speculative, cache.cached_tokens if cache else 0,
+                           cache.shared_prefix_tokens if cache else 0, catalog)
+    return replica_profile(llm_footprint(shape), input_tokens=w.input_tokens, output_tokens=w.output_tokens, par=par,
                            precision=req.plan.precision, device=device, family=catalog.family_of(device),
-                           system=catalog.systems[req.plan.system], engine=engine)
+                           system=catalog.systems[req.plan.system], engine=engine, features=features)
 
 
 def _max_model_len(req: LaunchRequest) -> int:
@@ -139,6 +146,51 @@ def _kv_dtype_flag(req: LaunchRequest, engine_id: str) -> list[str]:
     if kv == "fp8":
         return ["--kv-cache-dtype", "fp8_e4m3" if engine_id == "sglang" else "fp8"]
     return []  # auto, bf16, fp16: the checkpoint's dtype, which is the engine's default
+
+
+def _draft_path(req: LaunchRequest, catalog: Catalog) -> tuple[str, list[str]]:
+    """The drafter's checkpoint: the draft model's repository, the EAGLE head the spec names, or a placeholder."""
+    spec = req.workload.speculative
+    if spec.method == "draft":
+        entry = catalog.models.get(spec.draft_model)
+        if entry is not None and entry.hf_repo:
+            return entry.hf_repo, []
+    elif spec.draft_model:
+        return spec.draft_model, []
+    return "${DRAFT_MODEL}", [f"DRAFT_MODEL: point it at the {spec.method} drafter trained for this model (the spec "
+                              "names none)."]
+
+
+def _speculative_flags(req: LaunchRequest, catalog: Catalog, engine_id: str) -> tuple[list[str], dict, list[str]]:
+    """(argv, LLM-API options, assumptions) for the spec's speculative decoding: a chain of `tokens` drafts per
+    step (one candidate per position, what the model's accept length describes)."""
+    spec = req.workload.speculative
+    if spec is None:
+        return [], {}, []
+    k = spec.tokens
+    path, notes = _draft_path(req, catalog) if spec.method != "mtp" else ("", [])
+    accept = (f"acceptance rate {spec.acceptance_rate:g} per draft" if spec.acceptance_rate is not None
+              else f"accept length {spec.acceptance_length:g}")
+    notes = notes + [f"Speculative decoding ({spec.method}, {k} drafts a step): the plan assumes the {accept}; check "
+                     "the engine's logged acceptance on real traffic, since TPOT scales with it."]
+    if engine_id == "vllm":
+        config = {"method": "mtp"} if spec.method == "mtp" else {"method": "eagle3", "model": path}
+        config["num_speculative_tokens"] = k
+        return ["--speculative-config", json.dumps(config, separators=(",", ":"))], {}, notes
+    if engine_id == "sglang":
+        algorithm = {"eagle": "EAGLE3", "mtp": "NEXTN", "draft": "STANDALONE"}[spec.method]
+        argv = ["--speculative-algorithm", algorithm]
+        if spec.method != "mtp":
+            argv += ["--speculative-draft-model-path", path]
+        argv += ["--speculative-num-steps", str(k), "--speculative-eagle-topk", "1",
+                 "--speculative-num-draft-tokens", str(k + 1)]
+        return argv, {}, notes + ["SGLang turns its overlap scheduler off with speculative decoding (server_args.py "
+                                  "727-733); the per-step host cost the plan charges is the engine's without overlap."]
+    if spec.method == "mtp":
+        options = {"decoding_type": "MTP", "num_nextn_predict_layers": k}
+    else:
+        options = {"decoding_type": "Eagle", "max_draft_len": k, "speculative_model_dir": path, "eagle3_one_model": True}
+    return [], {"speculative_config": options}, notes
 
 
 def server_launch(req: LaunchRequest, catalog: Catalog, data_parallel: int = 1) -> ServerLaunch:
@@ -193,10 +245,11 @@ def _vllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node: 
              "--max-num-batched-tokens", str(int(engine.max_step_tokens)),
              "--gpu-memory-utilization", f"{engine.memory_fraction:.2f}",
              "--block-size", str(engine.kv_block_tokens)]
-    argv += _kv_dtype_flag(req, "vllm") + quant
+    speculative, _, spec_notes = _speculative_flags(req, catalog, "vllm")
+    argv += _kv_dtype_flag(req, "vllm") + quant + speculative
     argv += ["--host", "0.0.0.0", "--port", "8000"]
     version = catalog.engine("vllm").version
-    launch = ServerLaunch("vllm", version, argv, 8000, per_node, nodes, assumptions=notes)
+    launch = ServerLaunch("vllm", version, argv, 8000, per_node, nodes, assumptions=notes + spec_notes)
     if nodes > 1:
         # vLLM spans nodes through a Ray cluster: the head runs the server, the others join and wait.
         launch.argv = argv + ["--distributed-executor-backend", "ray"]
@@ -219,7 +272,9 @@ def _sglang(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node
     argv += ["--max-running-requests", str(req.plan.batch.micro), "--context-length", str(_max_model_len(req)),
              "--chunked-prefill-size", str(int(engine.max_step_tokens)),
              "--mem-fraction-static", f"{fraction:.3f}", "--page-size", str(engine.kv_block_tokens)]
-    argv += _kv_dtype_flag(req, "sglang") + quant
+    speculative, _, spec_notes = _speculative_flags(req, catalog, "sglang")
+    notes = notes + spec_notes
+    argv += _kv_dtype_flag(req, "sglang") + quant + speculative
     argv += ["--host", "0.0.0.0", "--port", "30000"]
     if nodes > 1:
         argv += ["--nnodes", str(nodes), "--node-rank", "${NODE_RANK}", "--dist-init-addr", "${LEADER_ADDRESS}:5000"]
@@ -247,7 +302,9 @@ def _trtllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node
     kv_config = {"free_gpu_memory_fraction": round(engine.memory_fraction, 2)}
     if req.workload.kv_cache_dtype == "fp8":
         kv_config["dtype"] = "fp8"  # otherwise the checkpoint's dtype, the default
-    options = {"enable_chunked_prefill": engine.chunked_prefill, "kv_cache_config": kv_config}
+    _, speculative, spec_notes = _speculative_flags(req, catalog, "trtllm")
+    notes = notes + spec_notes
+    options = {"enable_chunked_prefill": engine.chunked_prefill, "kv_cache_config": kv_config, **speculative}
     text = ("# LLM-API options trtllm-serve reads (--extra_llm_api_options), written by planner emit.\n"
             + yaml.safe_dump(options, sort_keys=False))
     version = catalog.engine("trtllm").version

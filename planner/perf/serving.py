@@ -40,6 +40,7 @@ from planner.catalog.topology import group_link
 from planner.perf.comm import all_reduce_lines, all_to_all_s, p2p_s
 from planner.perf.roofline import achievable_bandwidth, matmul_efficiency, peak_flops
 from planner.perf.shapes import LLMFootprint, model_split_problems
+from planner.perf.speculative import Speculation
 from planner.perf.training import gemm_shape_slowdown
 from planner.perf.types import MemoryBreakdown, Parallel, Prediction
 from planner.units import BYTES_PER_ELEMENT, GIB
@@ -210,6 +211,12 @@ class StepCost:
     budget: float  # tokens a step may carry
     engine: EngineParams
     overlap_k: float | None = None  # None: the plain roofline max
+    # Speculative decoding: each decoding sequence carries the verified token and k drafts through the
+    # target; the drafter (a StepCost of its own, no host overhead) runs k passes over them and one over the
+    # step's prompt tokens.
+    decode_tokens_per_seq: int = 1
+    drafter: "StepCost | None" = None
+    draft_passes: int = 0
 
     @cached_property
     def _allreduce_lines(self) -> tuple[float, float, float, float]:
@@ -239,12 +246,13 @@ class StepCost:
         """One stage's kernel times for its share of the step (already divided by pp), as STAGE_TERMS."""
         (weights_s, gemm_per_token, kv_per_token, attn_per_pair, layers_s, decode_per_pair,
          ring_fixed, ring_per_token, tree_fixed, tree_per_token) = self._rates
-        tokens = decode_seqs + prefill_tokens
+        queries = self.decode_tokens_per_seq
+        tokens = decode_seqs * queries + prefill_tokens
         if self.expert_bytes:
             weights_s += self.expert_bytes * (1.0 - (1.0 - self.expert_share) ** tokens) / self.bw
         k = self.overlap_k
         linear = _overlapped(weights_s, tokens * gemm_per_token, k)
-        kv = _overlapped(context_tokens * kv_per_token, context_tokens * decode_per_pair, k)
+        kv = _overlapped(context_tokens * kv_per_token, context_tokens * decode_per_pair * queries, k)
         prefill_attn = prefill_pairs * attn_per_pair
         comm = (min(ring_fixed + ring_per_token * tokens, tree_fixed + tree_per_token * tokens)
                 if tokens > 0 and self.allreduces else 0.0)
@@ -275,11 +283,21 @@ class StepCost:
             linear, kv, prefill_attn, comm, layers_s = self._stage_terms(decode_seqs / pp, context_tokens / pp,
                                                                          prefill_tokens / pp, prefill_pairs / pp)
         host = self.engine.step_overhead_s + self.engine.step_overhead_per_seq_s * decode_seqs
-        return host + pp * (linear + kv + prefill_attn + comm + layers_s)
+        return host + pp * (linear + kv + prefill_attn + comm + layers_s) + self.draft_seconds(
+            decode_seqs, context_tokens, prefill_tokens, prefill_pairs)
+
+    def draft_seconds(self, decode_seqs: float, context_tokens: float, prefill_tokens: float = 0.0,
+                      prefill_pairs: float = 0.0) -> float:
+        """The drafter's share of a step (0 without speculative decoding)."""
+        if self.drafter is None:
+            return 0.0
+        drafting = self.draft_passes * self.drafter.seconds(decode_seqs, context_tokens) if decode_seqs > 0 else 0.0
+        return drafting + (self.drafter.seconds(0.0, 0.0, prefill_tokens, prefill_pairs) if prefill_tokens > 0 else 0.0)
 
 
 def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accelerator, family: DeviceFamily,
-              system: System, engine: EngineParams, input_tokens: int = 1) -> StepCost:
+              system: System, engine: EngineParams, input_tokens: int = 1,
+              speculation: Speculation | None = None) -> StepCost:
     bpe = BYTES_PER_ELEMENT[precision]
     shards = par.tp * par.pp
     expert_total = fp.expert_params_total if fp.is_moe else 0.0
@@ -319,7 +337,52 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
         budget=engine.step_budget(input_tokens, par.micro_batch),
         engine=engine,
         overlap_k=family.roofline_overlap_exponent.value if family.roofline_overlap_exponent else None,
+        **_speculative_parts(speculation, par, precision, device, family, system, engine),
     )
+
+
+def drafter_precision(spec: Speculation, precision: str) -> str:
+    """EAGLE heads are published 16-bit whatever the target's precision; a draft model or MTP layers are
+    served as the target is."""
+    return "bf16" if spec.method == "eagle" and precision in ("fp8", "int8", "int4", "fp4") else precision
+
+
+def _speculative_parts(spec: Speculation | None, par: Parallel, precision: str, device: Accelerator,
+                       family: DeviceFamily, system: System, engine: EngineParams) -> dict:
+    """StepCost's speculative fields: the drafter runs on the replica's TP group, inside the engine's step (no
+    host overhead of its own)."""
+    if spec is None:
+        return {}
+    quiet = replace(engine, step_overhead_s=0.0, step_overhead_per_seq_s=0.0)
+    drafter = step_cost(spec.drafter, par=replace(par, pp=1), precision=drafter_precision(spec, precision), device=device,
+                        family=family, system=system, engine=quiet)
+    return {"decode_tokens_per_seq": spec.verify_tokens, "drafter": drafter, "draft_passes": spec.draft_tokens}
+
+
+@dataclass(frozen=True)
+class ServingFeatures:
+    """What a workload turns on beyond plain requests.
+
+    Prefix caching: `cached_tokens` of each prompt are found in the cache (the engine's prefix-cache hit rate
+    x the prompt), so only the rest is prefilled, attending over the cached ones; `shared_prefix_tokens` of
+    them are one prefix every request shares (a system prompt, a common document), whose KV blocks the
+    running sequences share (reference-counted) and the replica holds once. Speculative decoding: see
+    `perf.speculative`."""
+
+    cached_tokens: int = 0
+    shared_prefix_tokens: int = 0
+    speculation: Speculation | None = None
+
+    def in_blocks(self, block_tokens: int) -> "ServingFeatures":
+        """Engines cache whole KV blocks only (vLLM hashes full blocks, kv_cache_utils.py; SGLang's page is one
+        token): a hit is rounded down to the block."""
+        if block_tokens <= 1 or not self.cached_tokens:
+            return self
+        return replace(self, cached_tokens=self.cached_tokens // block_tokens * block_tokens,
+                       shared_prefix_tokens=self.shared_prefix_tokens // block_tokens * block_tokens)
+
+
+NO_FEATURES = ServingFeatures()
 
 
 @dataclass(frozen=True)
@@ -362,6 +425,7 @@ class ReplicaProfile:
     breakdown: dict[str, float] = field(default_factory=dict)
     # A measured single-sequence decode step (edge runtimes): decode steps scale from it by the model's ratio.
     measured_tpot_s: float | None = None
+    features: ServingFeatures = NO_FEATURES
     # Load states by running batch B (see `_state`) and uncapped metric crossings (see `max_rate`), shared by
     # profiles that differ only in the batch cap.
     states: dict = field(default_factory=dict, repr=False, compare=False)
@@ -369,8 +433,36 @@ class ReplicaProfile:
     # ---- the load model, parametrised by the number of decoding sequences B
 
     @cached_property
-    def decode_steps(self) -> int:
-        return max(1, self.output_tokens - 1)
+    def tokens_per_step(self) -> float:
+        """Output tokens a decoding sequence gains per step (speculative decoding's accept length, else 1)."""
+        spec = self.features.speculation
+        return 1.0 if spec is None else spec.tokens_per_step
+
+    @cached_property
+    def decode_steps(self) -> float:
+        """Steps a request decodes for after its first token."""
+        return max(1, self.output_tokens - 1) / self.tokens_per_step
+
+    @cached_property
+    def accept_cv(self) -> float:
+        """Coefficient of variation of the tokens one step yields a sequence."""
+        spec = self.features.speculation
+        return 0.0 if spec is None else math.sqrt(spec.tokens_variance) / spec.tokens_per_step
+
+    @cached_property
+    def queries_per_seq(self) -> int:
+        """Step tokens a decoding sequence takes: one, or the verified token and its drafts."""
+        return self.cost.decode_tokens_per_seq
+
+    @cached_property
+    def prefill_tokens(self) -> int:
+        """Prompt tokens a request prefills: what the prefix cache does not hold."""
+        return self.input_tokens - self.features.cached_tokens
+
+    def prefill_pairs(self, chunk: float) -> float:
+        """(query, key) pairs of `chunk` prompt tokens, on average over a prompt: each attends over the cached
+        prefix and half the new tokens."""
+        return chunk * (self.features.cached_tokens + self.prefill_tokens / 2.0)
 
     @cached_property
     def context_per_seq(self) -> float:
@@ -393,7 +485,8 @@ class ReplicaProfile:
     def _running_with(self, slots: int) -> float:
         b = float(slots)
         if self.engine.mixed_prefill and math.isfinite(self.cost.budget):
-            b = min(b, self.cost.budget * self.decode_steps / (self.input_tokens + self.decode_steps))
+            # Per step: q tokens per decoding sequence, and B / decode steps prompts' new tokens.
+            b = min(b, self.cost.budget / (self.queries_per_seq + self.prefill_tokens / self.decode_steps))
         return b
 
     def decode_step_s(self, b: float) -> float:
@@ -408,12 +501,12 @@ class ReplicaProfile:
         given at least one, E[N | N >= 1] for N ~ Poisson(lambda x TPOT) = Poisson(B / decode steps)."""
         m = b / self.decode_steps
         prompts = m / -math.expm1(-m) if m > 1e-9 else 1.0
-        arrivals = self.input_tokens * prompts
-        room = self.cost.budget - (b if self.engine.mixed_prefill else 0.0)
+        arrivals = self.prefill_tokens * prompts
+        room = self.cost.budget - (b * self.queries_per_seq if self.engine.mixed_prefill else 0.0)
         return max(1.0, min(room, arrivals))
 
     def _with_prefill(self, b: float, chunk: float) -> float:
-        pairs = chunk * self.input_tokens / 2.0
+        pairs = self.prefill_pairs(chunk)
         if self.engine.mixed_prefill:
             return self.cost.seconds(b, b * self.context_per_seq, chunk, pairs)
         return self.cost.seconds(0.0, 0.0, chunk, pairs)
@@ -436,16 +529,16 @@ class ReplicaProfile:
         return known
 
     def _compute_state(self, b: float) -> dict[str, float]:
-        i, d = self.input_tokens, self.decode_steps
+        i, d = self.prefill_tokens, self.decode_steps
         t_dec = self.decode_step_s(max(b, 1e-6))
         chunk = self._chunk(b)
         t_pre = self._with_prefill(b, chunk)
         delta = t_pre - t_dec if self.engine.mixed_prefill else t_pre
         share = min(1.0, b * i / (d * chunk))  # fraction of steps carrying a prefill chunk
-        tpot = t_dec + share * delta
-        lam = b / (d * tpot) if tpot > 0 else 0.0
-        return {"b": b, "t_dec": t_dec, "t_pre": t_pre, "delta": delta, "share": share, "tpot": tpot, "lam": lam,
-                "chunk": chunk, "input": float(i)}
+        step = t_dec + share * delta
+        lam = b / (d * step) if step > 0 else 0.0
+        return {"b": b, "t_dec": t_dec, "t_pre": t_pre, "delta": delta, "share": share, "step": step,
+                "tpot": step / self.tokens_per_step, "lam": lam, "chunk": chunk, "input": float(i)}
 
     @cached_property
     def saturation_rate(self) -> float:
@@ -460,8 +553,8 @@ class ReplicaProfile:
 
     @property
     def tpot_s(self) -> float:
-        """A decode step at the full batch cap, before prefill work is co-scheduled (reports, edge)."""
-        return self.decode_step_s(max(1.0, self.max_running))
+        """Time per output token at the full batch cap, before prefill work is co-scheduled (reports, edge)."""
+        return self.decode_step_s(max(1.0, self.max_running)) / self.tokens_per_step
 
     def _batch_for_rate(self, lam: float) -> float:
         lo, hi = 0.0, self.max_running
@@ -482,8 +575,8 @@ class ReplicaProfile:
         if top <= 0 or b >= top:
             return Latencies.overloaded(math.inf if top <= 0 else max(1.0, b / top), b)
         s = self._state(b)
-        lam, tpot = s["lam"], s["tpot"]
-        i, d = self.input_tokens, self.decode_steps
+        lam, step, per_token = s["lam"], s["step"], self.tokens_per_step
+        i, d = self.prefill_tokens, self.decode_steps
         eng = self.engine
         mixed = eng.mixed_prefill
         rho = b / self.max_running
@@ -498,13 +591,13 @@ class ReplicaProfile:
         biased = (n_short * t_short ** 2 + n_long * t_long ** 2) / mass if mass > 0 else 0.0
         residual_mean = busy * biased / 2.0
         # The prompt is prefilled in the next step with every prompt that arrived during the current one.
-        room = max(1.0, self.cost.budget - (b if mixed else 0.0))
+        room = max(1.0, self.cost.budget - (b * self.queries_per_seq if mixed else 0.0))
 
         def own_prefill(prompts: float) -> float:
             tokens = i * prompts
             steps = max(1, math.ceil(tokens / room))
             chunk = tokens / steps
-            pairs = chunk * i / 2.0
+            pairs = self.prefill_pairs(chunk)
             one = (self.cost.seconds(b, b * self.context_per_seq, chunk, pairs) if mixed
                    else self.cost.seconds(0.0, 0.0, chunk, pairs))
             return steps * one
@@ -552,15 +645,17 @@ class ReplicaProfile:
             lo_b = max(1e-6, b - h)
             slope = (self.decode_step_s(b + h) - self.decode_step_s(lo_b)) / (b + h - lo_b)
             prompts_spread = math.sqrt(b) * per_prompt / d / (1.0 - rho_p)
-            spread = math.sqrt(prompts_spread ** 2 + slope ** 2 * 2.0 * b / 3.0)
-            tpot_p99 = tpot + Z99 * spread
+            # Speculation: a request's accept lengths over its d steps average out as 1 / sqrt(d).
+            accept_spread = step * self.accept_cv / math.sqrt(d)
+            spread = math.sqrt(prompts_spread ** 2 + slope ** 2 * 2.0 * b / 3.0 + accept_spread ** 2)
+            tpot_p99 = (step + Z99 * spread) / per_token
         ttft_p99 = ttft_q(0.99)
         everything = metric is None
         return Latencies(
             utilization=rho, running_batch=b, ttft_mean_s=ttft_mean,
             ttft_p50_s=ttft_q(0.5) if everything else math.nan, ttft_p90_s=ttft_q(0.9) if everything else math.nan,
-            ttft_p99_s=ttft_p99, tpot_s=tpot, tpot_p99_s=tpot_p99, e2e_mean_s=ttft_mean + d * tpot,
-            e2e_p99_s=ttft_p99 + d * tpot_p99,
+            ttft_p99_s=ttft_p99, tpot_s=step / per_token, tpot_p99_s=tpot_p99, e2e_mean_s=ttft_mean + d * step,
+            e2e_p99_s=ttft_p99 + d * per_token * tpot_p99,
             queueing_p99_s=max(0.0, ttft_p99 - base - own_prefill(1.0)) if everything else math.nan,
             tokens_per_s=lam * self.output_tokens)
 
@@ -775,16 +870,18 @@ def _illinois(excess, lo: float, hi: float, g_lo: float, g_hi: float, tol: float
 def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, par: Parallel, precision: str,
                     device: Accelerator, family: DeviceFamily, system: System,
                     engine: EngineParams | None = None,
-                    shared_states: dict | None = None) -> ReplicaProfile:
+                    shared_states: dict | None = None, features: ServingFeatures = NO_FEATURES) -> ReplicaProfile:
     """`shared_states`: a dict kept by a caller that profiles one layout at several batch caps (and nothing
     else changed), so that what does not depend on the cap (the step cost, the KV capacity, the load states)
     is worked out once per step token budget, its key."""
     engine = engine or EngineParams.bare()
+    features = features.in_blocks(engine.kv_block_tokens)
     batch = par.micro_batch
     budget = engine.step_budget(input_tokens, batch)
     fixed = None if shared_states is None else shared_states.get(budget)
     if fixed is None:
-        fixed = _cap_free_parts(fp, input_tokens, output_tokens, par, precision, device, family, system, engine)
+        fixed = _cap_free_parts(fp, input_tokens, output_tokens, par, precision, device, family, system, engine,
+                                features)
         if shared_states is not None:
             shared_states[budget] = fixed
     cost, weights_dev, kv_tok_dev, framework, kv_tokens, held, max_batch_fit, prefill_alone, states = fixed
@@ -793,7 +890,7 @@ def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, 
     memory = MemoryBreakdown(weights=weights_dev, kv_cache=kv_in_use, framework=framework)
     profile = ReplicaProfile(cost=cost, engine=engine, input_tokens=input_tokens, output_tokens=output_tokens,
                              batch=batch, max_batch_fit=max_batch_fit, kv_capacity_tokens=kv_tokens, memory=memory,
-                             capacity_bytes=capacity, prefill_s=prefill_alone, states=states)
+                             capacity_bytes=capacity, prefill_s=prefill_alone, states=states, features=features)
     b = max(1.0, profile.max_running)
     parts = cost.stage_parts(b / par.pp, b * profile.context_per_seq / par.pp, 0.0, 0.0)
     breakdown = {
@@ -805,17 +902,26 @@ def replica_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, 
         "decode_host_overhead": engine.step_overhead_s + engine.step_overhead_per_seq_s * b,
         "request_overhead": engine.request_overhead_s,
     }
+    if cost.drafter is not None:
+        breakdown["decode_draft"] = cost.draft_seconds(b, b * profile.context_per_seq)
     return replace(profile, breakdown=breakdown)
 
 
 def _cap_free_parts(fp: LLMFootprint, input_tokens: int, output_tokens: int, par: Parallel, precision: str,
-                    device: Accelerator, family: DeviceFamily, system: System, engine: EngineParams) -> tuple:
+                    device: Accelerator, family: DeviceFamily, system: System, engine: EngineParams,
+                    features: ServingFeatures) -> tuple:
     """The step cost, weights, KV bytes and capacity, one prompt alone, and an empty dict for the load states:
     what the batch cap leaves as is."""
+    spec = features.speculation
     cost = step_cost(fp, par=par, precision=precision, device=device, family=family, system=system, engine=engine,
-                     input_tokens=input_tokens)
+                     input_tokens=input_tokens, speculation=spec)
     weights_dev = weight_bytes_per_device(fp, precision, par, engine)
     kv_tok_dev = kv_bytes_per_token_per_device(fp, precision, par, engine)
+    if spec is not None:
+        # The drafter runs on the first stage's ranks (split over TP), its weights and a KV cache of every
+        # sequence's context beside the target's: that stage's memory is the one that binds.
+        weights_dev += spec.extra_params * BYTES_PER_ELEMENT[drafter_precision(spec, precision)] / par.tp
+        kv_tok_dev += kv_bytes_per_token_per_device(spec.drafter, precision, replace(par, pp=1), engine)
     framework = engine.runtime_overhead_bytes if engine.runtime_overhead_bytes is not None else (
         family.framework_overhead_gib * GIB)
     capacity = device.memory_bytes
@@ -825,26 +931,32 @@ def _cap_free_parts(fp: LLMFootprint, input_tokens: int, output_tokens: int, par
         kv_bytes = engine.memory_fraction * (capacity - weights_dev - framework)
     else:  # the reserve already holds activations, graphs and the runtime
         kv_bytes = capacity - engine.reserved_bytes - weights_dev
-    kv_tokens = max(0.0, kv_bytes / kv_tok_dev) if kv_bytes > 0 else 0.0
+    shared = features.shared_prefix_tokens
+    # The shared prefix's blocks are held once, whoever runs.
+    kv_tokens = max(0.0, kv_bytes / kv_tok_dev - shared) if kv_bytes > 0 else 0.0
     block = engine.kv_block_tokens
+    own_input = input_tokens - shared
     if engine.kv_admission == "reserve_max":
-        held = math.ceil((input_tokens + output_tokens) / block) * block
+        held = math.ceil((own_input + output_tokens) / block) * block
     else:
         # Paged: a decoding sequence holds its prompt and, on average, half its output, plus half a block.
-        held = input_tokens + output_tokens / 2.0 + (block - 1) / 2.0
+        held = own_input + output_tokens / 2.0 + (block - 1) / 2.0
     max_batch_fit = int(kv_tokens // held) if held > 0 else 0
-    alone_chunk = max(1.0, min(float(input_tokens), cost.budget))
-    alone_steps = math.ceil(input_tokens / alone_chunk)
-    prefill_alone = alone_steps * cost.seconds(0.0, 0.0, alone_chunk, alone_chunk * input_tokens / 2.0)
+    new_tokens = input_tokens - features.cached_tokens
+    alone_chunk = max(1.0, min(float(new_tokens), cost.budget))
+    alone_steps = math.ceil(new_tokens / alone_chunk)
+    alone_pairs = alone_chunk * (features.cached_tokens + new_tokens / 2.0)
+    prefill_alone = alone_steps * cost.seconds(0.0, 0.0, alone_chunk, alone_pairs)
     return cost, weights_dev, kv_tok_dev, framework, kv_tokens, held, max_batch_fit, prefill_alone, {}
 
 
 def predict_serving(fp: LLMFootprint, *, requests_per_s: float, input_tokens: int, output_tokens: int,
                     par: Parallel, precision: str, device: Accelerator, family: DeviceFamily,
                     system: System, engine: EngineParams | None = None,
-                    slo_limits: dict[str, float] | None = None) -> Prediction:
+                    slo_limits: dict[str, float] | None = None, features: ServingFeatures = NO_FEATURES) -> Prediction:
     profile = replica_profile(fp, input_tokens=input_tokens, output_tokens=output_tokens, par=par,
-                              precision=precision, device=device, family=family, system=system, engine=engine)
+                              precision=precision, device=device, family=family, system=system, engine=engine,
+                              features=features)
     return serving_prediction(profile, requests_per_s, par, slo_limits)
 
 
@@ -875,6 +987,8 @@ def serving_prediction(profile: ReplicaProfile, requests_per_s: float, par: Para
         max_requests_per_s=min([profile.saturation_rate]
                                + [max_rate(profile, metric, limit) for metric, limit in (slo_limits or {}).items()]),
         engine=profile.engine.id,
+        cached_prompt_tokens=profile.features.cached_tokens,
+        tokens_per_step=profile.tokens_per_step if profile.features.speculation is not None else None,
         tokens_per_s=requests_per_s * profile.output_tokens if stable
         else replicas * profile.saturation_rate * profile.output_tokens,
     )

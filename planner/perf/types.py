@@ -110,6 +110,8 @@ class Prediction:
     max_batch_fit: int | None = None
     max_requests_per_s: float | None = None  # per replica, within every SLO and the utilisation cap
     engine: str | None = None
+    cached_prompt_tokens: int = 0  # per request, from the prefix cache (whole KV blocks)
+    tokens_per_step: float | None = None  # speculative decoding's mean accept length
     # vision
     latency_s: float | None = None
     fps_capacity: float | None = None

@@ -72,10 +72,10 @@ def simulate(profile: ReplicaProfile, requests: list[Request], replicas: int = 1
     arrivals = sorted(r.arrival_s for r in requests)
     lo = arrivals[int(trim * (len(arrivals) - 1))]
     hi = arrivals[int((1 - trim) * (len(arrivals) - 1))]
-    for share in shares:
+    for index, share in enumerate(shares):
         if not share:
             continue
-        run = run_replica(profile, share)
+        run = run_replica(profile, share, seed=seed * 1009 + index)
         timings += run.timings
         steps += run.steps
         preemptions += run.preemptions

@@ -11,12 +11,18 @@ held fit and preempt the newest sequence (recompute) when decoding outgrows the 
 admit only when a sequence's whole input + output fits.
 
 The step's duration is `StepCost.seconds`, the same function the closed form reads; a request's first
-token comes at the end of the step that finishes its prompt, the others one per step after.
+token comes at the end of the step that finishes its prompt, the others one per step after, or with
+speculative decoding 1 + the drafts accepted, each accepted with the workload's rate given the ones before
+it were (drawn from the seeded generator).
+
+Prefix caching: a request starts with its cached prompt tokens already in the cache and prefills the rest,
+attending over them; a prefix every request shares is held once, so a sequence's own KV leaves it out.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -67,13 +73,33 @@ class ReplicaRun:
     preemptions: int = 0
 
 
-def run_replica(profile: ReplicaProfile, requests: list[Request], max_steps: int = 5_000_000) -> ReplicaRun:
+def run_replica(profile: ReplicaProfile, requests: list[Request], max_steps: int = 5_000_000,
+                seed: int = 0) -> ReplicaRun:
     """Simulate `requests` (sorted by arrival) on one replica configured as `profile`."""
     eng = profile.engine
     cost = profile.cost
     cap = max(1, profile.slots)
     kv_capacity = profile.kv_capacity_tokens
     overhead = eng.request_overhead_s
+    features = profile.features
+    spec = features.speculation
+    rng = random.Random(seed)
+
+    def cached(req: Request) -> int:
+        return max(0, min(features.cached_tokens, req.input_tokens - 1))
+
+    def shared(s: _Seq) -> int:
+        return min(features.shared_prefix_tokens, cached(s.req))
+
+    def gained() -> int:
+        """Tokens one verification step yields a sequence: 1, plus the drafts accepted in a row."""
+        if spec is None:
+            return 1
+        accepted = 0
+        while accepted < spec.draft_tokens and rng.random() < spec.acceptance_rate:
+            accepted += 1
+        return 1 + accepted
+
     pending = deque(sorted(requests, key=lambda r: r.arrival_s))
     waiting: deque[_Seq] = deque()
     running: list[_Seq] = []
@@ -83,13 +109,13 @@ def run_replica(profile: ReplicaProfile, requests: list[Request], max_steps: int
 
     def reserved(s: _Seq) -> int:
         if eng.kv_admission == "reserve_max":
-            return s.req.input_tokens + s.req.output_tokens
-        return max(s.held, s.target)
+            return s.req.input_tokens + s.req.output_tokens - shared(s)
+        return max(s.held, s.target) - shared(s)
 
     while (pending or waiting or running) and run.steps < max_steps:
         while pending and pending[0].arrival_s + overhead <= now:
             req = pending.popleft()
-            waiting.append(_Seq(req, counter))
+            waiting.append(_Seq(req, counter, prefilled=cached(req)))
             counter += 1
         if not waiting and not running:
             now = pending[0].arrival_s + overhead
@@ -101,7 +127,7 @@ def run_replica(profile: ReplicaProfile, requests: list[Request], max_steps: int
         while waiting and len(running) < cap:
             s = waiting[0]
             # A preempted sequence comes back needing everything it held (recompute), not just its prompt.
-            need = reserved(s) if eng.kv_admission == "reserve_max" else s.target
+            need = reserved(s) if eng.kv_admission == "reserve_max" else s.target - shared(s)
             if in_use + need > kv_capacity and running:
                 break
             waiting.popleft()
@@ -112,7 +138,7 @@ def run_replica(profile: ReplicaProfile, requests: list[Request], max_steps: int
         prefilling = [s for s in running if s.prefilled < s.target]
         chunks: list[tuple[_Seq, int]] = []
         if eng.mixed_prefill or not prefilling:
-            room = budget - (len(decoding) if eng.mixed_prefill else 0)
+            room = budget - (len(decoding) * cost.decode_tokens_per_seq if eng.mixed_prefill else 0)
         else:
             decoding, room = [], budget  # a prefill-only step pauses decoding
         for s in prefilling:
@@ -141,7 +167,7 @@ def run_replica(profile: ReplicaProfile, requests: list[Request], max_steps: int
 
         finished: list[_Seq] = []
         for s in decoding:
-            s.generated += 1
+            s.generated = min(s.req.output_tokens, s.generated + gained())
             if s.generated >= s.req.output_tokens:
                 finished.append(s)
         for s, t in chunks:
@@ -158,12 +184,13 @@ def run_replica(profile: ReplicaProfile, requests: list[Request], max_steps: int
                                              now - s.req.arrival_s, s.req.output_tokens, s.first_step_s))
         if eng.kv_admission == "paged":
             # Decoding grew the cache: preempt the newest sequences until it fits (vLLM recompute).
-            held = sum(s.held for s in running)
+            held = sum(s.held - shared(s) for s in running)
             while held > kv_capacity and len(running) > 1:
                 victim = max(running, key=lambda x: x.index)
                 running.remove(victim)
-                held -= victim.held
-                victim.target, victim.prefilled = victim.req.input_tokens + victim.generated, 0
+                held -= victim.held - shared(victim)
+                # Its prompt's cached prefix stays in the cache; the rest is recomputed.
+                victim.target, victim.prefilled = victim.req.input_tokens + victim.generated, cached(victim.req)
                 waiting.appendleft(victim)
                 run.preemptions += 1
     run.end_s = now

@@ -1,0 +1,127 @@
+"""Speculative decoding and prefix caching in the serving model: the formulas by hand, the closed form
+against the simulator, and the spec's one-line errors."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from planner.catalog.loader import load_catalogs
+from planner.perf.serving import EngineParams, ServingFeatures, latencies_at, replica_profile, step_cost
+from planner.perf.shapes import llm_footprint
+from planner.perf.speculative import acceptance_for_length, speculation, tokens_per_step
+from planner.perf.types import Parallel
+from planner.simulate import poisson_requests, simulate
+
+CAT = load_catalogs()
+H100 = CAT.systems["hgx-h100-8"]
+DEVICE = CAT.accelerators[H100.accelerator]
+FAMILY = CAT.family_of(DEVICE)
+LLAMA8 = CAT.models["llama-3.1-8b"].shape
+LLAMA70 = CAT.models["llama-3.1-70b"].shape
+
+
+def profile(shape, features, *, tp=1, i=2000, o=300, engine=None, batch=256, precision="bf16"):
+    return replica_profile(llm_footprint(shape), input_tokens=i, output_tokens=o,
+                           par=Parallel(tp=tp, micro_batch=batch), precision=precision, device=DEVICE, family=FAMILY,
+                           system=H100, engine=engine or EngineParams.bare(), features=features)
+
+
+def test_accept_length_and_its_spread_by_hand():
+    assert tokens_per_step(3, 0.7) == pytest.approx(1 + 0.7 + 0.49 + 0.343)
+    assert tokens_per_step(4, 1.0) == 5
+    assert acceptance_for_length(3, 1 + 0.7 + 0.49 + 0.343) == pytest.approx(0.7, abs=1e-9)
+    # k = 1 at a = 0.5: one token or two, evenly: variance 0.25.
+    assert speculation(LLAMA8, "eagle", 1, 0.5).tokens_variance == pytest.approx(0.25)
+
+
+def test_eagle3_head_holds_one_layer_a_fusion_and_a_draft_vocabulary_head():
+    h, ffn = 4096, 14336
+    layer = h * (2 * 4096 + 2 * 1024) + 3 * h * ffn  # Llama 3.1 8B: q/o 4096 wide, k/v 1,024
+    wider_qkv = h * (4096 + 2 * 1024)  # attention reads [embedding, fused hidden], 2h deep
+    fusion = 3 * h * h
+    head = h * 32_000
+    spec = speculation(LLAMA8, "eagle", 3, 0.7)
+    assert spec.extra_params == pytest.approx(layer + wider_qkv + fusion + head, rel=1e-3)
+
+
+def test_deepseek_mtp_module_is_one_moe_layer_and_a_projection():
+    ds = CAT.models["deepseek-v3"].shape
+    spec = speculation(ds, "mtp", 1, 0.8, mtp_layers=ds.mtp_layers)
+    # DeepSeek's model card: 11.5B unique MTP parameters beside the shared embedding and head (M17's notes).
+    assert spec.extra_params / 1e9 == pytest.approx(11.5, rel=0.05)
+
+
+def test_a_verification_step_is_the_target_over_k_plus_one_tokens_and_k_drafter_passes():
+    spec = speculation(LLAMA70, "eagle", 3, 0.7)
+    prof = profile(LLAMA70, ServingFeatures(speculation=spec), tp=4)
+    plain = step_cost(llm_footprint(LLAMA70), par=Parallel(tp=4, micro_batch=256), precision="bf16", device=DEVICE,
+                      family=FAMILY, system=H100, engine=EngineParams.bare())
+    for b in (1, 32):
+        context = b * prof.context_per_seq
+        verify = replace(plain, decode_tokens_per_seq=4).seconds(b, context)
+        drafts = 3 * prof.cost.drafter.seconds(b, context)
+        assert prof.decode_step_s(b) == pytest.approx(verify + drafts)
+    # At one sequence the target is bound by its weight reads: verifying 4 tokens costs about as much as 1.
+    assert replace(plain, decode_tokens_per_seq=4).seconds(1, 2150) == pytest.approx(plain.seconds(1, 2150), rel=0.03)
+    lat = latencies_at(prof, 1e-6)
+    assert lat.tpot_s == pytest.approx(prof.decode_step_s(1e-6) / tokens_per_step(3, 0.7), rel=1e-3)
+
+
+def test_speculation_pays_at_low_load_and_less_at_high():
+    plain = profile(LLAMA70, ServingFeatures(), tp=4, precision="fp8",
+                    engine=EngineParams.of(CAT.engines["vllm"], DEVICE, 4))
+    spec = profile(LLAMA70, ServingFeatures(speculation=speculation(LLAMA70, "eagle", 3, 0.7)), tp=4, precision="fp8",
+                   engine=EngineParams.of(CAT.engines["vllm"], DEVICE, 4))
+    low = latencies_at(plain, 0.2).tpot_s / latencies_at(spec, 0.2).tpot_s
+    assert 1.8 < low < tokens_per_step(3, 0.7)
+    high = plain.decode_step_s(200) / (spec.decode_step_s(200) / spec.tokens_per_step)
+    assert high < low  # a compute-bound step verifies 4x the tokens
+
+
+def test_prefix_hits_skip_their_prefill_and_the_shared_prefix_is_held_once():
+    i, o, cached, shared = 2000, 300, 1600, 1000
+    base = profile(LLAMA8, ServingFeatures(), i=i, o=o)
+    prof = profile(LLAMA8, ServingFeatures(cached_tokens=cached, shared_prefix_tokens=shared), i=i, o=o)
+    new = i - cached
+    assert prof.prefill_s == pytest.approx(prof.cost.seconds(0, 0, new, new * (cached + new / 2)))
+    assert prof.prefill_s < base.prefill_s * new / i * 1.5
+    # The bare engine reserves input + output per sequence: the shared prefix comes off each, once off the pool.
+    assert prof.kv_capacity_tokens == pytest.approx(base.kv_capacity_tokens - shared)
+    assert prof.max_batch_fit == int((base.kv_capacity_tokens - shared) // (i - shared + o))
+
+
+def test_prefix_hits_are_whole_kv_blocks():
+    engine = EngineParams.of(CAT.engines["vllm"], DEVICE, 1)  # 16-token blocks
+    prof = profile(LLAMA8, ServingFeatures(cached_tokens=1000, shared_prefix_tokens=1000), engine=engine)
+    assert prof.features.cached_tokens == 992 and prof.prefill_tokens == 1008
+
+
+@pytest.mark.parametrize("engine_id", ["vllm", "sglang"])
+@pytest.mark.parametrize("features", [
+    ServingFeatures(speculation=speculation(LLAMA70, "eagle", 3, 0.7)),
+    ServingFeatures(speculation=speculation(LLAMA70, "draft", 4, 0.6, CAT.models["llama-3.2-1b"].shape)),
+    ServingFeatures(cached_tokens=1600, shared_prefix_tokens=1000),
+], ids=["eagle3", "draft", "prefix"])
+def test_closed_form_agrees_with_the_simulator(engine_id, features):
+    prof = profile(LLAMA70, features, tp=4, precision="fp8", engine=EngineParams.of(CAT.engines[engine_id], DEVICE, 4))
+    for load in (0.3, 0.7):
+        lam = load * prof.saturation_rate
+        cf = latencies_at(prof, lam)
+        sim = simulate(prof, poisson_requests(lam, 2000, 2000, 300, seed=7))
+        assert cf.ttft_mean_s * 1e3 == pytest.approx(sim.ttft_ms.mean, rel=0.15)
+        assert cf.tpot_s * 1e3 == pytest.approx(sim.tpot_ms.mean, rel=0.15)
+        assert cf.tpot_p99_s * 1e3 == pytest.approx(sim.tpot_ms.p99, rel=0.35)
+        assert lam * 300 == pytest.approx(sim.tokens_per_s, rel=0.05)
+
+
+def test_the_simulator_draws_accept_lengths_at_the_stated_rate():
+    spec = speculation(LLAMA8, "eagle", 3, 0.7)
+    prof = profile(LLAMA8, ServingFeatures(speculation=spec), batch=8, i=200, o=400)
+    run = simulate(prof, poisson_requests(0.05, 60, 200, 400, seed=3), trim=0.0)
+    steps_per_request = run.steps / 60
+    # One prefill step and about 399 / E decode steps each (arrivals rarely overlap at this rate).
+    assert steps_per_request == pytest.approx(1 + 399 / spec.tokens_per_step, rel=0.05)
+    assert math.isfinite(run.tpot_ms.mean)

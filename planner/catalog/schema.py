@@ -235,6 +235,11 @@ class Engine(Strict):
     # and whether a launch caches prompt prefixes without a flag.
     speculative_methods: list[Literal["draft", "eagle", "mtp"]]
     speculative_reason: str
+    # Beyond the drafter's kernels: host and launch time of each sequential draft pass (its own forward,
+    # sampling and bookkeeping), and per verification step (rejection sampling, the sync that reads back how
+    # many drafts were accepted).
+    draft_pass_overhead_us: EngineValue
+    speculative_step_overhead_ms: EngineValue
     prefix_caching: bool
     prefix_caching_reason: str
 

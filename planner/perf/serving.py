@@ -78,6 +78,8 @@ class EngineParams:
     runtime_overhead_bytes: float | None  # None: the device family's framework overhead
     allreduce_bw_efficiency: float | None  # None: the family's collective efficiency
     kv_cache_dtype: str = "auto"  # the launch's --kv-cache-dtype; auto: the engine's default for the weights
+    draft_pass_overhead_s: float = 0.0  # speculative decoding: per draft pass, beyond its kernels
+    speculative_step_overhead_s: float = 0.0  # and per verification step
     # Whether the checkpoint format quantizes the embedding and output head with the rest: edge formats do
     # (llama.cpp's Q4_K_M stores the head as Q6_K, MLC's q4f16 groups-quantizes both); data-centre ones do not.
     quantized_vocab: bool = False
@@ -101,7 +103,9 @@ class EngineParams:
                    request_overhead_s=get(engine.request_overhead_ms) / 1e3,
                    allreduce_base_s=get(engine.allreduce_base_us) / 1e6,
                    runtime_overhead_bytes=get(engine.runtime_overhead_gib) * GIB,
-                   allreduce_bw_efficiency=get(engine.allreduce_bw_efficiency), kv_cache_dtype=kv_cache_dtype)
+                   allreduce_bw_efficiency=get(engine.allreduce_bw_efficiency), kv_cache_dtype=kv_cache_dtype,
+                   draft_pass_overhead_s=get(engine.draft_pass_overhead_us) / 1e6,
+                   speculative_step_overhead_s=get(engine.speculative_step_overhead_ms) / 1e3)
 
     @classmethod
     def bare(cls) -> "EngineParams":
@@ -291,7 +295,11 @@ class StepCost:
         """The drafter's share of a step (0 without speculative decoding)."""
         if self.drafter is None:
             return 0.0
-        drafting = self.draft_passes * self.drafter.seconds(decode_seqs, context_tokens) if decode_seqs > 0 else 0.0
+        drafting = 0.0
+        if decode_seqs > 0:
+            eng = self.engine
+            drafting = (self.draft_passes * (self.drafter.seconds(decode_seqs, context_tokens) + eng.draft_pass_overhead_s)
+                        + eng.speculative_step_overhead_s)
         return drafting + (self.drafter.seconds(0.0, 0.0, prefill_tokens, prefill_pairs) if prefill_tokens > 0 else 0.0)
 
 

@@ -29,7 +29,7 @@ GOLDEN = ROOT / "tests" / "golden" / "emit"
 EMITTED = ["deepseek-v3-serving", "llama3-70b-chat", "llama3-70b-h100-peer", "qwen3-32b-h200-peer",
            "mixtral-moe-serving", "onprem-power-capped", "small-model-serving", "long-context-serving",
            "llama3-8b-pretrain", "llama3-405b-pretrain", "spot-vs-ondemand-training", "energy-min-finetune",
-           "llama3-8b-lora", "llama3-8b-qlora"]
+           "llama3-8b-lora", "llama3-8b-qlora", "llama3-70b-speculative-chat", "rag-prefix-cache"]
 K8S_VERSION = "1.33.0"
 
 
@@ -125,6 +125,29 @@ def test_a_serving_launch_writes_the_plans_cap_memory_rule_and_parallelism(emit_
     assert deployment["spec"]["replicas"] == plan["replicas"]
     limits = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert limits == {"nvidia.com/gpu": plan["parallel"]["tp"] * plan["parallel"]["pp"]}
+
+
+@pytest.mark.parametrize("engine,method,expected", [
+    ("sglang", "eagle", ["--speculative-algorithm EAGLE3", "--speculative-num-steps 3",
+                         "--speculative-eagle-topk 1", "--speculative-num-draft-tokens 4"]),
+    ("vllm", "eagle", ['--speculative-config \'{"method":"eagle3","model":"yuhuili/EAGLE3-LLaMA3.3-Instruct-70B",'
+                       '"num_speculative_tokens":3}\'']),
+    ("vllm", "mtp", ['--speculative-config \'{"method":"mtp","num_speculative_tokens":3}\'']),
+    ("trtllm", "eagle", ["decoding_type: Eagle", "max_draft_len: 3"]),
+    ("trtllm", "mtp", ["decoding_type: MTP", "num_nextn_predict_layers: 3"]),
+])
+def test_speculative_decoding_is_launched_as_planned(engine, method, expected, tmp_path):
+    """A chain of the spec's k drafts, with the flags the pinned version reads (emit checks them)."""
+    result = json.loads(json.dumps(solved("llama3-70b-speculative-chat")))
+    result["workload"]["engine"] = engine
+    result["workload"]["speculative"]["method"] = method
+    if method == "mtp":  # as if the checkpoint shipped an MTP layer (DeepSeek-V3's do)
+        result["workload"]["shape"]["mtp_layers"] = 1
+    emit(request_of(result, "spec.yaml"), load_catalogs(), tmp_path / "out", "spec.yaml")
+    written = "\n".join(p.read_text() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    for flag in expected:
+        assert flag in written, flag
+    assert "check the engine's logged acceptance" in (tmp_path / "out" / "README.md").read_text()
 
 
 def test_replicas_sharing_an_instance_become_one_data_parallel_skyserve_replica(emit_root):

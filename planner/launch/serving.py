@@ -227,6 +227,14 @@ def server_launch(req: LaunchRequest, catalog: Catalog, data_parallel: int = 1) 
         launch.warnings.append(f"at the planned rate the running sequences fill the KV cache to within "
                                f"{max(budget.kv_headroom, 0):.0%} (margin kept: {MEMORY_SAFETY_MARGIN:.0%}): bursts "
                                "will queue or be preempted; plan for a lower load per replica to keep the margin")
+    cache = req.workload.prefix_cache
+    if cache is not None:
+        shared = (f", {cache.shared_prefix_tokens:,} of them a prefix every request shares, held once"
+                  if cache.shared_prefix_tokens else "")
+        launch.assumptions.append(
+            f"Prefix caching on (the engine's default, written out where it has a flag): the plan assumes "
+            f"{cache.cached_tokens:,} of each request's {req.workload.input_tokens:,} prompt tokens are found in "
+            f"the cache{shared}; the engine logs the hit rate it reaches.")
     launch.assumptions.append(
         f"max model length {_max_model_len(req):,} tokens = the spec's {req.workload.input_tokens:,} input + "
         f"{req.workload.output_tokens:,} output tokens: longer requests are refused; raise it only with the KV "
@@ -247,6 +255,8 @@ def _vllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node: 
              "--block-size", str(engine.kv_block_tokens)]
     speculative, _, spec_notes = _speculative_flags(req, catalog, "vllm")
     argv += _kv_dtype_flag(req, "vllm") + quant + speculative
+    if req.workload.prefix_cache is not None:
+        argv += ["--enable-prefix-caching"]
     argv += ["--host", "0.0.0.0", "--port", "8000"]
     version = catalog.engine("vllm").version
     launch = ServerLaunch("vllm", version, argv, 8000, per_node, nodes, assumptions=notes + spec_notes)
@@ -300,6 +310,8 @@ def _trtllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node
              "--kv_cache_free_gpu_memory_fraction", f"{engine.memory_fraction:.2f}",
              "--host", "0.0.0.0", "--port", "8000", "--extra_llm_api_options", "extra-llm-api-options.yaml"]
     kv_config = {"free_gpu_memory_fraction": round(engine.memory_fraction, 2)}
+    if req.workload.prefix_cache is not None:
+        kv_config["enable_block_reuse"] = True
     if req.workload.kv_cache_dtype == "fp8":
         kv_config["dtype"] = "fp8"  # otherwise the checkpoint's dtype, the default
     _, speculative, spec_notes = _speculative_flags(req, catalog, "trtllm")

@@ -226,7 +226,7 @@ def configuration_options(device_required: bool):
                          help="Data-parallel degree (training) or replicas (serving); default: 1 for training, "
                               "the fewest replicas that keep up with the load otherwise."),
             click.option("--ep", type=click.IntRange(min=1), default=1, show_default=True, help="Expert-parallel degree."),
-            click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]),
+            click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4", "mxfp4"]),
                          default=None, help="Default: the spec's first precision, else bf16."),
             click.option("--micro-batch", type=click.IntRange(min=1), default=None,
                          help="Training micro-batch (default 1); serving: the engine's cap on running sequences per "

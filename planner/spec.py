@@ -18,7 +18,7 @@ from planner.errors import Problem, SpecError, did_you_mean
 from planner.yamlio import YamlDocument, load_yaml, parse_document
 
 Objective = Literal["cost", "energy", "carbon"]
-SpecPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
+SpecPrecision = Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4", "mxfp4"]
 Recompute = Literal["none", "selective", "full"]
 
 PositiveFloat = Annotated[float, Field(gt=0)]

@@ -30,6 +30,8 @@ BYTES_PER_ELEMENT = {
     "int4": 0.5,
     # NVFP4: 4-bit values plus one FP8 scale per 16 of them.
     "fp4": 0.5 + 1.0 / 16.0,
+    # MXFP4 (OCP microscaling; gpt-oss's MoE weights): 4-bit values plus one 8-bit exponent per 32.
+    "mxfp4": 0.5 + 1.0 / 32.0,
 }
 
 

@@ -23,7 +23,7 @@ class Layout(Strict):
     dp: PositiveInt | None = None
     ep: PositiveInt = 1
     cp: PositiveInt = 1
-    precision: Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"] | None = None
+    precision: Literal["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4", "mxfp4"] | None = None
     micro_batch: PositiveInt | None = Field(default=None, description="training micro-batch; serving: the "
                                             "engine's cap on running sequences (max_num_seqs)")
     zero_stage: int | None = Field(default=None, ge=0, le=3)

@@ -15,8 +15,8 @@ from pydantic import Field, field_validator, model_validator
 
 from planner.strict import Strict
 
-Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
-PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
+Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4", "mxfp4"]
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4", "mxfp4")
 PricingModel = Literal["on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block"]
 PRICING_MODELS: tuple[str, ...] = ("on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block")
 # A reservation bills every hour of its term, used or not; it is searched only when a spec asks for it.
@@ -368,6 +368,17 @@ class MLA(Strict):
     v_head_dim: int = Field(ge=1)
 
 
+class LocalAttention(Strict):
+    """Layers that attend over a window rather than the whole context: sliding (the last `window` tokens,
+    gpt-oss) or chunked (the tokens of the current `window`-token chunk, Llama 4's iRoPE layers). Engines keep
+    only the window's KV for them (vLLM's sliding-window and chunked-local managers, TensorRT-LLM's pool per
+    attention window)."""
+
+    kind: Literal["sliding", "chunked"]
+    window: int = Field(ge=1)
+    layers: int = Field(ge=1, description="how many of the model's layers attend locally")
+
+
 class LLMShape(Strict):
     kind: Literal["llm"] = "llm"
     params_b: float = Field(gt=0)
@@ -388,6 +399,13 @@ class LLMShape(Strict):
     # Multi-token-prediction layers the checkpoint ships beside the main model (DeepSeek-V3: 1), which
     # speculative decoding's `mtp` method drafts with.
     mtp_layers: int = Field(default=0, ge=0)
+    local_attention: LocalAttention | None = None
+
+    @model_validator(mode="after")
+    def _local_layers_within_model(self) -> "LLMShape":
+        if self.local_attention is not None and self.local_attention.layers > self.layers:
+            raise ValueError(f"local_attention.layers ({self.local_attention.layers}) exceeds the model's {self.layers} layers")
+        return self
 
 
 class VisionShape(Strict):

@@ -136,7 +136,8 @@ def _quantization(req: LaunchRequest, engine_id: str) -> tuple[list[str], list[s
             "pre-quantized FP8 checkpoint of the same model works too, without the flag."]
     what = {"fp8": "an FP8 checkpoint (e.g. quantized with NVIDIA ModelOpt)",
             "int4": "an INT4 weight-only checkpoint (AWQ or GPTQ)", "int8": "an INT8 checkpoint (W8A8)",
-            "fp4": "an NVFP4 checkpoint (NVIDIA ModelOpt)"}.get(precision, f"a {precision} checkpoint")
+            "fp4": "an NVFP4 checkpoint (NVIDIA ModelOpt)",
+            "mxfp4": "an MXFP4 checkpoint (gpt-oss ships its MoE weights so)"}.get(precision, f"a {precision} checkpoint")
     return [], [f"{precision.upper()} weights: point MODEL at {what}; the engine reads the quantization from the "
                 "checkpoint's config, so no flag is set."]
 

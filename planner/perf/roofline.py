@@ -7,8 +7,17 @@ from planner.perf.types import COMPUTE_PEAK_KEY
 from planner.units import TERA
 
 
+def compute_precision(device: Accelerator, precision: str) -> str:
+    """The precision a weight format multiplies at. MXFP4 weights meet MXFP8 activations on Blackwell and BF16
+    ones on Hopper (TensorRT-LLM's gpt-oss MoE support matrix, examples/models/core/gpt_oss/README.md; source
+    Q2): the FP8 rate where the GPU has FP4 tensor cores, the 16-bit rate elsewhere."""
+    if precision == "mxfp4":
+        return "fp8" if "fp4" in device.peak_dense_tflops else "bf16"
+    return precision
+
+
 def peak_flops(device: Accelerator, precision: str) -> float | None:
-    tflops = device.peak_dense_tflops.get(COMPUTE_PEAK_KEY[precision])
+    tflops = device.peak_dense_tflops.get(COMPUTE_PEAK_KEY[compute_precision(device, precision)])
     return None if tflops is None else tflops * TERA
 
 

@@ -305,7 +305,9 @@ class StepCost:
 
 def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accelerator, family: DeviceFamily,
               system: System, engine: EngineParams, input_tokens: int = 1,
-              speculation: Speculation | None = None) -> StepCost:
+              speculation: Speculation | None = None, context_per_seq: float = 0.0) -> StepCost:
+    """`context_per_seq`: the mean tokens a decoding sequence holds, at which layers attending over a window
+    (sliding or chunked) keep and read only that window; 0 reads every layer at the full context."""
     bpe = BYTES_PER_ELEMENT[precision]
     shards = par.tp * par.pp
     expert_total = fp.expert_params_total if fp.is_moe else 0.0
@@ -321,15 +323,16 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
     # out: a decode GEMM of a few tokens is bound by its weight reads, which the roofline already charges.
     gemm_eta /= gemm_shape_slowdown(fp, par.tp, math.inf, family)
     kv_eff = (family.kv_read_efficiency or family.memory_bw_efficiency).value
+    held_share = fp.kv_share(context_per_seq) if context_per_seq else 1.0
     return StepCost(
         pp=par.pp,
         dense_bytes=streamed_dense_bytes(fp, precision, shards, engine),
         expert_bytes=expert_total * bpe / shards,
         expert_share=(fp.top_k / fp.experts) if fp.is_moe else 0.0,
         linear_flops_per_token=2.0 * fp.active_params / shards,
-        attn_flops_per_pair=fp.attention_flops_per_token(1.0) / shards,
-        decode_attn_flops_per_pair=fp.decode_attention_flops_per_token(1.0) / shards,
-        kv_bytes_per_token=kv_bytes_per_token_per_device(fp, precision, par, engine),
+        attn_flops_per_pair=fp.attention_flops_per_token(1.0) * fp.prefill_pair_share(input_tokens) / shards,
+        decode_attn_flops_per_pair=fp.decode_attention_flops_per_token(1.0) * held_share / shards,
+        kv_bytes_per_token=kv_bytes_per_token_per_device(fp, precision, par, engine) * held_share,
         bw=achievable_bandwidth(device, family),
         kv_bw=device.memory_bw_gb_per_s * 1e9 * kv_eff,
         gemm_flops=peak_flops(device, precision) * gemm_eta,
@@ -921,10 +924,12 @@ def _cap_free_parts(fp: LLMFootprint, input_tokens: int, output_tokens: int, par
     """The step cost, weights, KV bytes and capacity, one prompt alone, and an empty dict for the load states:
     what the batch cap leaves as is."""
     spec = features.speculation
+    context = input_tokens + output_tokens / 2.0
     cost = step_cost(fp, par=par, precision=precision, device=device, family=family, system=system, engine=engine,
-                     input_tokens=input_tokens, speculation=spec)
+                     input_tokens=input_tokens, speculation=spec, context_per_seq=context)
     weights_dev = weight_bytes_per_device(fp, precision, par, engine)
-    kv_tok_dev = kv_bytes_per_token_per_device(fp, precision, par, engine)
+    # KV in full-cache token equivalents at the sequences' mean context (local-attention layers keep less).
+    kv_tok_dev = kv_bytes_per_token_per_device(fp, precision, par, engine) * fp.kv_share(context)
     if spec is not None:
         # The drafter runs on the first stage's ranks (split over TP), its weights and a KV cache of every
         # sequence's context beside the target's: that stage's memory is the one that binds.

@@ -89,6 +89,37 @@ class LLMFootprint:
     # form than prefill: MLA decodes in its latent space (weights absorbed, FlashMLA's "MQA mode": keys
     # 576 wide, values 512, source M36) where prefill runs plain heads (192 / 128). None: as prefill.
     decode_attn_flops_per_pair_layer: float | None = None
+    # Layers attending over a window (see catalog.schema.LocalAttention): how many, the window, its kind.
+    local_layers: int = 0
+    local_window: int = 0
+    local_kind: str = "sliding"
+
+    def local_tokens(self, context: float) -> float:
+        """KV tokens a local layer keeps (and a decoding token reads) at `context`: the window, or for chunks
+        the current chunk's fill, half a window on average once the context passes one."""
+        if self.local_kind == "chunked":
+            return context if context <= self.local_window else self.local_window / 2.0
+        return min(context, float(self.local_window))
+
+    def kv_share(self, context: float) -> float:
+        """Share of a full cache (every layer holding every token) kept at `context` tokens."""
+        if not self.local_layers or context <= 0:
+            return 1.0
+        local = self.local_layers * self.local_tokens(context) / context
+        return (self.layers - self.local_layers + local) / self.layers
+
+    def prefill_pair_share(self, prompt: float) -> float:
+        """Share of a prompt's causal (query, key) pairs computed: local layers stop at the window."""
+        if not self.local_layers or prompt <= 0:
+            return 1.0
+        w = float(self.local_window)
+        full = prompt / 2.0  # keys per query, causal
+        if self.local_kind == "chunked":
+            chunks, tail = divmod(prompt, w)
+            local = (chunks * w * w / 2.0 + tail * tail / 2.0) / prompt
+        else:
+            local = full if prompt <= w else w - w * w / (2.0 * prompt)
+        return (self.layers - self.local_layers + self.local_layers * local / full) / self.layers
 
     def attention_flops_per_token(self, context: float) -> float:
         """Forward FLOPs of QK^T and AV for one token attending over `context` tokens (all layers)."""
@@ -145,6 +176,9 @@ def llm_footprint(shape: LLMShape) -> LLMFootprint:
         embedding_params=float(c.embedding_params),
         lm_head_params=float(c.lm_head_params),
         decode_attn_flops_per_pair_layer=_absorbed_mla_flops(shape),
+        local_layers=shape.local_attention.layers if shape.local_attention else 0,
+        local_window=shape.local_attention.window if shape.local_attention else 0,
+        local_kind=shape.local_attention.kind if shape.local_attention else "sliding",
     )
 
 

@@ -17,6 +17,8 @@ COMPUTE_PEAK_KEY = {
     "int8": "int8",
     "int4": "bf16",
     "fp4": "fp4",
+    # MXFP4 weights are multiplied at 16 bits where the GPU has no FP4 tensor cores (roofline.compute_precision).
+    "mxfp4": "bf16",
 }
 
 

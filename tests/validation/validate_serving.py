@@ -45,6 +45,9 @@ SYSTEM_FOR_DEVICE = {"h100-sxm": "hgx-h100-8", "h200-sxm": "hgx-h200-8", "a100-8
                      "l40s": "l40s-8", "gaudi2": "gaudi2-8", "l4": "l4-8", "a100-40gb": "hgx-a100-40gb-8",
                      "h100-pcie": "h100-pcie-1", "h100-nvl": "h100-nvl-1"}
 PRECISION = {"fp16": "fp16", "fp8": "fp8", "bf16": "bf16", "int8": "int8", "int4": "int4", "fp4": "fp4"}
+# Checkpoints whose MoE weights ship as MXFP4 (gpt-oss, source M56): TensorRT-LLM's tables label the column FP8
+# on Hopper (bf16 activations there) and FP4 on Blackwell (mxfp8 activations); both run those weights (Q2).
+MXFP4_CHECKPOINTS = ("gpt-oss-120b", "gpt-oss-20b")
 # Same architecture (config.json shapes) under another name: only the weights differ.
 MODEL_ALIASES = {"llama-3.3-70b": "llama-3.1-70b", "deepseek-r1": "deepseek-v3", "llama-3.1-8b-instruct": "llama-3.1-8b",
                  "llama-3.1-70b-instruct": "llama-3.1-70b", "llama-3.1-405b-instruct": "llama-3.1-405b",
@@ -135,6 +138,8 @@ def load_rows(catalog: Catalog) -> tuple[list[Row], list[tuple[str, str]]]:
             system_id = SYSTEM_FOR_DEVICE.get(raw.get("device"))
             par_in = raw.get("parallel") or {}
             precision = PRECISION.get(raw.get("precision") or "")
+            if model in MXFP4_CHECKPOINTS and precision is not None:
+                precision = "mxfp4"  # the column's label names the activations; the weights are the checkpoint's
             why = None
             if raw.get("excluded"):
                 why = "excluded: " + raw["excluded"].split(";")[0]
@@ -248,7 +253,7 @@ def trtllm_bench_settings(fp, row: Row, device, isl: int, osl: int) -> tuple[int
     (bench/build/tuning.py calc_engine_setting / finetune_setting, source G3): requests whose whole
     input + output KV fits the KV fraction of total memory less the weights, rounded up to a coarse grid."""
     par = row.par
-    bpe = {"fp8": 1.0, "fp4": 0.5}.get(row.precision, 2.0)
+    bpe = {"fp8": 1.0, "fp4": 0.5, "mxfp4": 0.5}.get(row.precision, 2.0)  # 4-bit weights as its heuristic counts them
     # 2 x layers x max(tp, kv heads) x head size: KV heads are replicated when tp exceeds them.
     kv_bytes_per_token = (fp.layers * fp.kv_elems_per_token_per_layer * max(par.tp, fp.kv_heads) / fp.kv_heads
                           * (1.0 if bpe < 2 else 2.0))

@@ -354,9 +354,9 @@ def _replica_table(work: ResolvedWorkload, catalog: Catalog, shapes: dict | None
             offerings = _offerings(work, catalog, system)
             if not offerings:
                 continue
-            for par in _replica_layouts(work, system, device):
+            for par in _replica_layouts(work, catalog, system, device):
                 shape_key = (context, device.id, system.scaleup.model_dump_json(), system.host_power_w,
-                             system.devices_per_node, par.tp, par.pp, par.ep)
+                             system.devices_per_node, par.tp, par.pp, par.ep, par.attention_dp)
                 variants = cache.get(shape_key)
                 if variants is None:
                     variants = []
@@ -395,8 +395,9 @@ def _fits_instance(talking: int, system: System, offering) -> bool:
     return system.scaleup.topology.startswith("torus") or talking <= offering.devices
 
 
-def _replica_layouts(work: ResolvedWorkload, system: System, device: Accelerator):
-    """Replica shapes (tp, pp, ep) with batch placeholders; batches are expanded per shape.
+def _replica_layouts(work: ResolvedWorkload, catalog: Catalog, system: System, device: Accelerator):
+    """Replica shapes (tp, pp, ep, and for MoE models data-parallel attention where the engine runs it) with
+    batch placeholders; batches are expanded per shape.
 
     Pipeline stages are only tried when the weights do not fit one scale-up domain: in decode every
     token passes every stage, so stages add latency without adding bandwidth a wider TP would not give.
@@ -407,6 +408,8 @@ def _replica_layouts(work: ResolvedWorkload, system: System, device: Accelerator
         return
     fp = work.footprint
     domain = scaleup_domain(system)
+    runs_it = work.kind == "serving" and catalog.engine(work.spec.workload.engine).attention_dp
+    dp_attention = work.spec.search.attention_dp if fp.is_moe and runs_it else "never"
     tps = deg.tp or [t for t in _powers_of_two(domain) if fp.heads % t == 0]
     smallest_weights = fp.total_params * min(BYTES_PER_ELEMENT[p] for p in _precisions(work, device) or ["bf16"])
     fits_one_domain = smallest_weights < 0.9 * device.memory_gb * 1e9 * max(tps or [1])
@@ -419,6 +422,10 @@ def _replica_layouts(work: ResolvedWorkload, system: System, device: Accelerator
                 continue
             eps = deg.ep or ([1, tp] if fp.is_moe and tp > 1 and fp.experts % tp == 0 else [1])
             for ep in sorted(set(eps)):
+                if ep == tp > 1 and dp_attention != "never":
+                    yield Parallel(tp=tp, pp=pp, dp=1, ep=ep, micro_batch=1, attention_dp=True)
+                    if dp_attention == "always":
+                        continue
                 yield Parallel(tp=tp, pp=pp, dp=1, ep=ep, micro_batch=1)
 
 

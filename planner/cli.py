@@ -226,6 +226,9 @@ def configuration_options(device_required: bool):
                          help="Data-parallel degree (training) or replicas (serving); default: 1 for training, "
                               "the fewest replicas that keep up with the load otherwise."),
             click.option("--ep", type=click.IntRange(min=1), default=1, show_default=True, help="Expert-parallel degree."),
+            click.option("--attention-dp", is_flag=True, default=False,
+                         help="MoE serving: attention data parallel over the --tp devices, experts expert-parallel "
+                              "over them (needs --ep equal to --tp)."),
             click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4", "mxfp4"]),
                          default=None, help="Default: the spec's first precision, else bf16."),
             click.option("--micro-batch", type=click.IntRange(min=1), default=None,

@@ -23,7 +23,8 @@ MAX_AUTO_REPLICAS = 100_000
 
 
 def estimate_configuration(spec: WorkloadSpec, catalog: Catalog, *, spec_file: str | None, device: str, tp: int = 1,
-                           pp: int = 1, dp: int | None = None, ep: int = 1, cp: int = 1, precision: str | None = None,
+                           pp: int = 1, dp: int | None = None, ep: int = 1, cp: int = 1, attention_dp: bool = False,
+                           precision: str | None = None,
                            micro_batch: int | None = None, zero_stage: int | None = None,
                            shard_group: int | None = None, recompute: str = "selective",
                            virtual_stages: int = 1, system_id: str | None = None, provider: str | None = None,
@@ -46,7 +47,8 @@ def estimate_configuration(spec: WorkloadSpec, catalog: Catalog, *, spec_file: s
                       if kind == "training" else 1)
 
     def candidate(replicas: int) -> Candidate:
-        par = Parallel(tp=tp, pp=pp, dp=replicas, ep=ep, cp=cp, micro_batch=micro_batch, zero_stage=zero_stage,
+        par = Parallel(tp=tp, pp=pp, dp=replicas, ep=ep, cp=cp, attention_dp=attention_dp, micro_batch=micro_batch,
+                       zero_stage=zero_stage,
                        shard_group=shard_group or 0, recompute=recompute, virtual_stages=virtual_stages)
         def can_run(system) -> bool:
             return not structural_issues(work, catalog, Candidate(device, system.id, precision, par))

@@ -72,7 +72,9 @@ class Candidate:
     def label(self) -> str:
         p = self.parallel
         where = f" {self.offering.provider}/{self.offering.region}/{self.offering.pricing}" if self.offering else " on-prem"
-        return f"{self.device} x{self.devices} tp{p.tp} pp{p.pp} dp{p.dp} ep{p.ep} {self.precision} mb{p.micro_batch}{where}"
+        attention = " dp-attention" if p.attention_dp else ""
+        return (f"{self.device} x{self.devices} tp{p.tp} pp{p.pp} dp{p.dp} ep{p.ep}{attention} {self.precision} "
+                f"mb{p.micro_batch}{where}")
 
 
 @dataclass

@@ -347,6 +347,8 @@ def part_dict(part) -> dict:
         "predicted": {k: m[k] for k in PREDICTED_KEYS if m.get(k) is not None} | ev.provenance,
         "cost": {k: m[k] for k in COST_KEYS if m.get(k) is not None},
     }
+    if p.attention_dp:
+        out["parallel"]["attention_dp"] = True
     if ev.prediction.kind == "training":
         out["parallel"]["cp"] = p.cp
         out["training"] = {"zero_stage": p.zero_stage, "shard_group": p.shard_size, "recompute": p.recompute,
@@ -491,6 +493,8 @@ def _layout(c, kind: str) -> str:
     parts.append(f"dp{p.dp}" if kind == "training" else f"{p.dp} replicas")
     if p.ep > 1:
         parts.append(f"ep{p.ep}")
+    if p.attention_dp:
+        parts.append("attention data parallel")
     if kind == "training" and p.cp > 1:
         parts.append(f"cp{p.cp}")
     if kind == "training":

@@ -224,6 +224,9 @@ class Search(Strict):
     micro_batches: list[PositiveInt] = []
     zero_stages: list[Literal[0, 1, 2, 3]] = []
     recompute: list[Recompute] = []
+    attention_dp: Literal["auto", "always", "never"] = Field(
+        default="auto", description="MoE serving: data-parallel attention with expert-parallel experts (auto: "
+        "searched beside tensor parallel where the engine runs it; always: instead of it; never: tensor parallel only)")
     allow_mix: bool = False
     spot: SpotPolicy | None = Field(default=None, description="training on spot: interruption and checkpoint costs "
                                     "(default: an assumed 0.05 interruptions per hour, 30 min checkpoints)")

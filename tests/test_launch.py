@@ -150,6 +150,22 @@ def test_speculative_decoding_is_launched_as_planned(engine, method, expected, t
     assert "check the engine's logged acceptance" in (tmp_path / "out" / "README.md").read_text()
 
 
+@pytest.mark.parametrize("engine,expected", [
+    ("vllm", ["--tensor-parallel-size 1", "--data-parallel-size 8", "--enable-expert-parallel", "--max-num-seqs 16"]),
+    ("sglang", ["--tp-size 8", "--ep-size 8", "--enable-dp-attention --dp-size 8", "--max-running-requests 128"]),
+    ("trtllm", ["--tp_size 8", "--ep_size 8", "--max_batch_size 16", "enable_attention_dp: true"]),
+])
+def test_data_parallel_attention_is_launched_with_each_engines_flags(engine, expected, tmp_path):
+    result = json.loads(json.dumps(solved("deepseek-v3-serving")))
+    result["workload"]["engine"] = engine
+    result["plan"]["parallel"] |= {"tp": 8, "ep": 8, "attention_dp": True}
+    result["plan"]["batch"]["micro"] = 128
+    emit(request_of(result, "spec.yaml"), load_catalogs(), tmp_path / "out", "spec.yaml")
+    written = "\n".join(p.read_text() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    for flag in expected:
+        assert flag in written, flag
+
+
 def test_replicas_sharing_an_instance_become_one_data_parallel_skyserve_replica(emit_root):
     plan = solved("llama3-70b-chat")["plan"]
     assert plan["replicas"] == 8 and plan["offering"]["devices_per_instance"] == 8  # eight 1-GPU replicas, one box

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,88 @@ def test_the_simulator_draws_accept_lengths_at_the_stated_rate():
     # One prefill step and about 399 / E decode steps each (arrivals rarely overlap at this rate).
     assert steps_per_request == pytest.approx(1 + 399 / spec.tokens_per_step, rel=0.05)
     assert math.isfinite(run.tpot_ms.mean)
+
+
+# ---------------------------------------------------------------------------------------------- MoE layouts
+
+DEEPSEEK = CAT.models["deepseek-v3"].shape
+H200 = CAT.systems["hgx-h200-8"]
+
+
+def _moe_cost(attention_dp: bool):
+    from planner.perf.serving import kv_bytes_per_token_per_device, weight_bytes_per_device
+
+    fp = llm_footprint(DEEPSEEK)
+    par = Parallel(tp=8, ep=8, micro_batch=64, attention_dp=attention_dp)
+    device = CAT.accelerators[H200.accelerator]
+    engine = EngineParams.of(CAT.engines["sglang"], device, 8)
+    cost = step_cost(fp, par=par, precision="fp8", device=device, family=CAT.family_of(device), system=H200,
+                     engine=engine)
+    return fp, par, cost, weight_bytes_per_device(fp, "fp8", par, engine), kv_bytes_per_token_per_device(fp, "fp8", par, engine)
+
+
+def test_data_parallel_attention_by_hand():
+    fp, par, dp, weights, kv = _moe_cost(True)
+    _, _, tp, tp_weights, tp_kv = _moe_cost(False)
+    vocab = fp.embedding_params + fp.lm_head_params
+    # Each rank holds the non-expert weights whole (16-bit vocabulary) and an eighth of the experts.
+    assert weights == pytest.approx((fp.total_params - vocab - fp.expert_params_total) * 1.0 + vocab * 2.0
+                                    + fp.expert_params_total / 8)
+    assert tp_weights == pytest.approx(((fp.total_params - vocab) * 1.0 + vocab * 2.0) / 8)
+    # MLA's latent cache is replicated over TP ranks; DP attention splits the sequences instead.
+    assert tp_kv == pytest.approx(fp.kv_bytes_per_token(2.0))
+    assert kv == pytest.approx(fp.kv_bytes_per_token(2.0) / 8)
+    # No TP all-reduce; a dispatch and a combine per MoE layer of each rank's own eighth of the tokens.
+    assert dp.allreduces == 0 and dp.moe_exchanges == 2 * (61 - 3) and dp.exchange_share == pytest.approx(1 / 8)
+    assert tp.allreduces == 2 * 61 and tp.moe_exchanges == 2 * 61 and tp.exchange_share == 1.0
+    # Every rank's scheduler runs its own sequences: the per-sequence host cost is an eighth.
+    assert dp.seconds(64, 64 * 2000) - replace(dp, schedulers=1).seconds(64, 64 * 2000) == pytest.approx(
+        -dp.engine.step_overhead_per_seq_s * 64 * 7 / 8)
+
+
+def test_data_parallel_attention_is_searched_for_moe_models_and_launched_with_the_engines_flags():
+    from planner.candidates import enumerate_candidates
+    from planner.evaluate import resolve_workload
+    from planner.spec import load_spec
+
+    root = Path(__file__).resolve().parents[1]
+    work = resolve_workload(load_spec(root / "examples" / "deepseek-v3-serving.yaml"), CAT)
+    table = enumerate_candidates(work, CAT)
+    layouts = {(r.candidate.parallel.tp, r.candidate.parallel.attention_dp) for r in table.replica_rows}
+    assert (8, True) in layouts and (8, False) in layouts
+    never = work.spec.model_copy(update={"search": work.spec.search.model_copy(update={"attention_dp": "never"})})
+    table = enumerate_candidates(resolve_workload(never, CAT), CAT)
+    assert not any(r.candidate.parallel.attention_dp for r in table.replica_rows)
+
+
+def test_layers_that_attend_over_a_window_keep_only_it():
+    fp = llm_footprint(CAT.models["gpt-oss-20b"].shape)  # 12 of 24 layers slide over 128 tokens
+    assert fp.kv_share(100) == 1.0
+    assert fp.kv_share(4096) == pytest.approx((12 + 12 * 128 / 4096) / 24)
+    # Causal pairs: a 4,096-token prompt's sliding layers see 128 - 128^2 / (2 x 4096) keys per query on average.
+    assert fp.prefill_pair_share(4096) == pytest.approx((12 + 12 * (128 - 128 ** 2 / 8192) / 2048) / 24)
+    scout = llm_footprint(CAT.models["llama-4-scout-17b-16e"].shape)  # 36 of 48 layers in 8,192-token chunks
+    assert scout.kv_share(20000) == pytest.approx((12 + 36 * 4096 / 20000) / 48)
+
+
+def test_mxfp4_weights_multiply_at_fp8_on_blackwell_and_16_bit_on_hopper():
+    from planner.perf.roofline import peak_flops
+
+    b200, h100 = CAT.accelerators["b200"], CAT.accelerators["h100-sxm"]
+    assert peak_flops(b200, "mxfp4") == peak_flops(b200, "fp8")
+    assert peak_flops(h100, "mxfp4") == peak_flops(h100, "bf16")
+
+
+@pytest.mark.parametrize("engine_id", ["vllm", "sglang"])
+def test_closed_form_agrees_with_the_simulator_under_data_parallel_attention(engine_id):
+    device = CAT.accelerators[H200.accelerator]
+    prof = replica_profile(llm_footprint(DEEPSEEK), input_tokens=2000, output_tokens=300,
+                           par=Parallel(tp=8, ep=8, micro_batch=256, attention_dp=True), precision="fp8", device=device,
+                           family=CAT.family_of(device), system=H200, engine=EngineParams.of(CAT.engines[engine_id], device, 8))
+    for load in (0.3, 0.7):
+        lam = load * prof.saturation_rate
+        cf = latencies_at(prof, lam)
+        sim = simulate(prof, poisson_requests(lam, 2000, 2000, 300, seed=7))
+        assert cf.ttft_mean_s * 1e3 == pytest.approx(sim.ttft_ms.mean, rel=0.15)
+        assert cf.tpot_s * 1e3 == pytest.approx(sim.tpot_ms.mean, rel=0.15)
+        assert lam * 300 == pytest.approx(sim.tokens_per_s, rel=0.05)

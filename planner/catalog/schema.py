@@ -242,6 +242,9 @@ class Engine(Strict):
     speculative_step_overhead_ms: EngineValue
     prefix_caching: bool
     prefix_caching_reason: str
+    # Data-parallel attention beside expert-parallel MoE on the same devices (a layout the solver then searches).
+    attention_dp: bool
+    attention_dp_reason: str
 
     @model_validator(mode="after")
     def _memory_rule(self) -> "Engine":

@@ -135,7 +135,8 @@ def _serving_files(req: LaunchRequest, catalog: Catalog, launchers: Launchers) -
     summary = [f"{launch.engine} {launch.version} (image {image}): {replicas} replica(s) of "
                f"{launch.devices_per_node * launch.nodes} x {req.plan.device} "
                f"(TP{req.plan.parallel.tp} PP{req.plan.parallel.pp}"
-               + (f" EP{req.plan.parallel.ep}" if req.plan.parallel.ep > 1 else "") + ")"
+               + (f" EP{req.plan.parallel.ep}" if req.plan.parallel.ep > 1 else "")
+               + (", attention data parallel" if req.plan.parallel.attention_dp else "") + ")"
                + (f" over {launch.nodes} nodes each" if launch.nodes > 1 else "")
                + f", up to {req.plan.batch.micro} running sequences per replica."]
     return files, summary + [""] + [f"- {n}" for n in notes], launch.warnings + image_warning

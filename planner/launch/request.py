@@ -62,6 +62,7 @@ class ParallelBlock(_Read):
     pp: int = Field(ge=1)
     ep: int = Field(default=1, ge=1)
     cp: int = Field(default=1, ge=1)
+    attention_dp: bool = False
 
 
 class BatchBlock(_Read):

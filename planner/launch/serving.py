@@ -100,7 +100,7 @@ def replica_profile_of(req: LaunchRequest, catalog: Catalog, engine: EngineParam
 
     device = catalog.accelerators[req.plan.device]
     p = req.plan.parallel
-    par = Parallel(tp=p.tp, pp=p.pp, dp=p.dp, ep=p.ep, micro_batch=req.plan.batch.micro)
+    par = Parallel(tp=p.tp, pp=p.pp, dp=p.dp, ep=p.ep, attention_dp=p.attention_dp, micro_batch=req.plan.batch.micro)
     from planner.evaluate import features_of
 
     w = req.workload
@@ -209,7 +209,7 @@ def server_launch(req: LaunchRequest, catalog: Catalog, data_parallel: int = 1) 
     per_node = min(ranks, system.devices_per_node)
     nodes = math.ceil(ranks / per_node)
     engine = _engine_params(req, catalog)
-    if data_parallel > 1 and (engine_id == "trtllm" or nodes > 1):
+    if data_parallel > 1 and (engine_id == "trtllm" or nodes > 1 or par.attention_dp):
         raise EmitError(Problem(f"{engine_id} cannot run {data_parallel} replicas in one server here",
                                 path="plan.replicas", fix="run one server per replica"))
     launch = builders[engine_id](req, catalog, engine, per_node, nodes)
@@ -246,11 +246,20 @@ def server_launch(req: LaunchRequest, catalog: Catalog, data_parallel: int = 1) 
 def _vllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node: int, nodes: int) -> ServerLaunch:
     par = req.plan.parallel
     quant, notes = _quantization(req, "vllm")
-    argv = ["vllm", "serve", "${MODEL}",
-            "--tensor-parallel-size", str(par.tp), "--pipeline-parallel-size", str(par.pp)]
-    if par.ep > 1:
-        argv += ["--enable-expert-parallel"]
-    argv += ["--max-num-seqs", str(req.plan.batch.micro), "--max-model-len", str(_max_model_len(req)),
+    cap = req.plan.batch.micro
+    if par.attention_dp:
+        # Data-parallel ranks with expert-parallel MoE; each rank schedules its own share of the cap.
+        argv = ["vllm", "serve", "${MODEL}", "--tensor-parallel-size", "1", "--pipeline-parallel-size", str(par.pp),
+                "--data-parallel-size", str(par.tp), "--enable-expert-parallel"]
+        cap = math.ceil(cap / par.tp)
+        notes = notes + [f"Attention data parallel: {par.tp} ranks of {cap} running sequences each, the experts spread "
+                         "over them (--enable-expert-parallel)."]
+    else:
+        argv = ["vllm", "serve", "${MODEL}",
+                "--tensor-parallel-size", str(par.tp), "--pipeline-parallel-size", str(par.pp)]
+        if par.ep > 1:
+            argv += ["--enable-expert-parallel"]
+    argv += ["--max-num-seqs", str(cap), "--max-model-len", str(_max_model_len(req)),
              "--max-num-batched-tokens", str(int(engine.max_step_tokens)),
              "--gpu-memory-utilization", f"{engine.memory_fraction:.2f}",
              "--block-size", str(engine.kv_block_tokens)]
@@ -280,6 +289,8 @@ def _sglang(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node
             "--tp-size", str(par.tp), "--pp-size", str(par.pp)]
     if par.ep > 1:
         argv += ["--ep-size", str(par.ep)]
+    if par.attention_dp:
+        argv += ["--enable-dp-attention", "--dp-size", str(par.tp)]
     argv += ["--max-running-requests", str(req.plan.batch.micro), "--context-length", str(_max_model_len(req)),
              "--chunked-prefill-size", str(int(engine.max_step_tokens)),
              "--mem-fraction-static", f"{fraction:.3f}", "--page-size", str(engine.kv_block_tokens)]
@@ -306,7 +317,9 @@ def _trtllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node
     if par.ep > 1:
         argv += ["--ep_size", str(par.ep)]
     step = int(engine.step_budget(req.workload.input_tokens, req.plan.batch.micro))
-    argv += ["--max_batch_size", str(req.plan.batch.micro), "--max_num_tokens", str(step),
+    # Under attention data parallel each rank batches its own requests: the cap is per rank.
+    per_rank = math.ceil(req.plan.batch.micro / par.tp) if par.attention_dp else req.plan.batch.micro
+    argv += ["--max_batch_size", str(per_rank), "--max_num_tokens", str(step),
              "--max_seq_len", str(_max_model_len(req)),
              "--kv_cache_free_gpu_memory_fraction", f"{engine.memory_fraction:.2f}",
              "--host", "0.0.0.0", "--port", "8000", "--extra_llm_api_options", "extra-llm-api-options.yaml"]
@@ -318,6 +331,8 @@ def _trtllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node
     _, speculative, spec_notes = _speculative_flags(req, catalog, "trtllm")
     notes = notes + spec_notes
     options = {"enable_chunked_prefill": engine.chunked_prefill, "kv_cache_config": kv_config, **speculative}
+    if par.attention_dp:
+        options["enable_attention_dp"] = True
     text = ("# LLM-API options trtllm-serve reads (--extra_llm_api_options), written by planner emit.\n"
             + yaml.safe_dump(options, sort_keys=False))
     version = catalog.engine("trtllm").version

@@ -135,8 +135,12 @@ def kv_bytes_per_elem(precision: str, engine: EngineParams) -> float:
 def kv_bytes_per_token_per_device(fp: LLMFootprint, precision: str, par: Parallel,
                                   engine: EngineParams | None = None) -> float:
     per_token = fp.kv_bytes_per_token(kv_bytes_per_elem(precision, engine or EngineParams.bare()))
-    # GQA heads split over TP until each rank holds one KV head; latent (MLA) caches are replicated.
-    tp_split = min(par.tp, fp.kv_heads) if fp.kv_shardable_by_tp else 1
+    # GQA heads split over TP until each rank holds one KV head; latent (MLA) caches are replicated. Data-parallel
+    # attention splits the sequences instead: each rank holds its own sequences' whole cache.
+    if par.attention_dp:
+        tp_split = par.tp
+    else:
+        tp_split = min(par.tp, fp.kv_heads) if fp.kv_shardable_by_tp else 1
     return per_token / (tp_split * par.pp)
 
 
@@ -145,6 +149,9 @@ def serving_structural_problems(fp: LLMFootprint, par: Parallel, system: System,
     if par.ep > 1 and (not fp.is_moe or par.ep != par.tp or fp.experts % par.ep):
         problems.append(f"ep={par.ep}: expert parallelism replaces TP on the expert layers, so ep must equal tp "
                         f"and divide the experts (dense models take ep=1)")
+    if par.attention_dp and (not fp.is_moe or par.tp < 2 or par.ep != par.tp):
+        problems.append("data-parallel attention runs with the experts expert-parallel over the same devices: it needs "
+                        "an MoE model and ep = tp >= 2")
     if par.micro_batch < par.pp:
         problems.append(f"batch {par.micro_batch} is smaller than pp={par.pp}: stages would idle")
     return problems
@@ -161,8 +168,12 @@ def vocab_bytes_per_elem(precision: str, engine: EngineParams) -> float:
 
 def weight_bytes_per_device(fp: LLMFootprint, precision: str, par: Parallel, engine: EngineParams) -> float:
     vocab = fp.embedding_params + fp.lm_head_params
-    return ((fp.total_params - vocab) * BYTES_PER_ELEMENT[precision] + vocab * vocab_bytes_per_elem(precision, engine)
-            ) / (par.tp * par.pp)
+    bpe = BYTES_PER_ELEMENT[precision]
+    if par.attention_dp:  # every rank holds the non-expert weights whole and its share of the experts
+        experts = fp.expert_params_total
+        return ((fp.total_params - vocab - experts) * bpe + vocab * vocab_bytes_per_elem(precision, engine)
+                + experts * bpe / par.tp) / par.pp
+    return ((fp.total_params - vocab) * bpe + vocab * vocab_bytes_per_elem(precision, engine)) / (par.tp * par.pp)
 
 
 def streamed_dense_bytes(fp: LLMFootprint, precision: str, shards: int, engine: EngineParams) -> float:
@@ -221,6 +232,11 @@ class StepCost:
     decode_tokens_per_seq: int = 1
     drafter: "StepCost | None" = None
     draft_passes: int = 0
+    # Expert-parallel all-to-alls per stage per step (dispatch and combine), and the share of the step's tokens
+    # one device sends: all of them under TP (every rank holds every token), 1 / ranks under DP attention.
+    moe_exchanges: int = 0
+    exchange_share: float = 1.0
+    schedulers: int = 1  # DP attention: a scheduler per rank, each over its own sequences
 
     @cached_property
     def _allreduce_lines(self) -> tuple[float, float, float, float]:
@@ -261,8 +277,8 @@ class StepCost:
         comm = (min(ring_fixed + ring_per_token * tokens, tree_fixed + tree_per_token * tokens)
                 if tokens > 0 and self.allreduces else 0.0)
         if self.ep_link is not None:
-            msg = tokens * self.hidden_bytes_per_token * self.top_k
-            comm += self.allreduces * all_to_all_s(self.ep_link, msg, self.comm_efficiency)
+            msg = tokens * self.exchange_share * self.hidden_bytes_per_token * self.top_k
+            comm += self.moe_exchanges * all_to_all_s(self.ep_link, msg, self.comm_efficiency)
         if self.pp_link is not None:
             comm += p2p_s(self.pp_link, tokens * self.hidden_bytes_per_token, self.comm_efficiency)
         return linear, kv, prefill_attn, comm, layers_s
@@ -286,7 +302,7 @@ class StepCost:
         else:
             linear, kv, prefill_attn, comm, layers_s = self._stage_terms(decode_seqs / pp, context_tokens / pp,
                                                                          prefill_tokens / pp, prefill_pairs / pp)
-        host = self.engine.step_overhead_s + self.engine.step_overhead_per_seq_s * decode_seqs
+        host = self.engine.step_overhead_s + self.engine.step_overhead_per_seq_s * decode_seqs / self.schedulers
         return host + pp * (linear + kv + prefill_attn + comm + layers_s) + self.draft_seconds(
             decode_seqs, context_tokens, prefill_tokens, prefill_pairs)
 
@@ -321,12 +337,12 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
     # TP-sharded GEMMs are narrower (TP8 leaves a 70B model 1,280-wide QKV and 1,024-deep output projections)
     # and reach less of peak, by the family's gemm_half_dim that training runs measure. The token side is left
     # out: a decode GEMM of a few tokens is bound by its weight reads, which the roofline already charges.
-    gemm_eta /= gemm_shape_slowdown(fp, par.tp, math.inf, family)
+    gemm_eta /= gemm_shape_slowdown(fp, 1 if par.attention_dp else par.tp, math.inf, family)
     kv_eff = (family.kv_read_efficiency or family.memory_bw_efficiency).value
     held_share = fp.kv_share(context_per_seq) if context_per_seq else 1.0
     return StepCost(
         pp=par.pp,
-        dense_bytes=streamed_dense_bytes(fp, precision, shards, engine),
+        dense_bytes=streamed_dense_bytes(fp, precision, par.pp if par.attention_dp else shards, engine),
         expert_bytes=expert_total * bpe / shards,
         expert_share=(fp.top_k / fp.experts) if fp.is_moe else 0.0,
         linear_flops_per_token=2.0 * fp.active_params / shards,
@@ -337,7 +353,7 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
         kv_bw=device.memory_bw_gb_per_s * 1e9 * kv_eff,
         gemm_flops=peak_flops(device, precision) * gemm_eta,
         attn_flops=attn_peak * (gemm_eta if family.inference_matmul_efficiency else eta_mm),
-        allreduces=(2 * fp.layers // par.pp) if par.tp > 1 else 0,
+        allreduces=(2 * fp.layers // par.pp) if par.tp > 1 and not par.attention_dp else 0,
         hidden_bytes_per_token=fp.hidden * ACTIVATION_BYTES,
         tp_link=group_link(system, par.tp, 1, world=par.devices_per_replica),
         ep_link=group_link(system, par.ep, 1, world=par.devices_per_replica) if fp.is_moe and par.ep > 1 else None,
@@ -345,11 +361,25 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
         comm_efficiency=family.collective_bw_efficiency.value,
         top_k=fp.top_k if fp.is_moe else 0,
         layers=max(1, fp.layers // par.pp),
-        budget=engine.step_budget(input_tokens, par.micro_batch),
+        # Under DP attention every rank's scheduler fills its own token budget.
+        budget=engine.step_budget(input_tokens, par.micro_batch) * (par.tp if par.attention_dp else 1),
         engine=engine,
         overlap_k=family.roofline_overlap_exponent.value if family.roofline_overlap_exponent else None,
         **_speculative_parts(speculation, par, precision, device, family, system, engine),
+        **_expert_exchange(fp, par),
+
     )
+
+
+def _expert_exchange(fp: LLMFootprint, par: Parallel) -> dict:
+    """How the experts' all-to-alls run: under TP + EP, twice per layer with every token (the historical
+    charge); under DP attention, a dispatch and a combine per MoE layer of each rank's own tokens."""
+    if not (fp.is_moe and par.ep > 1):
+        return {}
+    if par.attention_dp:
+        return {"moe_exchanges": max(1, 2 * fp.moe_layers // par.pp), "exchange_share": 1.0 / par.tp,
+                "schedulers": par.tp}
+    return {"moe_exchanges": (2 * fp.layers // par.pp) if par.tp > 1 else 0}
 
 
 def drafter_precision(spec: Speculation, precision: str) -> str:

@@ -92,6 +92,7 @@ class LLMFootprint:
     # Layers attending over a window (see catalog.schema.LocalAttention): how many, the window, its kind.
     local_layers: int = 0
     local_window: int = 0
+    moe_layers: int = 0  # layers whose MLP is routed experts
     local_kind: str = "sliding"
 
     def local_tokens(self, context: float) -> float:
@@ -176,6 +177,7 @@ def llm_footprint(shape: LLMShape) -> LLMFootprint:
         embedding_params=float(c.embedding_params),
         lm_head_params=float(c.lm_head_params),
         decode_attn_flops_per_pair_layer=_absorbed_mla_flops(shape),
+        moe_layers=c.moe_layers,
         local_layers=shape.local_attention.layers if shape.local_attention else 0,
         local_window=shape.local_attention.window if shape.local_attention else 0,
         local_kind=shape.local_attention.kind if shape.local_attention else "sliding",

@@ -38,6 +38,10 @@ class Parallel:
     # Devices a ZeRO/FSDP shard spans; 0 = every data-parallel replica (full sharding). Hybrid sharding
     # (HSDP) shards within a smaller group, typically a node, and all-reduces across the groups.
     shard_group: int = 0
+    # Serving MoE: the replica's tp devices run attention (and the dense layers) data parallel, each on its own
+    # sequences with whole weights, and hold the experts expert-parallel (ep = tp) behind an all-to-all
+    # (SGLang --enable-dp-attention, vLLM data parallel + expert parallel, TensorRT-LLM enable_attention_dp).
+    attention_dp: bool = False
 
     @property
     def shard_size(self) -> int:

@@ -120,7 +120,7 @@ def run_replica(profile: ReplicaProfile, requests: list[Request], max_steps: int
         if not waiting and not running:
             now = pending[0].arrival_s + overhead
             continue
-        budget = eng.step_budget(max((s.req.input_tokens for s in waiting), default=1), cap)
+        budget = eng.step_budget(max((s.req.input_tokens for s in waiting), default=1), cap) * cost.schedulers
 
         # Admission: slots and KV cache (paged: the prompt must fit now; reserve-max: input + output).
         in_use = sum(reserved(s) for s in running)

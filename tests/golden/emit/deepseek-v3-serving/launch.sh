@@ -6,4 +6,4 @@ cd "$(dirname "$0")"
 export NODE_RANK=${NODE_RANK:-0}
 export LEADER_ADDRESS=${LEADER_ADDRESS:-127.0.0.1} MASTER_ADDR=${MASTER_ADDR:-${LEADER_ADDRESS}}
 export MODEL="${MODEL:-deepseek-ai/DeepSeek-V3}"
-vllm serve "${MODEL}" --tensor-parallel-size 8 --pipeline-parallel-size 1 --max-num-seqs 128 --max-model-len 2560 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.90 --block-size 16 --quantization fp8 --host 0.0.0.0 --port 8000
+vllm serve "${MODEL}" --tensor-parallel-size 1 --pipeline-parallel-size 1 --data-parallel-size 8 --enable-expert-parallel --max-num-seqs 16 --max-model-len 2560 --max-num-batched-tokens 8192 --gpu-memory-utilization 0.90 --block-size 16 --quantization fp8 --host 0.0.0.0 --port 8000

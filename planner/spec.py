@@ -45,10 +45,10 @@ class Traffic(Strict):
     @model_validator(mode="after")
     def _prefix_within_prompt(self) -> "Traffic":
         if self.shared_prefix_tokens >= self.input_tokens:
-            raise ValueError(f"shared_prefix_tokens ({self.shared_prefix_tokens}) must be less than input_tokens "
+            raise ValueError(f"`shared_prefix_tokens`: {self.shared_prefix_tokens} must be less than input_tokens "
                              f"({self.input_tokens}): the engine computes at least the prompt's last token")
         if self.prefix_hit_rate is not None and self.prefix_hit_rate * self.input_tokens < self.shared_prefix_tokens:
-            raise ValueError(f"prefix_hit_rate {self.prefix_hit_rate:g} finds fewer tokens than the "
+            raise ValueError(f"`prefix_hit_rate`: {self.prefix_hit_rate:g} finds fewer tokens than the "
                              f"{self.shared_prefix_tokens} shared ones every request hits; give at least "
                              f"{self.shared_prefix_tokens / self.input_tokens:.3f} or leave it out")
         return self
@@ -89,10 +89,10 @@ class SpeculativeSpec(Strict):
             raise ValueError("give exactly one of acceptance_rate or acceptance_length (measured on your traffic: "
                              "the engine logs both)")
         if self.acceptance_length is not None and self.acceptance_length > self.tokens + 1:
-            raise ValueError(f"acceptance_length {self.acceptance_length:g} exceeds tokens + 1 = {self.tokens + 1}, "
+            raise ValueError(f"`acceptance_length`: {self.acceptance_length:g} exceeds tokens + 1 = {self.tokens + 1}, "
                              "the most one step can yield")
         if self.method == "draft" and self.draft_model is None:
-            raise ValueError("method draft needs draft_model: a catalog model with the target's tokenizer "
+            raise ValueError("`draft_model`: method draft needs one, a catalog model with the target's tokenizer "
                              "(e.g. llama-3.2-1b for Llama 3.1)")
         return self
 

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from planner.catalog.loader import load_catalogs
-from planner.perf.serving import EngineParams, ServingFeatures, latencies_at, replica_profile, step_cost
+from planner.perf.serving import (
+    EngineParams,
+    ServingFeatures,
+    latencies_at,
+    replica_profile,
+    step_cost,
+)
 from planner.perf.shapes import llm_footprint
 from planner.perf.speculative import acceptance_for_length, speculation, tokens_per_step
 from planner.perf.types import Parallel
@@ -108,13 +114,20 @@ def test_prefix_hits_are_whole_kv_blocks():
 ], ids=["eagle3", "draft", "prefix"])
 def test_closed_form_agrees_with_the_simulator(engine_id, features):
     prof = profile(LLAMA70, features, tp=4, precision="fp8", engine=EngineParams.of(CAT.engines[engine_id], DEVICE, 4))
+    assert_agrees_with_simulation(prof, tpot_p99=True)
+
+
+def assert_agrees_with_simulation(prof, tpot_p99: bool = False) -> None:
+    """Mean TTFT and TPOT within 15%, throughput within 5% (p99 TPOT within 35%) at 30% and 70% load, for
+    requests of 2,000 prompt and 300 output tokens."""
     for load in (0.3, 0.7):
         lam = load * prof.saturation_rate
         cf = latencies_at(prof, lam)
         sim = simulate(prof, poisson_requests(lam, 2000, 2000, 300, seed=7))
         assert cf.ttft_mean_s * 1e3 == pytest.approx(sim.ttft_ms.mean, rel=0.15)
         assert cf.tpot_s * 1e3 == pytest.approx(sim.tpot_ms.mean, rel=0.15)
-        assert cf.tpot_p99_s * 1e3 == pytest.approx(sim.tpot_ms.p99, rel=0.35)
+        if tpot_p99:
+            assert cf.tpot_p99_s * 1e3 == pytest.approx(sim.tpot_ms.p99, rel=0.35)
         assert lam * 300 == pytest.approx(sim.tokens_per_s, rel=0.05)
 
 
@@ -135,7 +148,10 @@ H200 = CAT.systems["hgx-h200-8"]
 
 
 def _moe_cost(attention_dp: bool):
-    from planner.perf.serving import kv_bytes_per_token_per_device, weight_bytes_per_device
+    from planner.perf.serving import (
+        kv_bytes_per_token_per_device,
+        weight_bytes_per_device,
+    )
 
     fp = llm_footprint(DEEPSEEK)
     par = Parallel(tp=8, ep=8, micro_batch=64, attention_dp=attention_dp)
@@ -147,7 +163,7 @@ def _moe_cost(attention_dp: bool):
 
 
 def test_data_parallel_attention_by_hand():
-    fp, par, dp, weights, kv = _moe_cost(True)
+    fp, _, dp, weights, kv = _moe_cost(True)
     _, _, tp, tp_weights, tp_kv = _moe_cost(False)
     vocab = fp.embedding_params + fp.lm_head_params
     # Each rank holds the non-expert weights whole (16-bit vocabulary) and an eighth of the experts.
@@ -204,10 +220,37 @@ def test_closed_form_agrees_with_the_simulator_under_data_parallel_attention(eng
     prof = replica_profile(llm_footprint(DEEPSEEK), input_tokens=2000, output_tokens=300,
                            par=Parallel(tp=8, ep=8, micro_batch=256, attention_dp=True), precision="fp8", device=device,
                            family=CAT.family_of(device), system=H200, engine=EngineParams.of(CAT.engines[engine_id], device, 8))
-    for load in (0.3, 0.7):
-        lam = load * prof.saturation_rate
-        cf = latencies_at(prof, lam)
-        sim = simulate(prof, poisson_requests(lam, 2000, 2000, 300, seed=7))
-        assert cf.ttft_mean_s * 1e3 == pytest.approx(sim.ttft_ms.mean, rel=0.15)
-        assert cf.tpot_s * 1e3 == pytest.approx(sim.tpot_ms.mean, rel=0.15)
-        assert lam * 300 == pytest.approx(sim.tokens_per_s, rel=0.05)
+    assert_agrees_with_simulation(prof)
+
+
+@pytest.mark.parametrize("extra,message", [
+    ("speculative: {method: eagle, tokens: 3}", "give exactly one of acceptance_rate or acceptance_length"),
+    ("speculative: {method: eagle, tokens: 3, acceptance_length: 5}", "workload.speculative.acceptance_length: 5 exceeds"),
+    ("speculative: {method: draft, tokens: 3, acceptance_rate: 0.7}", "workload.speculative.draft_model: method draft"),
+    ("engine: sglang\n  speculative: {method: draft, draft_model: llama-3.2-1bb, tokens: 3, acceptance_rate: 0.7}",
+     "Did you mean `llama-3.2-1b`?"),
+    ("engine: sglang\n  speculative: {method: draft, draft_model: qwen3-32b, tokens: 3, acceptance_rate: 0.7}",
+     "drafts must use the target's tokenizer"),
+    ("speculative: {method: draft, draft_model: llama-3.2-1b, tokens: 3, acceptance_rate: 0.7}",
+     "does not run `draft` speculative decoding"),
+    ("speculative: {method: mtp, tokens: 3, acceptance_rate: 0.7}", "ships no multi-token-prediction layers"),
+    ("speculative: {method: eagle, tokens: 3, acceptance_rate: yes}", "give a number, not true/false"),
+    ("engine: trtllm-tensorrt\n  traffic: {requests_per_s: 1, input_tokens: 100, output_tokens: 50, prefix_hit_rate: 0.5}",
+     "does not reuse cached prefixes as launched"),
+    ("traffic: {requests_per_s: 1, input_tokens: 100, output_tokens: 50, shared_prefix_tokens: 100}",
+     "workload.traffic.shared_prefix_tokens: 100 must be less than input_tokens"),
+    ("traffic: {requests_per_s: 1, input_tokens: 100, output_tokens: 50, prefix_hit_rate: 0.1, shared_prefix_tokens: 50}",
+     "workload.traffic.prefix_hit_rate: 0.1 finds fewer tokens"),
+])
+def test_a_speculative_or_prefix_cache_spec_the_planner_cannot_take_is_refused_in_one_line(tmp_path, extra, message):
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    traffic = "" if "traffic:" in extra else "  traffic: {requests_per_s: 1, input_tokens: 100, output_tokens: 50}\n"
+    path = tmp_path / "spec.yaml"
+    path.write_text(f"name: t\nworkload:\n  kind: serving\n  model: llama-3.1-8b\n{traffic}  {extra}\n")
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert all(line.startswith("error: ") for line in result.output.strip().splitlines())

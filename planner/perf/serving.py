@@ -385,7 +385,7 @@ def _expert_exchange(fp: LLMFootprint, par: Parallel) -> dict:
 def drafter_precision(spec: Speculation, precision: str) -> str:
     """EAGLE heads are published 16-bit whatever the target's precision; a draft model or MTP layers are
     served as the target is."""
-    return "bf16" if spec.method == "eagle" and precision in ("fp8", "int8", "int4", "fp4") else precision
+    return "bf16" if spec.method == "eagle" and precision in ("fp8", "int8", "int4", "fp4", "mxfp4") else precision
 
 
 def _speculative_parts(spec: Speculation | None, par: Parallel, precision: str, device: Accelerator,
@@ -961,9 +961,11 @@ def _cap_free_parts(fp: LLMFootprint, input_tokens: int, output_tokens: int, par
     # KV in full-cache token equivalents at the sequences' mean context (local-attention layers keep less).
     kv_tok_dev = kv_bytes_per_token_per_device(fp, precision, par, engine) * fp.kv_share(context)
     if spec is not None:
-        # The drafter runs on the first stage's ranks (split over TP), its weights and a KV cache of every
-        # sequence's context beside the target's: that stage's memory is the one that binds.
-        weights_dev += spec.extra_params * BYTES_PER_ELEMENT[drafter_precision(spec, precision)] / par.tp
+        # The drafter runs on the first stage's ranks (split over TP; under DP attention a dense drafter is whole
+        # on each rank, MTP layers mostly experts split over them), its weights and a KV cache of every sequence's
+        # context beside the target's: that stage's memory binds.
+        whole = par.attention_dp and spec.method != "mtp"
+        weights_dev += spec.extra_params * BYTES_PER_ELEMENT[drafter_precision(spec, precision)] / (1 if whole else par.tp)
         kv_tok_dev += kv_bytes_per_token_per_device(spec.drafter, precision, replace(par, pp=1), engine)
     framework = engine.runtime_overhead_bytes if engine.runtime_overhead_bytes is not None else (
         family.framework_overhead_gib * GIB)

@@ -23,16 +23,21 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from planner.catalog.loader import Catalog, load_catalogs  # noqa: E402
-from planner.perf.serving import EngineParams, ServingFeatures, latencies_at, replica_profile  # noqa: E402
-from planner.perf.shapes import llm_footprint  # noqa: E402
-from planner.perf.speculative import acceptance_for_length, speculation  # noqa: E402
-from planner.perf.types import Parallel  # noqa: E402
+from planner.catalog.loader import Catalog, load_catalogs
+from planner.perf.serving import (
+    EngineParams,
+    ServingFeatures,
+    latencies_at,
+    replica_profile,
+)
+from planner.perf.shapes import llm_footprint
+from planner.perf.speculative import acceptance_for_length, speculation
+from planner.perf.types import Parallel
 
 HERE = Path(__file__).resolve().parent
 SYSTEM_FOR_DEVICE = {"h100-sxm": "hgx-h100-8", "b200": "hgx-b200-8", "h200-sxm": "hgx-h200-8"}
-PASS_GRID_US = [50.0 * i for i in range(0, 41)]  # 0-2 ms per draft pass
-STEP_GRID_MS = [0.2 * i for i in range(0, 16)]  # 0-3 ms per verification step
+PASS_GRID_US = [50.0 * i for i in range(41)]  # 0-2 ms per draft pass
+STEP_GRID_MS = [0.2 * i for i in range(16)]  # 0-3 ms per verification step
 
 
 @dataclass(frozen=True)
@@ -148,7 +153,7 @@ def leave_one_source_out(catalog: Catalog, rows: list[Row]) -> list[Case]:
 
 def stats(cases: list[Case]) -> tuple[float, float, float]:
     errors = sorted(abs(c.error) for c in cases)
-    p90 = errors[min(len(errors) - 1, int(math.ceil(0.9 * len(errors))) - 1)]
+    p90 = errors[min(len(errors) - 1, math.ceil(0.9 * len(errors)) - 1)]
     return statistics.median(errors), p90, statistics.median(c.error for c in cases)
 
 

@@ -303,8 +303,10 @@ class StepCost:
             linear, kv, prefill_attn, comm, layers_s = self._stage_terms(decode_seqs / pp, context_tokens / pp,
                                                                          prefill_tokens / pp, prefill_pairs / pp)
         host = self.engine.step_overhead_s + self.engine.step_overhead_per_seq_s * decode_seqs / self.schedulers
-        return host + pp * (linear + kv + prefill_attn + comm + layers_s) + self.draft_seconds(
-            decode_seqs, context_tokens, prefill_tokens, prefill_pairs)
+        total = host + pp * (linear + kv + prefill_attn + comm + layers_s)
+        if self.drafter is not None:  # rate searches call this by the hundred thousand: no call without a drafter
+            total += self.draft_seconds(decode_seqs, context_tokens, prefill_tokens, prefill_pairs)
+        return total
 
     def draft_seconds(self, decode_seqs: float, context_tokens: float, prefill_tokens: float = 0.0,
                       prefill_pairs: float = 0.0) -> float:

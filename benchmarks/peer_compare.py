@@ -28,6 +28,9 @@ CASES = {
                            "TPOT 27.6 ms; 13 s",
     "llama3-70b-h100-peer": "peer (bf16): TP4 x 4 replicas, batch 32, 6.73 req/s, 210 tok/s/GPU, TTFT 960 ms, "
                             "TPOT 36.6 ms; FP8 checkpoint: TP2 x 8, batch 32, 13.41 req/s, 418 tok/s/GPU; 11-12 s",
+    "deepseek-v3-h200-peer": "peer (fp8): TP8 EP8 x 4 replicas, batch 112, 9.14 req/s, 286 tok/s/GPU, TTFT 662 ms; "
+                             "disaggregated 2 x TP8 EP8 prefill + 1 x attention-DP16 EP16 decode, 10.15 req/s, "
+                             "317 tok/s/GPU, TTFT 319 ms, TPOT 46.3 ms; 34 s (perf database 1.3.0rc20)",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -43,12 +44,19 @@ def test_validation_covers_several_device_families():
     assert sum(c.device == "tpu-v5p" for c in cases) >= 16
 
 
+@functools.cache
+def _serving_rows():
+    import validate_serving
+
+    return validate_serving.load_rows(load_catalogs())
+
+
+@functools.cache
 def _serving_cases():
     import validate_serving
 
-    catalog = load_catalogs()
-    rows, _ = validate_serving.load_rows(catalog)
-    return rows, validate_serving.cases_of(catalog, rows, {})
+    rows, _ = _serving_rows()
+    return rows, validate_serving.cases_of(load_catalogs(), rows, {})
 
 
 def _median_abs(cases) -> float:
@@ -134,8 +142,7 @@ def test_trtllm_moe_columns_that_ran_attention_data_parallel_are_not_scored_as_t
     (a layout the model lacks) is skipped, not scored as something else."""
     import validate_serving
 
-    catalog = load_catalogs()
-    rows, skipped = validate_serving.load_rows(catalog)
+    rows, skipped = _serving_rows()
     by_id = {r.raw["id"]: r for r in rows}
     dep = by_id["trtllm10-qwen3-235b-a22b-h200-sxm-fp8-tp8-128-128"]
     assert dep.par.attention_dp and dep.par.ep == dep.par.tp == 8

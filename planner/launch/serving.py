@@ -149,6 +149,13 @@ def _kv_dtype_flag(req: LaunchRequest, engine_id: str) -> list[str]:
     return []  # auto, bf16, fp16: the checkpoint's dtype, which is the engine's default
 
 
+def _cap_per_scheduler(req: LaunchRequest) -> int:
+    """The running-sequence cap one scheduler takes: the replica's, or under attention data parallel each rank's
+    share of it (vLLM's and TensorRT-LLM's caps are per rank there)."""
+    par = req.plan.parallel
+    return math.ceil(req.plan.batch.micro / par.tp) if par.attention_dp else req.plan.batch.micro
+
+
 def _draft_path(req: LaunchRequest, catalog: Catalog) -> tuple[str, list[str]]:
     """The drafter's checkpoint: the draft model's repository, the EAGLE head the spec names, or a placeholder."""
     spec = req.workload.speculative
@@ -246,12 +253,11 @@ def server_launch(req: LaunchRequest, catalog: Catalog, data_parallel: int = 1) 
 def _vllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node: int, nodes: int) -> ServerLaunch:
     par = req.plan.parallel
     quant, notes = _quantization(req, "vllm")
-    cap = req.plan.batch.micro
+    cap = _cap_per_scheduler(req)
     if par.attention_dp:
         # Data-parallel ranks with expert-parallel MoE; each rank schedules its own share of the cap.
         argv = ["vllm", "serve", "${MODEL}", "--tensor-parallel-size", "1", "--pipeline-parallel-size", str(par.pp),
                 "--data-parallel-size", str(par.tp), "--enable-expert-parallel"]
-        cap = math.ceil(cap / par.tp)
         notes = notes + [f"Attention data parallel: {par.tp} ranks of {cap} running sequences each, the experts spread "
                          "over them (--enable-expert-parallel)."]
     else:
@@ -317,9 +323,7 @@ def _trtllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node
     if par.ep > 1:
         argv += ["--ep_size", str(par.ep)]
     step = int(engine.step_budget(req.workload.input_tokens, req.plan.batch.micro))
-    # Under attention data parallel each rank batches its own requests: the cap is per rank.
-    per_rank = math.ceil(req.plan.batch.micro / par.tp) if par.attention_dp else req.plan.batch.micro
-    argv += ["--max_batch_size", str(per_rank), "--max_num_tokens", str(step),
+    argv += ["--max_batch_size", str(_cap_per_scheduler(req)), "--max_num_tokens", str(step),
              "--max_seq_len", str(_max_model_len(req)),
              "--kv_cache_free_gpu_memory_fraction", f"{engine.memory_fraction:.2f}",
              "--host", "0.0.0.0", "--port", "8000", "--extra_llm_api_options", "extra-llm-api-options.yaml"]

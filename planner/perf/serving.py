@@ -342,6 +342,7 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
     gemm_eta /= gemm_shape_slowdown(fp, 1 if par.attention_dp else par.tp, math.inf, family)
     kv_eff = (family.kv_read_efficiency or family.memory_bw_efficiency).value
     held_share = fp.kv_share(context_per_seq) if context_per_seq else 1.0
+    allreduces = (2 * fp.layers // par.pp) if par.tp > 1 and not par.attention_dp else 0
     return StepCost(
         pp=par.pp,
         dense_bytes=streamed_dense_bytes(fp, precision, par.pp if par.attention_dp else shards, engine),
@@ -355,7 +356,7 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
         kv_bw=device.memory_bw_gb_per_s * 1e9 * kv_eff,
         gemm_flops=peak_flops(device, precision) * gemm_eta,
         attn_flops=attn_peak * (gemm_eta if family.inference_matmul_efficiency else eta_mm),
-        allreduces=(2 * fp.layers // par.pp) if par.tp > 1 and not par.attention_dp else 0,
+        allreduces=allreduces,
         hidden_bytes_per_token=fp.hidden * ACTIVATION_BYTES,
         tp_link=group_link(system, par.tp, 1, world=par.devices_per_replica),
         ep_link=group_link(system, par.ep, 1, world=par.devices_per_replica) if fp.is_moe and par.ep > 1 else None,
@@ -368,20 +369,20 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
         engine=engine,
         overlap_k=family.roofline_overlap_exponent.value if family.roofline_overlap_exponent else None,
         **_speculative_parts(speculation, par, precision, device, family, system, engine),
-        **_expert_exchange(fp, par),
+        **_expert_exchange(fp, par, allreduces),
 
     )
 
 
-def _expert_exchange(fp: LLMFootprint, par: Parallel) -> dict:
-    """How the experts' all-to-alls run: under TP + EP, twice per layer with every token (the historical
+def _expert_exchange(fp: LLMFootprint, par: Parallel, allreduces: int) -> dict:
+    """How the experts' all-to-alls run: under TP + EP, one with every token per TP all-reduce (the historical
     charge); under DP attention, a dispatch and a combine per MoE layer of each rank's own tokens."""
     if not (fp.is_moe and par.ep > 1):
         return {}
     if par.attention_dp:
         return {"moe_exchanges": max(1, 2 * fp.moe_layers // par.pp), "exchange_share": 1.0 / par.tp,
                 "schedulers": par.tp}
-    return {"moe_exchanges": (2 * fp.layers // par.pp) if par.tp > 1 else 0}
+    return {"moe_exchanges": allreduces}
 
 
 def drafter_precision(spec: Speculation, precision: str) -> str:

@@ -22,6 +22,12 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from validate_serving import (  # the serving validation's device map and statistics
+    SYSTEM_FOR_DEVICE,
+    error_stats,
+)
 
 from planner.catalog.loader import Catalog, load_catalogs
 from planner.perf.serving import (
@@ -35,7 +41,6 @@ from planner.perf.speculative import acceptance_for_length, speculation
 from planner.perf.types import Parallel
 
 HERE = Path(__file__).resolve().parent
-SYSTEM_FOR_DEVICE = {"h100-sxm": "hgx-h100-8", "b200": "hgx-b200-8", "h200-sxm": "hgx-h200-8"}
 PASS_GRID_US = [50.0 * i for i in range(41)]  # 0-2 ms per draft pass
 STEP_GRID_MS = [0.2 * i for i in range(16)]  # 0-3 ms per verification step
 
@@ -151,19 +156,13 @@ def leave_one_source_out(catalog: Catalog, rows: list[Row]) -> list[Case]:
     return cases
 
 
-def stats(cases: list[Case]) -> tuple[float, float, float]:
-    errors = sorted(abs(c.error) for c in cases)
-    p90 = errors[min(len(errors) - 1, math.ceil(0.9 * len(errors)) - 1)]
-    return statistics.median(errors), p90, statistics.median(c.error for c in cases)
-
-
 def table(title: str, cases: list[Case]) -> None:
     print(f"== {title}")
     for name, key in (("all", lambda c: "all"), ("engine", lambda c: c.row.engine), ("method", lambda c: c.row.method),
                       ("source", lambda c: c.row.source)):
         for value in sorted({key(c) for c in cases}):
             part = [c for c in cases if key(c) == value]
-            med, p90, bias = stats(part)
+            med, p90, _, bias = error_stats(part)
             label = value if name == "all" else f"{name}={value}"
             print(f"  {label:38s} n={len(part):2d}  median {med:6.1%}  p90 {p90:6.1%}  bias {bias:+6.1%}")
 

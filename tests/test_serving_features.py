@@ -54,6 +54,12 @@ def test_eagle3_head_holds_one_layer_a_fusion_and_a_draft_vocabulary_head():
     assert spec.extra_params == pytest.approx(layer + wider_qkv + fusion + head, rel=1e-3)
 
 
+def test_a_drafter_keeps_none_of_the_targets_window_layers():
+    # gpt-oss slides over 128 tokens on 12 of 24 layers; its one-layer EAGLE head attends over everything.
+    head = speculation(CAT.models["gpt-oss-20b"].shape, "eagle", 3, 0.7).drafter
+    assert head.layers == 1 and head.local_layers == 0 and head.kv_share(4096) == 1.0
+
+
 def test_deepseek_mtp_module_is_one_moe_layer_and_a_projection():
     ds = CAT.models["deepseek-v3"].shape
     spec = speculation(ds, "mtp", 1, 0.8, mtp_layers=ds.mtp_layers)

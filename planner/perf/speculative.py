@@ -91,9 +91,12 @@ def drafter_footprint(target: LLMShape, method: str, draft: LLMShape | None = No
         fp = llm_footprint(draft)
         return fp, fp.total_params
     hidden = target.hidden
+    # The drafter's own layers attend over the whole context and draft with nothing further.
+    own = {"local_attention": None, "mtp_layers": 0}
     if method == "eagle":
         head = target.model_copy(update={"layers": 1, "moe": None, "mla": None, "kv_cache_elems_per_token_per_layer": None,
-                                         "vocab": min(target.vocab, EAGLE3_DRAFT_VOCAB), "tied_embeddings": False})
+                                         "vocab": min(target.vocab, EAGLE3_DRAFT_VOCAB), "tied_embeddings": False,
+                                         **own})
         # The layer's q/k/v projections read 2h (the embedding and the fused hidden state side by side), and
         # a 3h x h fusion precedes it: weights every draft pass reads and multiplies by.
         head_dim = target.head_dim or hidden // target.heads
@@ -102,7 +105,7 @@ def drafter_footprint(target: LLMShape, method: str, draft: LLMShape | None = No
     else:
         assert method == "mtp" and mtp_layers >= 1
         moe = target.moe.model_copy(update={"dense_layers": 0}) if target.moe else None
-        head = target.model_copy(update={"layers": mtp_layers, "moe": moe})
+        head = target.model_copy(update={"layers": mtp_layers, "moe": moe, **own})
         added = mtp_layers * 2 * hidden * hidden  # the projection of [normed embedding, hidden state]
         shared = ("embedding", "lm_head")  # DeepSeek-V3's MTP module uses the main model's (source M17)
     fp = llm_footprint(head)

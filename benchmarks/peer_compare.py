@@ -19,7 +19,7 @@ from common import ROOT, run_planner
 
 from planner.catalog.loader import load_catalogs
 from planner.evaluate import resolve_workload
-from planner.simulate.run import simulate_evaluation
+from planner.simulate.run import simulate_parts
 from planner.solve import solve
 from planner.spec import load_spec
 
@@ -54,6 +54,19 @@ def highest_rate(spec, catalog, precision: str):
     return best
 
 
+def layout(plan) -> str:
+    """Each part as `[role ]TPt [EPe ][attention-DP ]x replicas, max_num_seqs b`."""
+    out = []
+    for part in plan.parts:
+        c = part.evaluation.candidate
+        p = c.parallel
+        role = "" if c.role == "both" else f"{c.role} "
+        ep = f" EP{p.ep}" if p.ep > 1 else ""
+        dp = " attention-DP" if p.attention_dp else ""
+        out.append(f"{role}TP{p.tp}{ep}{dp} x {part.replicas}, max_num_seqs {p.micro_batch}")
+    return " + ".join(out)
+
+
 def main() -> int:
     catalog = load_catalogs()
     for name, peer in CASES.items():
@@ -68,14 +81,16 @@ def main() -> int:
                 print(f"  planner {precision}: no plan at any rate")
                 continue
             rate, work, result = found
-            part = result.plan.main
-            m, c = part.evaluation.metrics, part.evaluation.candidate
-            devices = sum(p.evaluation.candidate.devices for p in result.plan.parts)
-            sim = simulate_evaluation(work, catalog, part.evaluation, rate * part.load_share, requests=2000, seed=0)
+            plan = result.plan
+            m = plan.main.evaluation.metrics
+            devices = sum(p.evaluation.candidate.devices for p in plan.parts)
+            demand = work.spec.workload.traffic.requests_per_s
+            sims = simulate_parts(work, catalog, [(p.evaluation, demand * p.load_share) for p in plan.parts],
+                                  requests=2000, seed=0)
+            sim = sims[-1].result
             print(f"  planner {precision}: {rate:.2f} req/s = {rate * out_tokens / devices:.0f} tok/s/GPU on {devices} GPUs: "
-                  f"TP{c.parallel.tp} x {part.replicas} replicas, max_num_seqs {c.parallel.micro_batch}, "
-                  f"running {m['running_batch']:.0f}; TTFT mean {m['ttft_mean_ms']:.0f} ms (simulated "
-                  f"{sim.result.ttft_ms.mean:.0f}), TPOT {m['tpot_ms']:.1f} ms (simulated {sim.result.tpot_ms.mean:.1f})")
+                  f"{layout(plan)}; TTFT mean {m['ttft_mean_ms']:.0f} ms (simulated {sim.ttft_ms.mean:.0f}), "
+                  f"TPOT {m['tpot_ms']:.1f} ms (simulated {sim.tpot_ms.mean:.1f})")
         walls = []
         for _ in range(5):
             start = time.perf_counter()

@@ -145,11 +145,11 @@ def solve(spec: Spec, *, catalog: Catalog | None = None, objective: str | None =
     data = result_dict(result, checks, explanation, workload_dict(work, catalog, device))
     sims = []
     if simulate and result.plan is not None and work.kind == "serving":
-        from planner.simulate.run import simulate_evaluation
+        from planner.simulate.run import simulate_parts
 
         demand = loaded.workload.traffic.requests_per_s
-        sims = [simulate_evaluation(work, catalog, p.evaluation, demand * p.load_share, requests=2000, seed=0)
-                for p in result.plan.parts]
+        sims = simulate_parts(work, catalog, [(p.evaluation, demand * p.load_share) for p in result.plan.parts],
+                              requests=2000, seed=0)
         data["simulation"] = [s.as_dict() for s in sims]
     return SolveReport(_json_round_trip(data), result=result, checks=checks, explanation=explanation, work=work,
                        simulations=sims)
@@ -258,7 +258,7 @@ def simulate(spec: Spec, *, catalog: Catalog | None = None, requests: int = 2000
     `device` and `layout` fix one configuration; without them, the plan `solve` picks."""
     from planner.errors import Problem, SolveError
     from planner.evaluate import resolve_workload
-    from planner.simulate.run import simulate_evaluation
+    from planner.simulate.run import simulate_parts
 
     loaded, name = load_workload_spec(spec)
     catalog = catalog or load_catalog()
@@ -280,8 +280,7 @@ def simulate(spec: Spec, *, catalog: Catalog | None = None, requests: int = 2000
             raise SolveError(Problem(f"no plan to simulate (solve status {result.status})", file=name,
                                      fix="fix the spec or give a device"))
         parts = [(p.evaluation, demand * p.load_share) for p in result.plan.parts]
-    sims = [simulate_evaluation(work, catalog, ev, rate, requests=requests, seed=seed, lengths=lengths, trace=trace)
-            for ev, rate in parts]
+    sims = simulate_parts(work, catalog, parts, requests=requests, seed=seed, lengths=lengths, trace=trace)
     return SimulationReport(_json_round_trip({"spec": loaded.name, "parts": [s.as_dict() for s in sims]}),
                             simulations=sims)
 

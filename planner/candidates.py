@@ -39,6 +39,14 @@ from planner.evaluate import (
     structural_issues,
     with_offering,
 )
+from planner.perf.disaggregated import (
+    PrefillProfile,
+    Split,
+    decode_profile,
+    pools_apart_problem,
+    prefill_profile,
+    split_options,
+)
 from planner.perf.power import SiteFacts
 from planner.perf.roofline import achievable_bandwidth, achievable_flops
 from planner.perf.serving import (
@@ -88,7 +96,18 @@ class ReplicaRow:
     latency_s: float  # at light load, for tie-breaks and reports
     service_s: float = 0.0  # replica time one request (or frame) consumes
     power_peak_w: float | None = None  # per replica with every device at full load (site power cap)
-    profile: ReplicaProfile | None = None  # serving: what the rates are recomputed from
+    profile: ReplicaProfile | PrefillProfile | None = None  # serving: what the rates are recomputed from
+    # Disaggregated serving: the pool the row's replicas belong to (`both`: whole requests) and the split of the
+    # limits that span both pools its rates were found within (a prefill row pairs with decode rows of its split).
+    role: str = "both"
+    split: Split | None = None
+    vendor: str = ""
+
+    @property
+    def pairing(self) -> tuple:
+        """What a prefill pool and the decode pool its requests go to share: the split of the limits, and one
+        vendor's stack and one checkpoint (the KV cache's layout and dtype must match on both sides)."""
+        return self.split, self.vendor, self.candidate.precision
 
 
 @dataclass
@@ -106,6 +125,9 @@ class CandidateTable:
     excluded: dict[str, Exclusion] = field(default_factory=dict)
     excluded_by_device: dict[str, dict[str, int]] = field(default_factory=dict)
     evaluated: int = 0
+    # Disaggregated pools: the engine's KV connector pairs a decode instance only with prefill instances of no
+    # wider tensor parallelism (vLLM's NixlConnector).
+    decode_tp_at_least_prefill: bool = False
     # The evaluated replica shapes (training: fastest layouts), before offerings are attached. Another enumeration
     # of the same workload (other devices, prices or providers) may reuse them: see `enumerate_candidates`.
     shapes: dict = field(default_factory=dict, repr=False, compare=False)
@@ -341,10 +363,12 @@ def _replica_table(work: ResolvedWorkload, catalog: Catalog, shapes: dict | None
     w = spec.workload
     demand = w.traffic.requests_per_s if isinstance(w, ServingWorkload) else w.streams * w.fps_per_stream
     cache: dict[tuple, list[ReplicaRow]] = shapes if shapes is not None else {}
-    table = CandidateTable(kind=work.kind, demand=demand, shapes=cache)
+    pools = disaggregation_searched(work, catalog)
+    table = CandidateTable(kind=work.kind, demand=demand, shapes=cache, decode_tp_at_least_prefill=pools and catalog.engine(
+        w.engine).disaggregated_tp == "decode_at_least_prefill")
     # What a shape's rows depend on besides the shape: reused across tables only when all of it is equal.
     context = (w.model_dump_json(), tuple(spec.search.precisions), tuple(spec.search.micro_batches),
-               spec.limits.max_utilization)
+               spec.limits.max_utilization, pools and spec.search.disaggregated)
     for device in _devices(work, catalog):
         family = catalog.family_of(device)
         if device.memory_bw_gb_per_s is None:
@@ -355,7 +379,9 @@ def _replica_table(work: ResolvedWorkload, catalog: Catalog, shapes: dict | None
             if not offerings:
                 continue
             for par in _replica_layouts(work, catalog, system, device):
-                shape_key = (context, device.id, system.scaleup.model_dump_json(), system.host_power_w,
+                # The pools' KV transfer crosses the scale-out fabric; whole-request replicas never do.
+                fabric = system.scaleout.model_dump_json() if pools and system.scaleout else None
+                shape_key = (context, device.id, system.scaleup.model_dump_json(), fabric, system.host_power_w,
                              system.devices_per_node, par.tp, par.pp, par.ep, par.attention_dp)
                 variants = cache.get(shape_key)
                 if variants is None:
@@ -366,7 +392,11 @@ def _replica_table(work: ResolvedWorkload, catalog: Catalog, shapes: dict | None
                         if problems:
                             table.exclude("structural", f"{cand.label()}: {problems[0]}", device.id)
                             continue
-                        variants += _replica_variants(work, catalog, device, family, system, precision, par, table)
+                        if not (pools and spec.search.disaggregated == "always"):
+                            variants += _replica_variants(work, catalog, device, family, system, precision, par,
+                                                          table)
+                        if pools:
+                            variants += _pool_variants(work, catalog, device, family, system, precision, par, table)
                     # Precision and batch change neither devices per replica nor price: keep the Pareto set.
                     variants = cache[shape_key] = _pareto(variants)
                 for base in variants:
@@ -438,22 +468,35 @@ def _replica_structural(work: ResolvedWorkload, cand: Candidate, system: System)
                                        scaleup_domain(system))
 
 
-def rate_limits(spec, profile: ReplicaProfile | None, latency_s: float, service_s: float,
-                batch: int, only: str | None = None) -> tuple[dict[str, float], float]:
+def rate_limits(spec, profile: ReplicaProfile | PrefillProfile | None, latency_s: float, service_s: float,
+                batch: int, only: str | None = None, role: str = "both",
+                split: Split | None = None) -> tuple[dict[str, float], float]:
     """Per limit unit, the highest load one replica carries within it; and the least load (vision: enough
     frames to fill a batch within the frame budget). Recomputed by the explainer for relaxed limits;
-    `only` restricts the work to one unit."""
+    `only` restricts the work to one unit. A pool of a disaggregated plan (`role`) answers the limits on its
+    side: TPOT on the decode side, and its share (`split`) of those that span both pools."""
     w = spec.workload
     if profile is not None:
         slo = w.slo
         wanted = [("throughput.max_utilization", "utilization", spec.limits.max_utilization)]
-        wanted += [(unit, metric, None if getattr(slo, field) is None else getattr(slo, field) / 1000)
-                   for unit, (field, metric) in SLO_METRICS.items()]
-        limits = {unit: max_rate(profile, metric, value) for unit, metric, value in wanted
-                  if value is not None and (only is None or unit == only)}
+        for unit, (field, metric) in SLO_METRICS.items():
+            value = getattr(slo, field)
+            if value is None:
+                continue
+            value /= 1000
+            if role != "both" and metric.startswith("tpot"):
+                if role == "prefill":
+                    continue
+            elif role != "both":
+                value *= split.share(role, metric)
+                # The prefill side's part of a request's whole life is its time to the first token.
+                metric = "ttft_p99_s" if role == "prefill" and metric.startswith("e2e") else metric
+            wanted.append((unit, metric, value))
+        rate = profile.max_rate if role == "prefill" else (lambda metric, value: max_rate(profile, metric, value))
+        limits = {unit: rate(metric, value) for unit, metric, value in wanted if only is None or unit == only}
         if only is None:
             # Not a user limit: a replica past full utilisation never catches up, whatever the spec says.
-            limits[STABLE] = max_rate(profile, "utilization", 1.0)
+            limits[STABLE] = rate("utilization", 1.0)
         return limits, 0.0
     limits = {"throughput.max_utilization": spec.limits.max_utilization / service_s, STABLE: 1.0 / service_s}
     min_rate = 0.0
@@ -478,7 +521,7 @@ def rerate(table: CandidateTable, spec, only: str | None = None) -> CandidateTab
     rows = []
     for r in table.replica_rows:
         limits, min_rate = rate_limits(spec, r.profile, r.latency_s, r.service_s, r.candidate.parallel.micro_batch,
-                                       only if r.profile is not None else None)
+                                       only if r.profile is not None else None, r.role, r.split)
         if only is not None and only != "latency.frame_budget":
             merged = dict(r.rate_limits)
             if only in limits:
@@ -496,9 +539,6 @@ def _replica_variants(work, catalog, device, family, system, precision, par, tab
     batches = spec.search.micro_batches or (VISION_BATCHES if work.kind == "vision" else SERVING_BATCHES)
     rows: list[ReplicaRow] = []
     dpr = par.tp * par.pp
-    host_share = (system.host_power_w or 0.0) * dpr / system.devices_per_node
-    idle = family.power_at_idle.value
-    full = family.power_at_full_load.value
     engine = None
     if work.kind == "serving":
         engine = serving_engine(w, catalog, device, dpr)
@@ -538,15 +578,94 @@ def _replica_variants(work, catalog, device, family, system, precision, par, tab
                 continue
             service = latency / batch
         limits, min_rate = rate_limits(spec, prof, latency, service, batch)
-        tdp = device.tdp_w
-        static = None if tdp is None else dpr * tdp * idle + host_share
-        per_rate = None if tdp is None else dpr * tdp * (full - idle) * service
-        peak = None if tdp is None else dpr * tdp * full + host_share
-        rows.append(ReplicaRow(index=-1, candidate=cand, devices_per_replica=dpr, rate_limits=limits,
-                               min_rate=min_rate, power_static_w=static, power_per_rate_w=per_rate,
-                               power_peak_w=peak,
-                               site=SiteFacts(None, None), unit_devices=None, usd_per_unit_hour=None,
-                               latency_s=latency, service_s=service, profile=prof))
+        rows.append(_row(cand, device, family, system, limits, latency, service, prof, min_rate=min_rate))
+    return _pareto(rows)
+
+
+def _row(cand: Candidate, device: Accelerator, family, system: System, limits: dict[str, float], latency: float,
+         service: float, profile, min_rate: float = 0.0, split: Split | None = None) -> ReplicaRow:
+    """A replica row before its offering is attached; power is affine in the load it carries."""
+    dpr = cand.parallel.tp * cand.parallel.pp
+    host_share = (system.host_power_w or 0.0) * dpr / system.devices_per_node
+    idle, full, tdp = family.power_at_idle.value, family.power_at_full_load.value, device.tdp_w
+    static = None if tdp is None else dpr * tdp * idle + host_share
+    per_rate = None if tdp is None else dpr * tdp * (full - idle) * service
+    peak = None if tdp is None else dpr * tdp * full + host_share
+    return ReplicaRow(index=-1, candidate=cand, devices_per_replica=dpr, rate_limits=limits, min_rate=min_rate,
+                      power_static_w=static, power_per_rate_w=per_rate, power_peak_w=peak, site=SiteFacts(None, None),
+                      unit_devices=None, usd_per_unit_hour=None, latency_s=latency, service_s=service, profile=profile,
+                      role=cand.role, split=split, vendor=device.vendor)
+
+
+def disaggregation_searched(work: ResolvedWorkload, catalog: Catalog) -> bool:
+    return (work.kind == "serving" and work.spec.search.disaggregated != "never"
+            and catalog.engine(work.spec.workload.engine).disaggregated)
+
+
+def spec_splits(spec) -> list[Split]:
+    """The split groups of the spec's limits that span both pools."""
+    slo = spec.workload.slo
+    return split_options(slo.ttft_mean_ms is not None or slo.ttft_p99_ms is not None, slo.e2e_p99_ms is not None)
+
+
+def _split_rates(spec, profile, role: str, splits: list[Split]) -> list[tuple[Split, dict[str, float]]]:
+    """A pool replica's rates in each split group: only the limits spanning both pools differ between groups."""
+    first, _ = rate_limits(spec, profile, 0.0, 0.0, 0, role=role, split=splits[0])
+    out = [(splits[0], first)]
+    spanning = [u for u, (_, metric) in SLO_METRICS.items() if not metric.startswith("tpot") and u in first]
+    for split in splits[1:]:
+        limits = dict(first)
+        for unit in spanning:
+            limits[unit] = rate_limits(spec, profile, 0.0, 0.0, 0, only=unit, role=role, split=split)[0][unit]
+        out.append((split, limits))
+    return out
+
+
+def _pool_variants(work, catalog, device, family, system, precision, par, table) -> list[ReplicaRow]:
+    """The prefill-pool row and the decode-pool rows (one per batch cap) of one replica shape, per split group."""
+    spec = work.spec
+    w = spec.workload
+    label = Candidate(device.id, system.id, precision, par).label()
+    apart = pools_apart_problem(system)
+    if apart is not None:
+        # Whole-request replicas of the same system still run; a sibling system with a fabric carries the pools.
+        if spec.search.disaggregated == "always":
+            table.exclude("structural", f"{label}: {apart}", device.id)
+        return []
+    dpr = par.tp * par.pp
+    engine = serving_engine(w, catalog, device, dpr)
+    features = serving_features(work, catalog)
+    shape = {"fp": work.footprint, "par": par, "precision": precision, "device": device, "family": family,
+             "system": system, "engine": engine, "features": features}
+    traffic = w.traffic
+    prefill = prefill_profile(input_tokens=traffic.input_tokens, **shape)
+    if prefill is None:
+        table.exclude("memory.fits_device", f"{label}: the weights leave no room for a prefill pool's prompts",
+                      device.id)
+        return []
+    states: dict = {}
+    fit = decode_profile(input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens,
+                         **(shape | {"par": replace(par, micro_batch=max(1, par.pp))}), shared_states=states).max_batch_fit
+    # A decode pool's largest cap dominates the smaller ones: TPOT's rate does not depend on the cap, and more slots
+    # only raise the utilisation rate and shorten the wait for one (no prompt shares its steps).
+    batches = [min(max(spec.search.micro_batches or SERVING_BATCHES), fit)]
+    prompts_per_step = max(1, math.ceil(prefill.budget / prefill.prefill_tokens))
+    cand = Candidate(device.id, system.id, precision, replace(par, micro_batch=prompts_per_step), role="prefill")
+    splits = spec_splits(spec)
+    rows = [_row(cand, device, family, system, limits, prefill.prefill_s + prefill.transfer_s, prefill.service_s,
+                 prefill, split=split) for split, limits in _split_rates(spec, prefill, "prefill", splits)]
+    table.evaluated += 1
+    for batch in batches if fit >= max(1, par.pp) else ():
+        p = replace(par, micro_batch=batch)
+        prof = decode_profile(input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens,
+                              **(shape | {"par": p}), shared_states=states)
+        table.evaluated += 1
+        rows += [_row(replace(cand, parallel=p, role="decode"), device, family, system, limits,
+                      (traffic.output_tokens - 1) * prof.tpot_s, prof.service_s, prof, split=split)
+                 for split, limits in _split_rates(spec, prof, "decode", splits)]
+    if fit < max(1, par.pp):
+        table.exclude("memory.fits_device", f"{label}: the weights leave no room for one decoding sequence's KV "
+                                            "cache", device.id)
     return _pareto(rows)
 
 
@@ -562,10 +681,11 @@ def _pareto(rows: list[ReplicaRow]) -> list[ReplicaRow]:
             return False
         return a.latency_s <= b.latency_s
 
+    # Rows of different pools or split groups answer different limits: each group is compared within itself.
     kept = []
     for i, r in enumerate(rows):
         dominated = any(better_or_equal(o, r) and (not better_or_equal(r, o) or j < i)
-                        for j, o in enumerate(rows) if j != i)
+                        for j, o in enumerate(rows) if j != i and (o.role, o.split) == (r.role, r.split))
         if not dominated:
             kept.append(r)
     return kept

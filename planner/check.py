@@ -46,10 +46,23 @@ def check_plan(work: ResolvedWorkload, catalog: Catalog, plan: Plan) -> list[Con
         if issues:
             out.append(ConstraintCheck("structural", "The layout can run", None, 0.0, float(len(issues)), "issues",
                                        -float(len(issues)), False))
-    shares = sum(p.load_share for p in fresh.parts)
+    shares = sum(p.load_share for p in fresh.parts if p.evaluation.candidate.role != "decode")
     if work.kind != "training":
         out.append(ConstraintCheck("demand.served", "The parts together serve the whole demand", None, 1.0,
                                    shares, "share", 0.0, abs(shares - 1.0) < 1e-6))
+    prefilled = sum(p.load_share for p in fresh.parts if p.evaluation.candidate.role == "prefill")
+    decoded = sum(p.load_share for p in fresh.parts if p.evaluation.candidate.role == "decode")
+    if prefilled or decoded:
+        out.append(ConstraintCheck("demand.decoded", "Decode pools take every request the prefill pools prefill",
+                                   None, prefilled, decoded, "share", 0.0, abs(prefilled - decoded) < 1e-6))
+        if catalog.engine(spec.workload.engine).disaggregated_tp == "decode_at_least_prefill":
+            widest = max(p.evaluation.candidate.parallel.tp for p in fresh.parts
+                         if p.evaluation.candidate.role == "prefill")
+            narrowest = min(p.evaluation.candidate.parallel.tp for p in fresh.parts
+                            if p.evaluation.candidate.role == "decode")
+            out.append(ConstraintCheck("demand.decode_tp", "Decode pools are no narrower in TP than the prefill "
+                                       "pools whose KV caches they receive", None, float(widest), float(narrowest),
+                                       "tp", float(narrowest - widest), narrowest >= widest))
     for unit in UNITS:
         if unit.id == "inventory.per_device":
             for device, count in sorted(spec.limits.inventory.items()):

@@ -312,7 +312,7 @@ def simulate(ctx: click.Context, spec_path: Path, requests: int, seed: int, leng
     With configuration flags it simulates that configuration; without them, the plan `planner solve` picks."""
     from planner.evaluate import resolve_workload
     from planner.report import to_json
-    from planner.simulate.run import simulate_evaluation
+    from planner.simulate.run import simulate_parts
     from planner.spec import load_spec
 
     spec = load_spec(spec_path)
@@ -336,8 +336,7 @@ def simulate(ctx: click.Context, spec_path: Path, requests: int, seed: int, leng
                        err=True)
             sys.exit(EXIT_INFEASIBLE if result.status == "infeasible" else EXIT_TIMEOUT)
         parts = [(p.evaluation, demand * p.load_share) for p in result.plan.parts]
-    sims = [simulate_evaluation(work, catalog_data, ev, rate, requests=requests, seed=seed, lengths=lengths,
-                                trace=trace) for ev, rate in parts]
+    sims = simulate_parts(work, catalog_data, parts, requests=requests, seed=seed, lengths=lengths, trace=trace)
     if fmt == "json":
         click.echo(to_json({"spec": spec.name, "parts": [s.as_dict() for s in sims]}))
         return

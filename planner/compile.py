@@ -8,6 +8,9 @@ Training (rows r are complete configurations):
 Serving and vision (rows c are replica configurations; D is the demand, scaled to DEMAND_UNITS):
     x_c in {0,1}, replicas n_c in [0, N_c], load share l_c in [0, D]
     x_c <= n_c <= N_c * x_c,  l_c <= D * x_c,  sum_c l_c = D,  sum_c x_c = 1 unless mixing is allowed
+    disaggregated pools: the sums run over whole-request rows and prefill pools; per pairing s (the split of
+        the limits spanning both pools, one vendor, one checkpoint precision),
+        sum_{prefill c in s} l_c = sum_{decode c in s} l_c (each request is decoded where its KV cache goes)
     stability (structural, never dropped): l_c <= r_stable_c * n_c   (utilisation below 1)
     for each rate limit u (utilisation cap, TTFT, TPOT, end-to-end, frame budget):
         l_c <= r_uc * n_c                                                      (enforced by e_u)
@@ -240,12 +243,7 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
         model.add(n[i] <= caps[i] * x[i])
         if mixing:
             model.add(load[i] <= DEMAND_UNITS * x[i])
-    if not x:
-        model.add_bool_or([])
-    elif mixing:
-        model.add(sum(load) == DEMAND_UNITS).with_name("demand.served")
-    else:
-        model.add_exactly_one(x)
+    _serve_demand(model, rows, x, load, mixing, table.decode_tp_at_least_prefill)
 
     for unit_id, bound in limits.items():
         lit = _literal(compiled, unit_id) if unit_id != "inventory.per_device" else None
@@ -303,6 +301,43 @@ def _compile_replicas(model, table: CandidateTable, spec: WorkloadSpec, limits: 
                           + sum(x[r.index] * (rank[r.index] * big + r.index) for r in rows))
     compiled.secondary_coarse = devices * big + sum(x[r.index] * rank[r.index] for r in rows)
     return compiled
+
+
+def _serve_demand(model, rows: list[ReplicaRow], x, load, mixing: bool, decode_tp_at_least_prefill: bool) -> None:
+    """Whole-request rows and prefill pools carry the demand between them; every prefill pool's load is
+    matched by decode pools of its pairing (a request is prefilled on one pool and decoded on the other)."""
+    entry = [r.index for r in rows if r.role in ("both", "prefill")]
+    if not entry:
+        model.add_bool_or([])
+        return
+    if mixing:
+        model.add(sum(load[i] for i in entry) == DEMAND_UNITS).with_name("demand.served")
+    else:
+        model.add_exactly_one([x[i] for i in entry])
+    for pairing in dict.fromkeys(r.pairing for r in rows if r.role != "both"):
+        prefill = [load[r.index] for r in rows if r.role == "prefill" and r.pairing == pairing]
+        decode = [load[r.index] for r in rows if r.role == "decode" and r.pairing == pairing]
+        model.add(sum(prefill) == sum(decode)).with_name("demand.decoded")
+        if decode_tp_at_least_prefill:
+            _decode_no_narrower(model, [r for r in rows if r.pairing == pairing and r.role != "both"], x)
+
+
+def _decode_no_narrower(model, rows: list[ReplicaRow], x) -> None:
+    """No decode pool narrower (in TP) than a prefill pool it pairs with: a literal per prefill TP degree in use."""
+    def tp(r: ReplicaRow) -> int:
+        return r.candidate.parallel.tp
+
+    decode = [r for r in rows if r.role == "decode"]
+    for degree in sorted({tp(r) for r in rows if r.role == "prefill"}):
+        narrower = [r for r in decode if tp(r) < degree]
+        if not narrower:
+            continue
+        used = model.new_bool_var(f"prefill_tp{degree}_used")
+        for r in rows:
+            if r.role == "prefill" and tp(r) == degree:
+                model.add(x[r.index] <= used)
+        for r in narrower:
+            model.add(x[r.index] + used <= 1).with_name("demand.decode_tp")
 
 
 def _power_uw(row: ReplicaRow, per_unit_rate: float, factor: float) -> tuple[int, int] | None:

@@ -14,9 +14,22 @@ from functools import lru_cache
 from planner.catalog.loader import Catalog
 from planner.catalog.schema import LLMShape, Offering, System, VisionShape
 from planner.catalog.topology import scaleup_domain
-from planner.errors import EstimateError, Problem, SpecError, did_you_mean
-from planner.perf.power import Economics, SiteFacts, economics, it_power_w, usd_per_million_tokens
 from planner.constraints import serving_slo_limits
+from planner.errors import EstimateError, Problem, SpecError, did_you_mean
+from planner.perf.disaggregated import (
+    PrefillProfile,
+    decode_profile,
+    pools_apart_problem,
+    prefill_prediction,
+    prefill_profile,
+)
+from planner.perf.power import (
+    Economics,
+    SiteFacts,
+    economics,
+    it_power_w,
+    usd_per_million_tokens,
+)
 from planner.perf.serving import (
     NO_FEATURES,
     EngineParams,
@@ -24,10 +37,11 @@ from planner.perf.serving import (
     ServingFeatures,
     predict_serving,
     replica_profile,
+    serving_prediction,
     serving_structural_problems,
 )
-from planner.perf.speculative import Speculation, acceptance_for_length, speculation
 from planner.perf.shapes import LLMFootprint, llm_footprint
+from planner.perf.speculative import Speculation, acceptance_for_length, speculation
 from planner.perf.training import predict_training, structural_problems
 from planner.perf.types import COMPUTE_PEAK_KEY, Parallel, Prediction
 from planner.perf.vision import predict_vision
@@ -64,6 +78,8 @@ class Candidate:
     precision: str
     parallel: Parallel
     offering: Offering | None = None
+    # Serving: `both` runs whole requests; `prefill` and `decode` are the two pools of a disaggregated plan.
+    role: str = "both"
 
     @property
     def devices(self) -> int:
@@ -73,7 +89,8 @@ class Candidate:
         p = self.parallel
         where = f" {self.offering.provider}/{self.offering.region}/{self.offering.pricing}" if self.offering else " on-prem"
         attention = " dp-attention" if p.attention_dp else ""
-        return (f"{self.device} x{self.devices} tp{p.tp} pp{p.pp} dp{p.dp} ep{p.ep}{attention} {self.precision} "
+        role = "" if self.role == "both" else f" {self.role}"
+        return (f"{self.device} x{self.devices}{role} tp{p.tp} pp{p.pp} dp{p.dp} ep{p.ep}{attention} {self.precision} "
                 f"mb{p.micro_batch}{where}")
 
 
@@ -155,6 +172,16 @@ def resolve_workload(spec: WorkloadSpec, catalog: Catalog, spec_file: str | None
                                     file=spec_file, path="workload.traffic", fix="shorten the request"))
     if isinstance(spec.workload, ServingWorkload) and isinstance(shape, LLMShape):
         problems += _serving_feature_problems(spec.workload, shape, catalog, spec_file)
+        w = spec.workload
+        engine = catalog.engine(w.engine) if w.engine is None or w.engine in catalog.engines else None
+        if engine is not None and spec.search.disaggregated == "always" and not engine.disaggregated:
+            problems.append(Problem(f"{engine.name} {engine.version} runs no disaggregated prefill/decode: "
+                                    f"{engine.disaggregated_reason}", file=spec_file, path="search.disaggregated",
+                                    fix="use auto or never, or an engine that runs it (vllm, sglang, trtllm)"))
+    elif spec.search.disaggregated == "always":
+        problems.append(Problem(f"disaggregated prefill/decode is a way to serve an LLM; this workload is "
+                                f"{spec.workload.kind}", file=spec_file, path="search.disaggregated",
+                                fix="remove search.disaggregated"))
     if problems:
         raise SpecError(problems)
     footprint = llm_footprint(shape) if isinstance(shape, LLMShape) else None
@@ -259,6 +286,9 @@ def structural_issues(work: ResolvedWorkload, catalog: Catalog, cand: Candidate)
         issues += serving_structural_problems(work.footprint, cand.parallel, system, domain)
         if cand.parallel.tp * cand.parallel.pp > domain and system.scaleout is None:
             issues.append(f"{system.id}: a replica larger than the scale-up domain needs a scale-out network")
+        apart = pools_apart_problem(system) if cand.role != "both" else None
+        if apart is not None:
+            issues.append(f"a {cand.role} pool: {apart}")
     else:
         if cand.parallel.tp != 1 or cand.parallel.pp != 1:
             issues.append("vision models run one replica per device (tp = pp = 1)")
@@ -267,12 +297,19 @@ def structural_issues(work: ResolvedWorkload, catalog: Catalog, cand: Candidate)
     return issues
 
 
+def with_traffic(work: ResolvedWorkload, traffic) -> ResolvedWorkload:
+    """The same serving workload with other traffic (a rate, or lengths)."""
+    w = work.spec.workload.model_copy(update={"traffic": traffic})
+    return ResolvedWorkload(spec=work.spec.model_copy(update={"workload": w}), model_id=work.model_id,
+                            shape=work.shape, footprint=work.footprint)
+
+
 def with_demand(work: ResolvedWorkload, demand: float) -> ResolvedWorkload:
     """The same workload offered `demand` requests/s (serving) or frames/s (vision): one part of a mix."""
     w = work.spec.workload
     if isinstance(w, ServingWorkload):
-        w = w.model_copy(update={"traffic": w.traffic.model_copy(update={"requests_per_s": demand})})
-    elif isinstance(w, VisionWorkload):
+        return with_traffic(work, w.traffic.model_copy(update={"requests_per_s": demand}))
+    if isinstance(w, VisionWorkload):
         w = w.model_copy(update={"fps_per_stream": demand / w.streams})
     else:
         return work
@@ -297,11 +334,15 @@ def evaluate(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> Evalu
                                 adapter=w.adapter.to_perf() if w.adapter else None)
         utilization = 1.0
     elif isinstance(w, ServingWorkload):
-        engine = serving_engine(w, catalog, device, par.tp * par.pp)
-        pred = predict_serving(work.footprint, requests_per_s=w.traffic.requests_per_s, input_tokens=w.traffic.input_tokens,
-                               output_tokens=w.traffic.output_tokens, par=par, precision=cand.precision, device=device,
-                               family=family, system=system, engine=engine,
-                               slo_limits=serving_slo_limits(work.spec), features=serving_features(work, catalog))
+        if cand.role == "both":
+            engine = serving_engine(w, catalog, device, par.tp * par.pp)
+            pred = predict_serving(work.footprint, requests_per_s=w.traffic.requests_per_s,
+                                   input_tokens=w.traffic.input_tokens, output_tokens=w.traffic.output_tokens, par=par,
+                                   precision=cand.precision, device=device, family=family, system=system,
+                                   engine=engine, slo_limits=serving_slo_limits(work.spec),
+                                   features=serving_features(work, catalog))
+        else:
+            pred = _pool_prediction(work, catalog, cand)
         utilization = min(1.0, pred.utilization or 0.0)
     else:
         assert isinstance(w, VisionWorkload)
@@ -322,16 +363,36 @@ def serving_engine(w: ServingWorkload, catalog: Catalog, device, ranks: int) -> 
     return EngineParams.of(catalog.engine(w.engine), device, ranks, kv_cache_dtype=w.kv_cache_dtype)
 
 
-def serving_profile(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> ReplicaProfile:
-    """One replica of a serving candidate as the engine runs it: what the simulator replays."""
+def serving_profile(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> ReplicaProfile | PrefillProfile:
+    """One replica of a serving candidate as the engine runs it (what the simulator replays); a pool's replica
+    for a disaggregated candidate."""
     w = work.spec.workload
     device = catalog.accelerators[cand.device]
     par = cand.parallel
-    return replica_profile(work.footprint, input_tokens=w.traffic.input_tokens, output_tokens=w.traffic.output_tokens,
-                           par=par, precision=cand.precision, device=device, family=catalog.family_of(device),
-                           system=catalog.systems[cand.system],
-                           engine=serving_engine(w, catalog, device, par.tp * par.pp),
-                           features=serving_features(work, catalog))
+    shape = {"par": par, "precision": cand.precision, "device": device, "family": catalog.family_of(device),
+             "system": catalog.systems[cand.system], "engine": serving_engine(w, catalog, device, par.tp * par.pp),
+             "features": serving_features(work, catalog)}
+    traffic = w.traffic
+    if cand.role == "prefill":
+        profile = prefill_profile(work.footprint, input_tokens=traffic.input_tokens, **shape)
+        if profile is None:
+            raise EstimateError(Problem(f"{cand.label()}: the weights leave no room for a prefill pool's prompts",
+                                        fix="pick a wider layout or a lower precision"))
+        return profile
+    build = decode_profile if cand.role == "decode" else replica_profile
+    return build(work.footprint, input_tokens=traffic.input_tokens, output_tokens=traffic.output_tokens, **shape)
+
+
+def _pool_prediction(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> Prediction:
+    """A disaggregated pool at the workload's rate: the prefill side's TTFT, or the decode side's TPOT and its
+    share of TTFT (the wait for a slot and the first step)."""
+    profile = serving_profile(work, catalog, cand)
+    rate = work.spec.workload.traffic.requests_per_s
+    limits = serving_slo_limits(work.spec)
+    if cand.role == "prefill":
+        return prefill_prediction(profile, rate, cand.parallel, limits)
+    return serving_prediction(profile, rate, cand.parallel,
+                              {m: v for m, v in limits.items() if m.startswith("tpot") or m == "utilization"})
 
 
 def site_facts(spec: WorkloadSpec, catalog: Catalog, offering: Offering | None) -> SiteFacts:
@@ -404,6 +465,8 @@ def _metrics(work: ResolvedWorkload, cand: Candidate, system: System, pred: Pred
         })
         if pred.cached_prompt_tokens:
             m["cached_prompt_tokens"] = pred.cached_prompt_tokens
+        if "kv_transfer" in pred.breakdown:
+            m["kv_transfer_ms"] = _ms(pred.breakdown["kv_transfer"])
         if pred.tokens_per_step is not None:
             m["tokens_per_step"] = pred.tokens_per_step  # speculative decoding's mean accept length
     else:

@@ -298,7 +298,8 @@ __all__ = ["evaluation_dict", "render_evaluation", "to_json", "catalog_rows", "r
 
 PREDICTED_KEYS = ("engine", "ttft_mean_ms", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "tpot_ms", "tpot_mean_ms",
                   "tpot_p99_ms", "e2e_mean_ms", "e2e_p99_ms", "running_batch", "max_num_seqs", "max_requests_per_s", "tokens_per_s", "utilization", "memory_gib_per_device",
-                  "power_kw", "step_time_s", "mfu", "time_to_train_days", "latency_ms", "fps_capacity")
+                  "power_kw", "step_time_s", "mfu", "time_to_train_days", "latency_ms", "fps_capacity",
+                  "pool_ttft_mean_ms", "pool_ttft_p99_ms", "pool_e2e_p99_ms", "kv_transfer_ms")
 COST_KEYS = ("usd_per_hour", "usd_per_job", "spot_overhead_factor", "usd_per_million_tokens", "usd_per_million_output_tokens",
              "energy_kwh_per_hour", "energy_kwh_per_job", "carbon_kg_per_hour", "carbon_kg_per_job")
 
@@ -349,6 +350,8 @@ def part_dict(part) -> dict:
     }
     if p.attention_dp:
         out["parallel"]["attention_dp"] = True
+    if c.role != "both":
+        out["role"] = c.role
     if ev.prediction.kind == "training":
         out["parallel"]["cp"] = p.cp
         out["training"] = {"zero_stage": p.zero_stage, "shard_group": p.shard_size, "recompute": p.recompute,
@@ -363,7 +366,33 @@ def plan_dict(plan) -> dict:
         main["devices"] = plan.totals["devices"]
         main["predicted"]["power_kw"] = plan.totals["power_kw"]
         main["cost"]["usd_per_hour"] = plan.totals["usd_per_hour"]
+    if plan.disaggregated:
+        # A request crosses both pools: each role is what one launch runs, the totals are the plan's.
+        main["mode"] = "disaggregated"
+        main["roles"] = {role: [part_dict(p) for p in plan.parts if p.evaluation.candidate.role == role]
+                         for role in ("prefill", "decode")}
+        main["predicted"]["tokens_per_s"] = plan.totals["tokens_per_s"]
+        for key in ("usd_per_million_tokens", "usd_per_million_output_tokens"):
+            main["cost"][key] = disaggregated_cost_per_token(plan, key)
     return main
+
+
+def disaggregated_cost_per_token(plan, key: str) -> float | None:
+    """Both pools' cost over the tokens the plan serves (each part's figure is its own cost over all of them)."""
+    values = [p.evaluation.metrics.get(key) for p in plan.parts]
+    return None if any(v is None for v in values) else sum(values)
+
+
+def pool_lines(role: str, metrics: dict) -> list[str]:
+    """What one pool of a disaggregated plan adds to a request (the latencies below are the request's)."""
+    if role == "prefill":
+        return [(f"prefill pool: {_fmt(metrics.get('pool_ttft_mean_ms'))} ms mean to prefill a prompt and send its KV "
+                 f"cache (the transfer {_fmt(metrics.get('kv_transfer_ms'))} ms), p99 "
+                 f"{_fmt(metrics.get('pool_ttft_p99_ms'))} ms")]
+    if role == "decode":
+        return [(f"decode pool: {_fmt(metrics.get('pool_ttft_mean_ms'))} ms mean from the KV cache's arrival to the "
+                 "first token (the wait for a slot and one step); every step carries decode tokens only")]
+    return []
 
 
 def serving_feature_lines(work, metrics: dict) -> list[str]:
@@ -527,6 +556,8 @@ def render_result(result, checks, work) -> None:
         c = part.evaluation.candidate
         m = part.evaluation.metrics
         share = f", {100 * part.load_share:.0f}% of the load" if len(result.plan.parts) > 1 else ""
+        if c.role != "both":
+            share = f", {c.role} pool"
         console.print(f"[bold]{c.devices} x {c.device}[/bold] on {_where(c)}{share}")
         if c.offering is not None:
             o = c.offering
@@ -545,13 +576,13 @@ def render_result(result, checks, work) -> None:
                  else f"batch {c.parallel.micro_batch}")
         console.print(f"  {_layout(c, kind)}, {c.precision}, {batch}, {m.get('nodes')} node(s)")
         if kind == "serving":
-            for line in serving_feature_lines(work, m):
+            for line in serving_feature_lines(work, m) + pool_lines(c.role, m):
                 console.print("  " + line)
         t = Table(show_header=False, box=None, padding=(0, 2))
         t.add_column()
         t.add_column(justify="right")
         for key, label in PLAN_FIELDS[kind]:
-            if m.get(key) is not None:
+            if m.get(key) is not None and not (c.role == "prefill" and key == "tokens_per_s"):
                 t.add_row(label, _fmt(m[key]))
         console.print(t)
         console.print("  " + provenance_line(part.evaluation.provenance))

@@ -227,6 +227,10 @@ class Search(Strict):
     attention_dp: Literal["auto", "always", "never"] = Field(
         default="auto", description="MoE serving: data-parallel attention with expert-parallel experts (auto: "
         "searched beside tensor parallel where the engine runs it; always: instead of it; never: tensor parallel only)")
+    disaggregated: Literal["auto", "always", "never"] = Field(
+        default="auto", description="serving: a prefill pool and a decode pool with the KV cache sent between them "
+        "(auto: searched beside whole-request replicas where the engine runs it; always: instead of them; never: "
+        "whole-request replicas only)")
     allow_mix: bool = False
     spot: SpotPolicy | None = Field(default=None, description="training on spot: interruption and checkpoint costs "
                                     "(default: an assumed 0.05 interruptions per hour, 30 min checkpoints)")

@@ -245,6 +245,11 @@ class Engine(Strict):
     # Data-parallel attention beside expert-parallel MoE on the same devices (a layout the solver then searches).
     attention_dp: bool
     attention_dp_reason: str
+    # Disaggregated prefill/decode: prefill and decode instances with a KV connector between them.
+    disaggregated: bool
+    disaggregated_reason: str
+    # Which tensor-parallel degrees a prefill and a decode instance may pair at (the KV connector's re-sharding).
+    disaggregated_tp: Literal["any", "decode_at_least_prefill"] = "any"
 
     @model_validator(mode="after")
     def _memory_rule(self) -> "Engine":

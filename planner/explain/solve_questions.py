@@ -109,6 +109,8 @@ class SolveQuestions(Questions):
         return describe_change(before, after)
 
     def why_worse(self, chosen, other, choice: Choice) -> str:
+        if choice.kind == "serving mode":
+            return mode_worse(chosen, other)
         return why_worse(chosen, other, self.objective)
 
     def choices(self, plan: Plan) -> list[Choice]:
@@ -126,7 +128,28 @@ class SolveQuestions(Questions):
         chosen_providers = {provider_of(p.evaluation.candidate) for p in plan.parts}
         for p in sorted({provider_of(row.candidate) for row in r.table.rows} - chosen_providers):
             out.append(Choice("provider", p, r.rows_of(lambda row, p=p: provider_of(row.candidate) == p)))
+        if r.work.kind == "serving":
+            out.append(self._other_mode(plan))
         return out
+
+    def _other_mode(self, plan: Plan) -> Choice:
+        """Serving whole requests on every replica, or in a prefill and a decode pool: whichever was not chosen."""
+        r = self.runner
+        pools = plan.disaggregated
+        rows = r.rows_of(lambda row: (row.role == "both") == pools)
+        if rows:
+            return Choice("serving mode", "aggregated" if pools else "disaggregated", rows)
+        spec = r.work.spec
+        engine = r.catalog.engine(spec.workload.engine)
+        if pools:
+            why = "search.disaggregated is always"
+        elif spec.search.disaggregated == "never":
+            why = "search.disaggregated is never"
+        elif not engine.disaggregated:
+            why = f"{engine.name} {engine.version} is planned aggregated only: {engine.disaggregated_reason}"
+        else:
+            why = "no searched system has a scale-out network in the catalog to send KV caches between pools"
+        return Choice("serving mode", "aggregated" if pools else "disaggregated", rows, unavailable=why)
 
     def _no_rows(self, device: str) -> tuple[str, tuple[str, ...]]:
         r = self.runner
@@ -232,6 +255,25 @@ def why_worse(chosen: Plan, other: Plan, objective_name: str) -> str:
         return f"{o_dev} devices at ${o_price:.2f}/device-h against {c_dev} at ${c_price:.2f}"
     return f"{o_dev} devices drawing {other.totals.get('power_kw') or 0:.1f} kW against {c_dev} at " \
            f"{chosen.totals.get('power_kw') or 0:.1f} kW"
+
+
+def mode_worse(chosen: Plan, other: Plan) -> str:
+    """Aggregated against disaggregated in the figures that decide between them: devices, and the decode
+    steps that prompts no longer slow down against the prefill pool's extra wait and KV transfer."""
+    def pools(plan: Plan) -> str:
+        if not plan.disaggregated:
+            return f"{plan.totals.get('devices')} devices"
+        count = {role: sum(p.evaluation.candidate.devices for p in plan.parts if p.evaluation.candidate.role == role)
+                 for role in ("prefill", "decode")}
+        return f"{plan.totals.get('devices')} devices ({count['prefill']} prefill, {count['decode']} decode)"
+
+    def latency(plan: Plan, key: str) -> str:
+        value = plan.worst(key)
+        return "?" if value is None else f"{value:,.1f} ms"
+
+    return (f"{pools(other)} against {pools(chosen)}; TPOT {latency(other, 'tpot_ms')} against "
+            f"{latency(chosen, 'tpot_ms')}, mean TTFT {latency(other, 'ttft_mean_ms')} against "
+            f"{latency(chosen, 'ttft_mean_ms')}")
 
 
 def next_memory_size(catalog, device_id: str) -> str | None:

@@ -11,12 +11,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from planner.catalog.loader import Catalog
 from planner.errors import EmitError, Problem
 from planner.launch import deploy
 from planner.launch.flags import Launchers, check_launch, load_launchers
-from planner.launch.request import LaunchRequest
-from planner.launch.serving import ServerLaunch, server_launch
+from planner.launch.request import LaunchRequest, PlanBlock
+from planner.launch.serving import ROUTERS, ServerLaunch, server_launch
 from planner.launch.training import TrainLaunch, train_launches
 
 # Left in a directory this command wrote, so a later emit may replace its own files and nobody else's.
@@ -142,6 +144,49 @@ def _serving_files(req: LaunchRequest, catalog: Catalog, launchers: Launchers) -
     return files, summary + [""] + [f"- {n}" for n in notes], launch.warnings + image_warning
 
 
+def _pool_files(req: LaunchRequest, catalog: Catalog, launchers: Launchers,
+               source: str) -> tuple[dict[str, str], list[str], list[str]]:
+    """A disaggregated plan: each pool's files in its own folder, and how requests reach both."""
+    files: dict[str, str] = {}
+    body: list[str] = []
+    warnings: list[str] = []
+    pools = {}
+    for role in ("prefill", "decode"):
+        parts = req.plan.roles.get(role) or []
+        if len(parts) != 1:
+            raise EmitError(Problem(f"the plan has {len(parts)} {role} pools; a launch is written for one prefill "
+                                    "and one decode pool", file=source, path=f"plan.roles.{role}",
+                                    fix="solve without search.allow_mix"))
+        pool = LaunchRequest(workload=req.workload, plan=PlanBlock.model_validate(parts[0]))
+        pools[role] = pool
+        pool_files, pool_body, pool_warnings = _serving_files(pool, catalog, launchers)
+        files |= {f"{role}/{name}": text for name, text in pool_files.items()}
+        body += [f"### {role.capitalize()} pool ({role}/)", ""] + pool_body + [""]
+        warnings += [f"{role}: {w}" for w in pool_warnings]
+    engine = req.workload.engine
+    if engine == "trtllm":
+        files["disagg_config.yaml"] = _trtllm_disagg_config(pools)
+    body = [f"A disaggregated plan: {pools['prefill'].plan.replicas} prefill and {pools['decode'].plan.replicas} "
+            "decode server(s), each started from its folder's files. Every request goes to a prefill server, whose KV "
+            "cache moves to a decode server over the network; route requests with " + ROUTERS[engine] + ".",
+            ""] + body
+    return files, body, warnings
+
+
+def _trtllm_disagg_config(pools: dict[str, LaunchRequest]) -> str:
+    """The orchestrator's file for `trtllm-serve disaggregated -c` (docs/source/1.0/features/disagg-serving.md)."""
+    def servers(pool: LaunchRequest, env: str) -> dict:
+        return {"num_instances": pool.plan.replicas, "tensor_parallel_size": pool.plan.parallel.tp,
+                "pipeline_parallel_size": pool.plan.parallel.pp,
+                "urls": [f"${{{env}_{i}}}:8000" for i in range(pool.plan.replicas)]}
+
+    config = {"hostname": "0.0.0.0", "port": 8000, "backend": "pytorch",
+              "context_servers": servers(pools["prefill"], "PREFILL_HOST"),
+              "generation_servers": servers(pools["decode"], "DECODE_HOST")}
+    return ("# trtllm-serve disaggregated -c disagg_config.yaml: set each ${...} to a server's host.\n"
+            + yaml.safe_dump(config, sort_keys=False))
+
+
 def _training_files(req: LaunchRequest, catalog: Catalog, launchers: Launchers) -> tuple[dict[str, str], list[str], list[str]]:
     launches = train_launches(req, catalog)
     device = catalog.accelerators[req.plan.device]
@@ -188,12 +233,16 @@ _FILE_ROLES = {
 def emit(req: LaunchRequest, catalog: Catalog, out_dir: Path, source: str) -> Emitted:
     check_directory(out_dir)
     launchers = load_launchers()
-    if req.workload.kind == "serving":
+    if req.plan.roles:
+        files, body, warnings = _pool_files(req, catalog, launchers, source)
+    elif req.workload.kind == "serving":
         files, body, warnings = _serving_files(req, catalog, launchers)
     else:
         files, body, warnings = _training_files(req, catalog, launchers)
     listing = [f"- `{f}`: {_FILE_ROLES.get(Path(f).name, 'configuration')}" for f in sorted(files)]
-    readme = "\n".join([f"# Launch configuration: {req.workload.model} on {req.plan.device}", "",
+    where = req.plan.device if not req.plan.roles else " (prefill) and ".join(
+        req.plan.roles[r][0]["device"] for r in ("prefill", "decode")) + " (decode)"
+    readme = "\n".join([f"# Launch configuration: {req.workload.model} on {where}", "",
                         f"Written by `planner emit` from {source}. Flags are pinned to the versions named below and "
                         "checked against catalogs/launchers.yaml.", "", "## Files", ""] + listing
                        + ["", "## What was assumed", ""] + body

@@ -90,6 +90,9 @@ class PlanBlock(_Read):
     predicted: dict = {}
     training: TrainingBlock | None = None
     parts: list[dict] | None = None
+    role: Literal["prefill", "decode"] | None = None
+    mode: Literal["disaggregated"] | None = None
+    roles: dict[str, list[dict]] | None = None
 
 
 class LaunchRequest(_Read):
@@ -111,7 +114,7 @@ def request_of(result: dict, source: str) -> LaunchRequest:
     if result["workload"].get("kind") not in ("serving", "training"):
         raise EmitError(Problem(f"no launcher runs a {result['workload'].get('kind')} workload", file=source,
                                 path="workload.kind", fix="emit from a serving or training result"))
-    if result["plan"].get("parts"):
+    if result["plan"].get("parts") and not result["plan"].get("roles"):
         raise EmitError(Problem("the plan mixes device types; each part needs its own launch", file=source,
                                 path="plan.parts", fix="solve without allow_mix to emit one configuration"))
     try:

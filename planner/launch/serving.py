@@ -220,6 +220,8 @@ def server_launch(req: LaunchRequest, catalog: Catalog, data_parallel: int = 1) 
         raise EmitError(Problem(f"{engine_id} cannot run {data_parallel} replicas in one server here",
                                 path="plan.replicas", fix="run one server per replica"))
     launch = builders[engine_id](req, catalog, engine, per_node, nodes)
+    if req.plan.role is not None:
+        _pool_role(launch, req.plan.role)
     if data_parallel > 1:
         flag = "--data-parallel-size" if engine_id == "vllm" else "--dp-size"
         at = launch.argv.index("--host")
@@ -248,6 +250,51 @@ def server_launch(req: LaunchRequest, catalog: Catalog, data_parallel: int = 1) 
         f"{req.workload.output_tokens:,} output tokens: longer requests are refused; raise it only with the KV "
         "cache to hold them.")
     return launch
+
+
+# A disaggregated plan's pools: the KV connector each engine is launched with (catalogs/engines.yaml says where
+# each reads it), and what routes a request to a prefill and then a decode server.
+NIXL = '{"kv_connector":"NixlConnector","kv_role":"kv_both"}'
+ROUTERS = {
+    "vllm": ("a proxy that sends each request to a prefill server with max_tokens=1 and then to a decode server "
+             "with the returned kv_transfer_params, streaming the decode reply: llm-d's or NVIDIA Dynamo's router, "
+             "or vLLM 0.11.0's own tests/v1/kv_connector/nixl_integration/toy_proxy_server.py (--prefiller-hosts/"
+             "ports, --decoder-hosts/ports; not in the wheel, in the source tree)"),
+    "sglang": ("python3 -m sglang_router.launch_router --pd-disaggregation --prefill http://PREFILL:30000 "
+               "--decode http://DECODE:30000 (one --prefill / --decode per server; the sglang-router package, "
+               "test/test_disaggregation_utils.py:21-35 of SGLang 0.5.2)"),
+    "trtllm": ("trtllm-serve disaggregated -c disagg_config.yaml (written here), which sends each request to a "
+               "context (prefill) server and then a generation (decode) server"),
+}
+
+
+def _pool_role(launch: ServerLaunch, role: str) -> None:
+    """Make one pool's server of a disaggregated plan: its KV connector and role."""
+    at = launch.argv.index("--host")
+    if launch.engine == "vllm":
+        launch.argv[at:at] = ["--kv-transfer-config", NIXL]
+        launch.assumptions.append("prefill server: NixlConnector holds each prompt's KV cache until a decode server "
+                                  "pulls it by RDMA." if role == "prefill" else
+                                  "decode server: NixlConnector pulls each prompt's KV cache from its prefill server "
+                                  "by RDMA once the prefill ends; this server produces every output token.")
+    elif launch.engine == "sglang":
+        launch.argv[at:at] = ["--disaggregation-mode", role, "--disaggregation-transfer-backend", "mooncake"]
+        launch.assumptions.append(f"{role} server: Mooncake moves the KV cache over RDMA (set "
+                                  "--disaggregation-ib-device to the node's InfiniBand devices where there are several).")
+    else:
+        options = yaml.safe_load(launch.files["extra-llm-api-options.yaml"])
+        options["cache_transceiver_config"] = {"backend": "DEFAULT"}
+        if role == "prefill":
+            options["disable_overlap_scheduler"] = True  # a context server does not overlap (disagg-serving.md)
+        launch.files["extra-llm-api-options.yaml"] = (
+            "# LLM-API options trtllm-serve reads (--extra_llm_api_options), written by planner emit.\n"
+            + yaml.safe_dump(options, sort_keys=False))
+        keys = [f"{k}.{sub}" if isinstance(v, dict) else k for k, v in options.items()
+                for sub in (v if isinstance(v, dict) else [None])]
+        launch.checks = [c for c in launch.checks if c[2] != "keys"] + [("trtllm", launch.version, "keys", keys)]
+        launch.assumptions.append(f"{role} server: the cache transceiver (UCX by default) moves the KV cache.")
+    launch.checks = [(which, version, kind, launch.argv[3 if launch.engine != "trtllm" else 2:] if kind == "argv"
+                      else items) for which, version, kind, items in launch.checks]
 
 
 def _vllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node: int, nodes: int) -> ServerLaunch:

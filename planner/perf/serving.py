@@ -416,11 +416,13 @@ class ServingFeatures:
     cached_tokens: int = 0
     shared_prefix_tokens: int = 0
     speculation: Speculation | None = None
+    # Disaggregated decode: the whole prompt's cache arrives from the prefill pool, so nothing is prefilled here.
+    kv_transferred: bool = False
 
     def in_blocks(self, block_tokens: int) -> "ServingFeatures":
         """Engines cache whole KV blocks only (vLLM hashes full blocks, kv_cache_utils.py; SGLang's page is one
         token): a hit is rounded down to the block."""
-        if block_tokens <= 1 or not self.cached_tokens:
+        if block_tokens <= 1 or not self.cached_tokens or self.kv_transferred:
             return self
         return replace(self, cached_tokens=self.cached_tokens // block_tokens * block_tokens,
                        shared_prefix_tokens=self.shared_prefix_tokens // block_tokens * block_tokens)
@@ -1035,7 +1037,7 @@ def serving_prediction(profile: ReplicaProfile, requests_per_s: float, par: Para
         max_requests_per_s=min([profile.saturation_rate]
                                + [max_rate(profile, metric, limit) for metric, limit in (slo_limits or {}).items()]),
         engine=profile.engine.id,
-        cached_prompt_tokens=profile.features.cached_tokens,
+        cached_prompt_tokens=0 if profile.features.kv_transferred else profile.features.cached_tokens,
         tokens_per_step=profile.tokens_per_step if profile.features.speculation is not None else None,
         tokens_per_s=requests_per_s * profile.output_tokens if stable
         else replicas * profile.saturation_rate * profile.output_tokens,

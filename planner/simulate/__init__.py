@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 
 from planner.perf.serving import ReplicaProfile
-from planner.simulate.engine import percentile, run_replica
+from planner.simulate.engine import RequestTiming, percentile, run_replica
 from planner.simulate.trace import Request, load_trace, poisson_requests
 
-__all__ = ["SimulationResult", "Stats", "simulate", "poisson_requests", "load_trace", "Request"]
+__all__ = ["SimulationResult", "Stats", "simulate", "simulate_pools", "poisson_requests", "load_trace", "Request"]
 
 
 @dataclass(frozen=True)
@@ -61,25 +61,72 @@ class SimulationResult:
                 "steps": self.steps}  # no wall-clock time: the same input gives the same JSON
 
 
-def simulate(profile: ReplicaProfile, requests: list[Request], replicas: int = 1, seed: int = 0,
-             trim: float = 0.1) -> SimulationResult:
-    started = time.perf_counter()
+@dataclass
+class _PoolRun:
+    timings: list[RequestTiming]
+    steps: int = 0
+    preemptions: int = 0
+    running: float = 0.0  # sum over replicas of each one's mean running batch
+
+
+def _dispatch(profile: ReplicaProfile, requests: list[Request], replicas: int, seed: int) -> _PoolRun:
     rng = random.Random(seed)
     shares: list[list[Request]] = [[] for _ in range(replicas)]
     for req in requests:
         shares[rng.randrange(replicas)].append(req)
-    timings, steps, preemptions, running = [], 0, 0, 0.0
-    arrivals = sorted(r.arrival_s for r in requests)
-    lo = arrivals[int(trim * (len(arrivals) - 1))]
-    hi = arrivals[int((1 - trim) * (len(arrivals) - 1))]
+    out = _PoolRun([])
     for index, share in enumerate(shares):
         if not share:
             continue
         run = run_replica(profile, share, seed=seed * 1009 + index)
-        timings += run.timings
-        steps += run.steps
-        preemptions += run.preemptions
-        running += run.running_time_sum / run.end_s if run.end_s > 0 else 0.0
+        out.timings += run.timings
+        out.steps += run.steps
+        out.preemptions += run.preemptions
+        out.running += run.running_time_sum / run.end_s if run.end_s > 0 else 0.0
+    return out
+
+
+def simulate(profile: ReplicaProfile, requests: list[Request], replicas: int = 1, seed: int = 0,
+             trim: float = 0.1) -> SimulationResult:
+    started = time.perf_counter()
+    run = _dispatch(profile, requests, replicas, seed)
+    return _result(requests, run.timings, run, replicas, started, trim)
+
+
+def simulate_pools(prefill: ReplicaProfile, transfer_s: float, decode: ReplicaProfile, requests: list[Request],
+                   prefill_replicas: int, decode_replicas: int, seed: int = 0, trim: float = 0.1) -> SimulationResult:
+    """A disaggregated plan: each request is prefilled on a prefill replica (its first token ends the prompt's step
+    there), its KV cache arrives at a decode replica `transfer_s` later, and the decode replica, whose prompts
+    arrive cached, produces every output token. Its TTFT and end-to-end times run from the arrival at the
+    prefill pool; the running batch reported is the decode pool's."""
+    started = time.perf_counter()
+    first = [Request(r.arrival_s, r.input_tokens, 1) for r in requests]
+    index = {id(q): i for i, q in enumerate(first)}
+    prefilled = _dispatch(prefill, first, prefill_replicas, seed)
+    handed = {}
+    for t in prefilled.timings:
+        origin = requests[index[id(t.request)]]
+        ready = t.ttft_s + transfer_s
+        handed[id(origin)] = (origin, ready)
+    second = [Request(origin.arrival_s + ready, origin.input_tokens, origin.output_tokens)
+              for origin, ready in handed.values()]
+    back = {id(q): handed_item for q, handed_item in zip(second, handed.values())}
+    decoded = _dispatch(decode, second, decode_replicas, seed + 1)
+    timings = []
+    for t in decoded.timings:
+        origin, ready = back[id(t.request)]
+        timings.append(RequestTiming(origin.arrival_s, ready + t.ttft_s, ready + t.e2e_s, t.output_tokens,
+                                     t.first_step_s, origin))
+    run = _PoolRun(timings, prefilled.steps + decoded.steps, prefilled.preemptions + decoded.preemptions,
+                   decoded.running)
+    return _result(requests, timings, run, decode_replicas, started, trim)
+
+
+def _result(requests: list[Request], timings: list[RequestTiming], run: _PoolRun, replicas: int, started: float,
+            trim: float) -> SimulationResult:
+    arrivals = sorted(r.arrival_s for r in requests)
+    lo = arrivals[int(trim * (len(arrivals) - 1))]
+    hi = arrivals[int((1 - trim) * (len(arrivals) - 1))]
     kept = [t for t in timings if lo <= t.arrival_s <= hi] or timings
     span = max(hi - lo, 1e-9)
     tokens = sum(t.output_tokens for t in kept)
@@ -88,5 +135,5 @@ def simulate(profile: ReplicaProfile, requests: list[Request], replicas: int = 1
         ttft_ms=Stats.of([t.ttft_s for t in kept]), tpot_ms=Stats.of([t.tpot_s for t in multi]),
         e2e_ms=Stats.of([t.e2e_s for t in kept]), tokens_per_s=tokens / span if hi > lo else 0.0,
         makespan_s=max((t.arrival_s + t.e2e_s for t in timings), default=0.0) - (arrivals[0] if arrivals else 0.0),
-        requests=len(requests), measured=len(kept), replicas=replicas, mean_running_batch=running / replicas,
-        preemptions=preemptions, steps=steps, wall_s=time.perf_counter() - started)
+        requests=len(requests), measured=len(kept), replicas=replicas, mean_running_batch=run.running / replicas,
+        preemptions=run.preemptions, steps=run.steps, wall_s=time.perf_counter() - started)

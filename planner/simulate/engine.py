@@ -57,6 +57,7 @@ class RequestTiming:
     e2e_s: float
     output_tokens: int
     first_step_s: float = 0.0
+    request: Request | None = None
 
     @property
     def tpot_s(self) -> float:
@@ -181,7 +182,7 @@ def run_replica(profile: ReplicaProfile, requests: list[Request], max_steps: int
         for s in finished:
             running.remove(s)
             run.timings.append(RequestTiming(s.req.arrival_s, s.first_token_s - s.req.arrival_s,
-                                             now - s.req.arrival_s, s.req.output_tokens, s.first_step_s))
+                                             now - s.req.arrival_s, s.req.output_tokens, s.first_step_s, s.req))
         if eng.kv_admission == "paged":
             # Decoding grew the cache: preempt the newest sequences until it fits (vLLM recompute).
             held = sum(s.held - shared(s) for s in running)

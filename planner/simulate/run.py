@@ -7,13 +7,13 @@ same per-step cost, so where they differ it is queueing and batching, which is w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from planner.constraints import SLO_METRICS
 from planner.errors import Problem, SpecError
-from planner.evaluate import Evaluation, ResolvedWorkload, serving_profile
-from planner.simulate import SimulationResult, simulate
+from planner.evaluate import Evaluation, ResolvedWorkload, serving_profile, with_traffic
+from planner.simulate import SimulationResult, simulate, simulate_pools
 from planner.simulate.trace import Request, load_trace, poisson_requests
 
 MAX_REQUESTS = 200_000
@@ -29,6 +29,7 @@ class PartSimulation:
     rate_per_s: float
     result: SimulationResult
     slo: list[dict]
+    label: str | None = None  # a disaggregated plan's two pools, simulated together
 
     def as_dict(self) -> dict:
         m = self.evaluation.metrics
@@ -37,7 +38,7 @@ class PartSimulation:
                   "tpot_ms": {"mean": m.get("tpot_ms"), "p99": m.get("tpot_p99_ms")},
                   "e2e_ms": {"mean": m.get("e2e_mean_ms"), "p99": m.get("e2e_p99_ms")},
                   "tokens_per_s": m.get("tokens_per_s")}
-        return {"configuration": self.evaluation.candidate.label(), "replicas": self.replicas,
+        return {"configuration": self.label or self.evaluation.candidate.label(), "replicas": self.replicas,
                 "requests_per_s": round(self.rate_per_s, 6), "closed_form": _rounded(closed),
                 "simulated": self.result.as_dict(), "slo": self.slo}
 
@@ -75,14 +76,45 @@ def slo_verdicts(work: ResolvedWorkload, evaluation: Evaluation, result: Simulat
     return out
 
 
-def simulate_evaluation(work: ResolvedWorkload, catalog, evaluation: Evaluation, rate: float, *, requests: int,
-                        seed: int, lengths: str = "fixed", trace: Path | None = None) -> PartSimulation:
+def simulate_parts(work: ResolvedWorkload, catalog, parts: list[tuple[Evaluation, float]], *, requests: int,
+                   seed: int, lengths: str = "fixed", trace: Path | None = None) -> list[PartSimulation]:
+    """Each part of a plan at its rate (requests/s); a disaggregated plan's prefill and decode pools together."""
     if work.kind != "serving":
         raise SpecError(Problem(f"simulation replays LLM serving; this spec is {work.kind}",
                                 path="workload.kind", fix="simulate a serving spec"))
+    pools = {role: [(ev, rate) for ev, rate in parts if ev.candidate.role == role] for role in ("prefill", "decode")}
+    out = [_simulate_one(work, catalog, ev, rate, requests, seed, lengths, trace)
+           for ev, rate in parts if ev.candidate.role == "both"]
+    if pools["prefill"] or pools["decode"]:
+        if len(pools["prefill"]) != 1 or len(pools["decode"]) != 1:
+            raise SpecError(Problem("the simulator replays one prefill pool beside one decode pool; this plan mixes "
+                                    f"{len(pools['prefill'])} and {len(pools['decode'])}",
+                                    path="search.allow_mix", fix="simulate without allow_mix, or one part with --device"))
+        out.append(_simulate_pools(work, catalog, pools["prefill"][0], pools["decode"][0], requests, seed, lengths,
+                                   trace))
+    return out
+
+
+def _simulate_one(work, catalog, evaluation: Evaluation, rate: float, requests: int, seed: int, lengths: str,
+                  trace: Path | None) -> PartSimulation:
     cand = evaluation.candidate
     profile = serving_profile(work, catalog, cand)
     reqs = requests_for(work, rate, requests, seed, lengths, trace)
     result = simulate(profile, reqs, replicas=cand.parallel.dp, seed=seed)
     return PartSimulation(evaluation, cand.parallel.dp, rate, result, slo_verdicts(work, evaluation, result))
+
+
+def _simulate_pools(work, catalog, prefill: tuple[Evaluation, float], decode: tuple[Evaluation, float], requests: int,
+                    seed: int, lengths: str, trace: Path | None) -> PartSimulation:
+    (p_ev, rate), (d_ev, _) = prefill, decode
+    # The prefill side runs as an engine whose requests end at their first token, with the launch's cap.
+    traffic = work.spec.workload.traffic
+    one_token = with_traffic(work, traffic.model_copy(update={"output_tokens": 1}))
+    prefill_replica = serving_profile(one_token, catalog, replace(p_ev.candidate, role="both"))
+    transfer_s = serving_profile(work, catalog, p_ev.candidate).transfer_s
+    reqs = requests_for(work, rate, requests, seed, lengths, trace)
+    result = simulate_pools(prefill_replica, transfer_s, serving_profile(work, catalog, d_ev.candidate), reqs,
+                            p_ev.candidate.parallel.dp, d_ev.candidate.parallel.dp, seed=seed)
+    label = f"prefill {p_ev.candidate.label()} + decode {d_ev.candidate.label()}"
+    return PartSimulation(d_ev, d_ev.candidate.parallel.dp, rate, result, slo_verdicts(work, d_ev, result), label)
 

@@ -432,10 +432,13 @@ def cloud_spec(spec: TierSpec, w, model_id: str, fraction: float, providers: lis
         workload = {"kind": "vision", "model": model_id, "streams": spec.site.count * w.streams,
                     "fps_per_stream": w.fps * fraction}
     precisions = [p for p in w.precisions if p != "fp32"]
+    # A cloud option is one kind of replica at a count (the tier model's ladder): whole-request replicas only.
+    search = {k: v for k, v in {"providers": providers, "regions": regions, "pricing": list(spec.cloud.pricing),
+                                "precisions": precisions, "devices": list(spec.cloud.devices)}.items() if v}
+    if workload["kind"] == "serving":
+        search["disaggregated"] = "never"
     return WorkloadSpec.model_validate({
-        "name": f"{spec.name}/{w.name}", "workload": workload,
-        "search": {k: v for k, v in {"providers": providers, "regions": regions, "pricing": list(spec.cloud.pricing),
-                                     "precisions": precisions, "devices": list(spec.cloud.devices)}.items() if v},
+        "name": f"{spec.name}/{w.name}", "workload": workload, "search": search,
         "limits": {"max_utilization": spec.cloud.max_utilization}})
 
 

@@ -43,6 +43,7 @@ from planner.perf.disaggregated import (
     PrefillProfile,
     Split,
     decode_profile,
+    pool_vendor_problem,
     pools_apart_problem,
     prefill_profile,
     split_options,
@@ -622,11 +623,11 @@ def _split_rates(spec, profile, role: str, splits: list[Split]) -> list[tuple[Sp
 
 
 def _pool_variants(work, catalog, device, family, system, precision, par, table) -> list[ReplicaRow]:
-    """The prefill-pool row and the decode-pool rows (one per batch cap) of one replica shape, per split group."""
+    """The prefill-pool row and the decode-pool row of one replica shape, per split group."""
     spec = work.spec
     w = spec.workload
     label = Candidate(device.id, system.id, precision, par).label()
-    apart = pools_apart_problem(system)
+    apart = pools_apart_problem(system) or pool_vendor_problem(catalog.engine(w.engine), device)
     if apart is not None:
         # Whole-request replicas of the same system still run; a sibling system with a fabric carries the pools.
         if spec.search.disaggregated == "always":

@@ -229,6 +229,9 @@ def configuration_options(device_required: bool):
             click.option("--attention-dp", is_flag=True, default=False,
                          help="MoE serving: attention data parallel over the --tp devices, experts expert-parallel "
                               "over them (needs --ep equal to --tp)."),
+            click.option("--role", type=click.Choice(["both", "prefill", "decode"]), default="both", show_default=True,
+                         help="Serving: whole requests, or one pool of a disaggregated plan (its own side's "
+                              "latencies: the prefill pool's TTFT with the KV transfer, the decode pool's TPOT)."),
             click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "fp8", "int8", "int4", "fp4", "mxfp4"]),
                          default=None, help="Default: the spec's first precision, else bf16."),
             click.option("--micro-batch", type=click.IntRange(min=1), default=None,

@@ -24,6 +24,7 @@ MAX_AUTO_REPLICAS = 100_000
 
 def estimate_configuration(spec: WorkloadSpec, catalog: Catalog, *, spec_file: str | None, device: str, tp: int = 1,
                            pp: int = 1, dp: int | None = None, ep: int = 1, cp: int = 1, attention_dp: bool = False,
+                           role: str = "both",
                            precision: str | None = None,
                            micro_batch: int | None = None, zero_stage: int | None = None,
                            shard_group: int | None = None, recompute: str = "selective",
@@ -39,6 +40,9 @@ def estimate_configuration(spec: WorkloadSpec, catalog: Catalog, *, spec_file: s
         micro_batch = serving_engine(spec.workload, catalog, catalog.accelerators[device], tp * pp).max_num_seqs
     elif micro_batch is None:
         micro_batch = 1
+    if role != "both" and kind != "serving":
+        raise EstimateError(Problem(f"--role {role} is a pool of disaggregated LLM serving; this spec is {kind}",
+                                    fix="drop --role"))
     if kind != "training" and cp > 1:
         raise EstimateError(Problem("--cp applies to training only (serving splits sequences with --tp)",
                                     fix="drop --cp"))
@@ -51,17 +55,28 @@ def estimate_configuration(spec: WorkloadSpec, catalog: Catalog, *, spec_file: s
                        zero_stage=zero_stage,
                        shard_group=shard_group or 0, recompute=recompute, virtual_stages=virtual_stages)
         def can_run(system) -> bool:
-            return not structural_issues(work, catalog, Candidate(device, system.id, precision, par))
+            return not structural_issues(work, catalog, Candidate(device, system.id, precision, par, role=role))
 
         system, offering = choose_system_and_offering(catalog, spec, device, par.devices, tp, system_id,
                                                       provider, region, pricing, can_run)
-        return Candidate(device=device, system=system.id, precision=precision, parallel=par, offering=offering)
+        return Candidate(device=device, system=system.id, precision=precision, parallel=par, offering=offering,
+                         role=role)
 
     if dp is not None or kind == "training":
         ev = evaluate(work, catalog, candidate(dp or 1))
     else:
         ev = _fewest_replicas_that_keep_up(work, catalog, candidate)
-    return ev, check(spec, ev)
+    return ev, [c for c in check(spec, ev) if _pool_answers(role, c.id)]
+
+
+def _pool_answers(role: str, unit_id: str) -> bool:
+    """A pool alone answers the limits on its side: TPOT on the decode side, TTFT and end to end on the prefill
+    side (its own share; the request adds the other pool's)."""
+    if role == "prefill":
+        return not unit_id.startswith("latency.tpot")
+    if role == "decode":
+        return not unit_id.startswith(("latency.ttft", "latency.e2e"))
+    return True
 
 
 def _fewest_replicas_that_keep_up(work, catalog, candidate) -> Evaluation:

@@ -19,6 +19,7 @@ from planner.errors import EstimateError, Problem, SpecError, did_you_mean
 from planner.perf.disaggregated import (
     PrefillProfile,
     decode_profile,
+    pool_vendor_problem,
     pools_apart_problem,
     prefill_prediction,
     prefill_profile,
@@ -286,7 +287,9 @@ def structural_issues(work: ResolvedWorkload, catalog: Catalog, cand: Candidate)
         issues += serving_structural_problems(work.footprint, cand.parallel, system, domain)
         if cand.parallel.tp * cand.parallel.pp > domain and system.scaleout is None:
             issues.append(f"{system.id}: a replica larger than the scale-up domain needs a scale-out network")
-        apart = pools_apart_problem(system) if cand.role != "both" else None
+        apart = None
+        if cand.role != "both":
+            apart = pools_apart_problem(system) or pool_vendor_problem(catalog.engine(work.spec.workload.engine), device)
         if apart is not None:
             issues.append(f"a {cand.role} pool: {apart}")
     else:

@@ -56,6 +56,8 @@ def evaluation_dict(ev: Evaluation, checks: list[ConstraintCheck]) -> dict:
         "constraints": [ch.as_dict() for ch in checks],
         "notes": pred.notes,
     }
+    if c.role != "both":
+        out["role"] = c.role
     if pred.kind == "training":
         out["parallel"]["cp"] = p.cp
         out["batch"]["global"] = ev.metrics.get("global_batch_sequences")
@@ -144,7 +146,8 @@ def render_evaluation(ev: Evaluation, checks: list[ConstraintCheck]) -> None:
     console.print(f"[bold]{c.device}[/bold] on {c.system}, {where}")
     if c.offering is not None and c.offering.commitment_hours:
         console.print(commitment_line(c.offering, ev.metrics))
-    console.print(f"dp={p.dp} tp={p.tp} pp={p.pp} ep={p.ep}  precision={c.precision}  micro-batch={p.micro_batch}"
+    role = "" if c.role == "both" else f"{c.role} pool: "
+    console.print(f"{role}dp={p.dp} tp={p.tp} pp={p.pp} ep={p.ep}  precision={c.precision}  micro-batch={p.micro_batch}"
                   + (f"  cp={p.cp} zero={p.zero_stage}" + (f" shard-group={p.shard_size}" if p.shard_size < p.dp * p.cp else "")
                      + f" recompute={p.recompute}" if ev.prediction.kind == "training" else ""))
     table = Table(title="Prediction", show_header=True)

@@ -35,6 +35,7 @@ ESTIMATE_ARGS = {
     "rag-prefix-cache": ["--device", "h100-sxm", "--precision", "fp8", "--micro-batch", "32"],
     "deepseek-v3-mi300x-vs-h200": ["--device", "mi300x", "--tp", "8", "--ep", "8", "--attention-dp", "--precision", "fp8"],
     "deepseek-v3-h200-peer": ["--device", "h200-sxm", "--tp", "8", "--ep", "8", "--attention-dp", "--precision", "fp8"],
+    "disaggregated-long-prompts": ["--device", "h200-sxm", "--tp", "8", "--precision", "fp8", "--role", "decode"],
 }
 
 

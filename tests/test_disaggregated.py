@@ -247,3 +247,22 @@ def test_emit_writes_each_pool_with_its_kv_connector(tmp_path, engine, flags):
         assert "--disaggregation-mode prefill" in written["prefill/launch.sh"]
         assert "--disaggregation-mode decode" in written["decode/launch.sh"]
     assert "route requests with" in written["README.md"]
+
+
+def test_estimate_one_pool_reports_its_own_side():
+    import json
+
+    path = str(ROOT / "examples" / "disaggregated-long-prompts.yaml")
+    prefill = CliRunner().invoke(main, ["estimate", path, "--device", "b200", "--tp", "4", "--precision", "fp8",
+                                        "--role", "prefill", "--format", "json"])
+    assert prefill.exit_code == 0, prefill.output
+    data = json.loads(prefill.output)
+    assert data["role"] == "prefill" and data["metrics"]["kv_transfer_ms"] > 0
+    assert not any(c["id"].startswith("latency.tpot") for c in data["constraints"])
+    decode = json.loads(CliRunner().invoke(main, ["estimate", path, "--device", "h200-sxm", "--tp", "8", "--precision",
+                                                  "fp8", "--role", "decode", "--format", "json"]).output)
+    assert {c["id"] for c in decode["constraints"]} >= {"latency.tpot"}
+    assert not any(c["id"].startswith("latency.ttft") for c in decode["constraints"])
+    refused = CliRunner().invoke(main, ["estimate", str(ROOT / "examples" / "llama3-8b-pretrain.yaml"), "--device",
+                                        "h100-sxm", "--role", "prefill"])
+    assert refused.exit_code == 2 and "--role prefill" in refused.output and "Traceback" not in refused.output

@@ -248,8 +248,10 @@ class Engine(Strict):
     # Disaggregated prefill/decode: prefill and decode instances with a KV connector between them.
     disaggregated: bool
     disaggregated_reason: str
-    # Which tensor-parallel degrees a prefill and a decode instance may pair at (the KV connector's re-sharding).
+    # Which tensor-parallel degrees a prefill and a decode instance may pair at (the KV connector's re-sharding),
+    # and the device vendors whose memory the planned KV connector moves the cache from and to.
     disaggregated_tp: Literal["any", "decode_at_least_prefill"] = "any"
+    disaggregated_vendors: list[str] = []
 
     @model_validator(mode="after")
     def _memory_rule(self) -> "Engine":

@@ -147,6 +147,10 @@ class SolveQuestions(Questions):
             why = "search.disaggregated is never"
         elif not engine.disaggregated:
             why = f"{engine.name} {engine.version} is planned aggregated only: {engine.disaggregated_reason}"
+        elif not any(r.catalog.accelerators[d].vendor in engine.disaggregated_vendors
+                     for d in {row.candidate.device for row in r.table.rows}):
+            why = (f"{engine.name} {engine.version}'s KV connector is planned on "
+                   f"{', '.join(engine.disaggregated_vendors)} devices only, none of which the search holds")
         else:
             why = "no searched system has a scale-out network in the catalog to send KV caches between pools"
         return Choice("serving mode", "aggregated" if pools else "disaggregated", rows, unavailable=why)

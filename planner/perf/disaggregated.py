@@ -99,6 +99,14 @@ def pools_apart_problem(system: System) -> str | None:
     return None
 
 
+def pool_vendor_problem(engine, device: Accelerator) -> str | None:
+    """Why the engine's KV connector is not planned on this device's memory, if it is not (catalogs/engines.yaml)."""
+    if device.vendor in engine.disaggregated_vendors:
+        return None
+    return (f"{engine.name} {engine.version}'s KV connector is planned on "
+            f"{', '.join(engine.disaggregated_vendors) or 'no'} devices, not {device.vendor}'s")
+
+
 @dataclass(frozen=True)
 class PrefillProfile:
     """One replica of the prefill pool: what it does independent of the load."""

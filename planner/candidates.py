@@ -380,26 +380,18 @@ def _replica_table(work: ResolvedWorkload, catalog: Catalog, shapes: dict | None
             if not offerings:
                 continue
             for par in _replica_layouts(work, catalog, system, device):
-                # The pools' KV transfer crosses the scale-out fabric; whole-request replicas never do.
-                fabric = system.scaleout.model_dump_json() if pools and system.scaleout else None
-                shape_key = (context, device.id, system.scaleup.model_dump_json(), fabric, system.host_power_w,
-                             system.devices_per_node, par.tp, par.pp, par.ep, par.attention_dp)
-                variants = cache.get(shape_key)
-                if variants is None:
-                    variants = []
-                    for precision in _precisions(work, device):
-                        cand = Candidate(device.id, system.id, precision, par)
-                        problems = _replica_structural(work, cand, system)
-                        if problems:
-                            table.exclude("structural", f"{cand.label()}: {problems[0]}", device.id)
-                            continue
-                        if not (pools and spec.search.disaggregated == "always"):
-                            variants += _replica_variants(work, catalog, device, family, system, precision, par,
-                                                          table)
-                        if pools:
-                            variants += _pool_variants(work, catalog, device, family, system, precision, par, table)
-                    # Precision and batch change neither devices per replica nor price: keep the Pareto set.
-                    variants = cache[shape_key] = _pareto(variants)
+                shape = (context, device.id, system.scaleup.model_dump_json(), system.host_power_w,
+                         system.devices_per_node, par.tp, par.pp, par.ep, par.attention_dp)
+                whole = not (pools and spec.search.disaggregated == "always")
+                variants = []
+                if whole:
+                    variants += _shape_rows(cache, ("whole", *shape), work, catalog, device, family, system, par,
+                                            table, _replica_variants, report=True)
+                if pools:
+                    # The pools' KV transfer crosses the scale-out fabric; whole-request replicas never do.
+                    fabric = system.scaleout.model_dump_json() if system.scaleout else None
+                    variants += _shape_rows(cache, ("pools", fabric, *shape), work, catalog, device, family, system,
+                                            par, table, _pool_variants, report=not whole)
                 for base in variants:
                     for offering in offerings:
                         if not _fits_instance(par.tp * par.pp, system, offering):
@@ -414,6 +406,26 @@ def _replica_table(work: ResolvedWorkload, catalog: Catalog, shapes: dict | None
                                       usd_per_unit_hour=offering.usd_per_hour if offering else None)
                         table.replica_rows.append(row)
     return table
+
+
+def _shape_rows(cache: dict, key: tuple, work, catalog, device, family, system, par, table, build,
+                report: bool) -> list[ReplicaRow]:
+    """One replica shape's rows over the precisions (`build`: whole-request or pool rows), computed once per key;
+    `report`: count the precisions the shape cannot run in (once, by whichever kind of rows is built)."""
+    rows = cache.get(key)
+    if rows is None:
+        rows = []
+        for precision in _precisions(work, device):
+            cand = Candidate(device.id, system.id, precision, par)
+            problems = _replica_structural(work, cand, system)
+            if problems:
+                if report:
+                    table.exclude("structural", f"{cand.label()}: {problems[0]}", device.id)
+                continue
+            rows += build(work, catalog, device, family, system, precision, par, table)
+        # Precision and batch change neither devices per replica nor price: keep the Pareto set.
+        rows = cache[key] = _pareto(rows)
+    return rows
 
 
 def _fits_instance(talking: int, system: System, offering) -> bool:

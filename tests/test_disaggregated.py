@@ -5,6 +5,7 @@ spec's one-line errors."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from planner.perf.disaggregated import (
     split_options,
 )
 from planner.perf.serving import (
+    EngineParams,
     ServingFeatures,
     kv_bytes_per_elem,
     latencies_at,
@@ -55,8 +57,6 @@ def pools(tp: int = 4, i: int = 4000, o: int = 500, precision: str = "fp8", batc
 
 
 def serving_engine_for(tp: int):
-    from planner.perf.serving import EngineParams
-
     return EngineParams.of(ENGINE, DEVICE, tp)
 
 
@@ -118,24 +118,47 @@ def test_split_groups_share_the_limits_that_span_both_pools():
     assert g.share("decode", "e2e_p99_s") + g.share("prefill", "e2e_p99_s") == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("engine_id", ["vllm", "sglang", "trtllm"])
 @pytest.mark.parametrize("load", [0.3, 0.7])
-def test_closed_form_pools_agree_with_the_tandem_simulator(load):
-    from dataclasses import replace
-
-    prefill, decode, _ = pools(tp=4, i=4000, o=300)
+def test_closed_form_pools_agree_with_the_tandem_simulator(engine_id, load):
+    # 12,000-token prompts: beyond vLLM's and SGLang's 8,192-token chunk, whole on TensorRT-LLM (no chunking).
+    engine = EngineParams.of(CAT.engines[engine_id], DEVICE, 4)
+    shape = {"fp": FP, "precision": "fp8", "device": DEVICE, "family": FAMILY, "system": SYSTEM, "engine": engine,
+             "features": ServingFeatures()}
+    prefill = prefill_profile(input_tokens=12000, par=Parallel(tp=4, micro_batch=256), **shape)
+    decode = decode_profile(input_tokens=12000, output_tokens=300, par=Parallel(tp=4, micro_batch=256), **shape)
     lam = load * min(prefill.saturation_rate, decode.saturation_rate)
     closed_ttft = prefill.at_rate(lam).ttft_mean_s + latencies_at(decode, lam).ttft_mean_s
     closed_tpot = latencies_at(decode, lam).tpot_s
-    # The prefill side replays as an engine whose requests end at their first token.
-    shape = {"fp": FP, "par": Parallel(tp=4, micro_batch=max(1, math.ceil(prefill.budget / 4000))),
-             "precision": "fp8", "device": DEVICE, "family": FAMILY, "system": SYSTEM,
-             "engine": serving_engine_for(4), "features": ServingFeatures()}
-    prefill_engine = replica_profile(input_tokens=4000, output_tokens=1, **shape)
-    sim = simulate_pools(prefill_engine, prefill.transfer_s, replace(decode), poisson_requests(lam, 2000, 4000, 300, 7),
+    # The prefill side replays as an engine whose requests end at their first token, at the launch's cap.
+    cap = max(1, math.ceil(prefill.budget / 12000))
+    prefill_engine = replica_profile(input_tokens=12000, output_tokens=1, par=Parallel(tp=4, micro_batch=cap), **shape)
+    sim = simulate_pools(prefill_engine, prefill.transfer_s, decode, poisson_requests(lam, 1500, 12000, 300, 7),
                          1, 1, seed=7)
     assert closed_ttft * 1e3 == pytest.approx(sim.ttft_ms.mean, rel=0.2)
     assert closed_tpot * 1e3 == pytest.approx(sim.tpot_ms.mean, rel=0.15)
     assert lam * 300 == pytest.approx(sim.tokens_per_s, rel=0.05)
+
+
+def test_engines_differ_in_who_samples_the_first_token_and_when_the_cache_leaves():
+    def sides(engine_id):
+        engine = EngineParams.of(CAT.engines[engine_id], DEVICE, 4)
+        shape = {"fp": FP, "par": Parallel(tp=4, micro_batch=256), "precision": "fp8", "device": DEVICE,
+                 "family": FAMILY, "system": SYSTEM, "engine": engine, "features": ServingFeatures()}
+        return prefill_profile(input_tokens=12000, **shape), decode_profile(input_tokens=12000, output_tokens=300,
+                                                                             **shape)
+
+    (vp, vd), (sp, sd) = sides("vllm"), sides("sglang")
+    # SGLang sends each 8,192-token chunk's cache after its forward: only the last 3,808 tokens' follow the prefill.
+    per_token = kv_bytes_per_elem("fp8", EngineParams.of(CAT.engines["sglang"], DEVICE, 4))
+    assert per_token == kv_bytes_per_elem("fp8", EngineParams.of(CAT.engines["vllm"], DEVICE, 4))
+    assert sp.transfer_s == pytest.approx(vp.transfer_s * (12000 - 8192) / 12000, rel=0.02)
+    # vLLM's decode instance samples the first token (one step); SGLang's streams the one the prefill side sent.
+    assert not vd.features.first_token_sent and sd.features.first_token_sent
+    lam = 0.3 * vd.saturation_rate
+    sent = replace(vd, features=replace(vd.features, first_token_sent=True), states={})
+    own_step = latencies_at(vd, lam).ttft_mean_s - latencies_at(sent, lam).ttft_mean_s
+    assert own_step == pytest.approx(vd.decode_step_s(latencies_at(vd, lam).running_batch), rel=0.1)
 
 
 def spec_with(tmp_path, **search):

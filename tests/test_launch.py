@@ -29,7 +29,8 @@ GOLDEN = ROOT / "tests" / "golden" / "emit"
 EMITTED = ["deepseek-v3-serving", "llama3-70b-chat", "llama3-70b-h100-peer", "qwen3-32b-h200-peer",
            "mixtral-moe-serving", "onprem-power-capped", "small-model-serving", "long-context-serving",
            "llama3-8b-pretrain", "llama3-405b-pretrain", "spot-vs-ondemand-training", "energy-min-finetune",
-           "llama3-8b-lora", "llama3-8b-qlora", "llama3-70b-speculative-chat", "rag-prefix-cache"]
+           "llama3-8b-lora", "llama3-8b-qlora", "llama3-70b-speculative-chat", "rag-prefix-cache",
+           "disaggregated-long-prompts"]
 K8S_VERSION = "1.33.0"
 
 

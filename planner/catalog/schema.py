@@ -252,6 +252,10 @@ class Engine(Strict):
     # and the device vendors whose memory the planned KV connector moves the cache from and to.
     disaggregated_tp: Literal["any", "decode_at_least_prefill"] = "any"
     disaggregated_vendors: list[str] = []
+    # Which side samples a request's first token (the decode side recomputes it, or the prefill side sends it with
+    # the cache), and whether the cache leaves after the whole prefill or after each chunk's forward.
+    disaggregated_first_token: Literal["decode", "prefill"] = "decode"
+    disaggregated_transfer: Literal["after_prefill", "per_chunk"] = "after_prefill"
 
     @model_validator(mode="after")
     def _memory_rule(self) -> "Engine":

@@ -64,7 +64,8 @@ def _image(launchers: Launchers, launcher_id: str, version: str, vendor: str) ->
 
 def _name(req: LaunchRequest) -> str:
     # A DNS-1035 label: Kubernetes Service names allow lowercase letters, digits and '-', 63 at most.
-    raw = f"{req.workload.model}-{req.plan.device}"
+    # A pool of a disaggregated plan is named by its role too: both pools may run on one device type.
+    raw = f"{req.workload.model}-{req.plan.device}" + (f"-{req.plan.role}" if req.plan.role else "")
     return re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")[:63].rstrip("-")
 
 

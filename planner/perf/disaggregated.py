@@ -5,6 +5,8 @@ produces every output token (vLLM's NixlConnector and SGLang's PD mode both stre
 side). So, for one request:
 
     TTFT = prefill pool's wait + the prompt's prefill + KV transfer + decode pool's wait for a slot + one step
+           (no step where the prefill side samples the first token and sends it with the cache: SGLang,
+           TensorRT-LLM)
     TPOT = the decode pool's step, with no prompt tokens in it: what disaggregation buys
     E2E  = the prefill side's TTFT + the decode side's whole life
 
@@ -15,7 +17,8 @@ s = prompt tokens x step time / step tokens of GPU time, and utilisation is lamb
 of the step under way or the M/D/1 queue for prompt work, whichever is longer, with an exponential tail beyond
 an atom at zero (as the aggregated model's prompts, `perf.serving`).
 
-KV transfer: each prefill rank sends its shard of the prompt's cache (GQA heads split over TP, a latent cache
+KV transfer (all of it after the prefill, as vLLM's NixlConnector; or, where the engine sends each chunk's
+cache after its forward, as SGLang, only the last chunk's after the prefill): each prefill rank sends its shard of the prompt's cache (GQA heads split over TP, a latent cache
 whole on every rank) to the decode pool on another node, over the scale-out fabric (one rank's share of the NICs
 each, in parallel: NIXL and Mooncake move it by RDMA) or, inside a rack-scale NVLink domain, over NVLink. It is charged after the prefill, not overlapped
 layer by layer, which is how vLLM's NixlConnector sends it (once the request finishes prefill); pools placed
@@ -198,7 +201,9 @@ class PrefillProfile:
         s = self.prefill_tokens * t / chunk
         rho = min(lam * s, 0.999999)
         steps = math.ceil(self.prefill_tokens / self.budget)
-        own = t if steps == 1 else steps * self.step_s(self.budget)
+        # A prompt longer than the budget takes full steps and then its remainder.
+        own = t if steps == 1 else ((steps - 1) * self.step_s(self.budget)
+                                    + self.step_s(self.prefill_tokens - (steps - 1) * self.budget))
         residual_mean = rho * t / 2.0
         queue_mean = rho * s / (2.0 * (1.0 - rho))
         fixed = self.engine.request_overhead_s + own + self.transfer_s
@@ -255,6 +260,11 @@ def prefill_profile(fp: LLMFootprint, *, input_tokens: int, par: Parallel, preci
     budget = min(cost.budget, kv_tokens / 2.0)
     if budget < 1 or kv_tokens < held:
         return None
+    if engine.kv_sent_per_chunk:
+        # Each chunk's cache leaves after its forward, behind the next chunk's: only the last chunk's follows.
+        new_tokens = input_tokens - features.cached_tokens
+        last = new_tokens - (math.ceil(new_tokens / budget) - 1) * budget
+        transfer *= last / new_tokens
     in_use = min(kv_tokens, 2.0 * budget) * kv_tok_dev
     return PrefillProfile(cost=cost, engine=engine, input_tokens=input_tokens, cached_tokens=features.cached_tokens,
                           transfer_s=transfer, memory=MemoryBreakdown(weights=weights, kv_cache=in_use,
@@ -266,7 +276,8 @@ def decode_profile(fp: LLMFootprint, *, input_tokens: int, output_tokens: int, p
                    device: Accelerator, family: DeviceFamily, system: System, engine: EngineParams,
                    features: ServingFeatures, shared_states: dict | None = None) -> ReplicaProfile:
     """A decode-pool replica: the aggregated replica with every prompt's cache arriving from the prefill pool."""
-    arrived = replace(features, cached_tokens=input_tokens, kv_transferred=True)
+    arrived = replace(features, cached_tokens=input_tokens, kv_transferred=True,
+                      first_token_sent=engine.first_token_on_prefill)
     return replica_profile(fp, input_tokens=input_tokens, output_tokens=output_tokens, par=par, precision=precision,
                            device=device, family=family, system=system, engine=engine, shared_states=shared_states,
                            features=arrived)

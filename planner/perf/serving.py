@@ -83,6 +83,10 @@ class EngineParams:
     # Whether the checkpoint format quantizes the embedding and output head with the rest: edge formats do
     # (llama.cpp's Q4_K_M stores the head as Q6_K, MLC's q4f16 groups-quantizes both); data-centre ones do not.
     quantized_vocab: bool = False
+    # Disaggregated serving (catalogs/engines.yaml): the prefill side samples the first token and sends it with the
+    # cache; the cache leaves chunk by chunk, so only the last chunk's transfer follows the prefill.
+    first_token_on_prefill: bool = False
+    kv_sent_per_chunk: bool = False
 
     @classmethod
     def of(cls, engine: Engine, device: Accelerator, ranks: int = 1, offline: bool = False,
@@ -105,7 +109,9 @@ class EngineParams:
                    runtime_overhead_bytes=get(engine.runtime_overhead_gib) * GIB,
                    allreduce_bw_efficiency=get(engine.allreduce_bw_efficiency), kv_cache_dtype=kv_cache_dtype,
                    draft_pass_overhead_s=get(engine.draft_pass_overhead_us) / 1e6,
-                   speculative_step_overhead_s=get(engine.speculative_step_overhead_ms) / 1e3)
+                   speculative_step_overhead_s=get(engine.speculative_step_overhead_ms) / 1e3,
+                   first_token_on_prefill=engine.disaggregated_first_token == "prefill",
+                   kv_sent_per_chunk=engine.disaggregated_transfer == "per_chunk")
 
     @classmethod
     def bare(cls) -> "EngineParams":
@@ -416,8 +422,10 @@ class ServingFeatures:
     cached_tokens: int = 0
     shared_prefix_tokens: int = 0
     speculation: Speculation | None = None
-    # Disaggregated decode: the whole prompt's cache arrives from the prefill pool, so nothing is prefilled here.
+    # Disaggregated decode: the whole prompt's cache arrives from the prefill pool, so nothing is prefilled here;
+    # with the first token too where the prefill side samples it, so none waits for a step here either.
     kv_transferred: bool = False
+    first_token_sent: bool = False
 
     def in_blocks(self, block_tokens: int) -> "ServingFeatures":
         """Engines cache whole KV blocks only (vLLM hashes full blocks, kv_cache_utils.py; SGLang's page is one
@@ -649,7 +657,7 @@ class ReplicaProfile:
             return steps * one
 
         co_arrivals = lam * biased
-        prefill_mean = own_prefill(1.0 + co_arrivals)
+        prefill_mean = 0.0 if self.features.first_token_sent else own_prefill(1.0 + co_arrivals)
         # Admission: every slot busy (M/M/c, Sakasegawa's approximation of the queue length).
         wait_admit, p_admit = 0.0, 0.0
         if not uncapped:

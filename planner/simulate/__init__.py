@@ -97,7 +97,7 @@ def simulate_pools(prefill: ReplicaProfile, transfer_s: float, decode: ReplicaPr
                    prefill_replicas: int, decode_replicas: int, seed: int = 0, trim: float = 0.1) -> SimulationResult:
     """A disaggregated plan: each request is prefilled on a prefill replica (its first token ends the prompt's step
     there), its KV cache arrives at a decode replica `transfer_s` later, and the decode replica, whose prompts
-    arrive cached, produces every output token. Its TTFT and end-to-end times run from the arrival at the
+    arrive cached, produces every output token (the first too, unless the prefill side sent it). Its TTFT and end-to-end times run from the arrival at the
     prefill pool; the running batch reported is the decode pool's."""
     started = time.perf_counter()
     first = [Request(r.arrival_s, r.input_tokens, 1) for r in requests]
@@ -113,10 +113,12 @@ def simulate_pools(prefill: ReplicaProfile, transfer_s: float, decode: ReplicaPr
     back = {id(q): handed_item for q, handed_item in zip(second, handed.values())}
     decoded = _dispatch(decode, second, decode_replicas, seed + 1)
     timings = []
+    # Where the prefill side sampled the first token, it streams as soon as the decode side takes the request in.
+    own_step = 0.0 if decode.features.first_token_sent else 1.0
     for t in decoded.timings:
         origin, ready = back[id(t.request)]
-        timings.append(RequestTiming(origin.arrival_s, ready + t.ttft_s, ready + t.e2e_s, t.output_tokens,
-                                     t.first_step_s, origin))
+        first = ready + t.ttft_s - (1.0 - own_step) * t.first_step_s
+        timings.append(RequestTiming(origin.arrival_s, first, ready + t.e2e_s, t.output_tokens, t.first_step_s, origin))
     run = _PoolRun(timings, prefilled.steps + decoded.steps, prefilled.preemptions + decoded.preemptions,
                    decoded.running)
     return _result(requests, timings, run, decode_replicas, started, trim)

@@ -121,7 +121,10 @@ def run_replica(profile: ReplicaProfile, requests: list[Request], max_steps: int
         if not waiting and not running:
             now = pending[0].arrival_s + overhead
             continue
-        budget = eng.step_budget(max((s.req.input_tokens for s in waiting), default=1), cap) * cost.schedulers
+        # Without chunked prefill the budget is raised to hold a whole prompt: the longest still to be prefilled,
+        # admitted or waiting (an admitted prompt left out would wait for the next arrival to be prefilled).
+        unprefilled = (s.req.input_tokens for s in (*waiting, *running) if s.prefilled < s.target)
+        budget = eng.step_budget(max(unprefilled, default=1), cap) * cost.schedulers
 
         # Admission: slots and KV cache (paged: the prompt must fit now; reserve-max: input + output).
         in_use = sum(reserved(s) for s in running)

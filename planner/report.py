@@ -634,7 +634,8 @@ def render_markdown(result, checks, work) -> str:
             m = part.evaluation.metrics
             p = c.parallel
             where = f"{c.offering.provider} {c.offering.region} {c.offering.pricing}" if c.offering else "owned"
-            lines.append(f"| {i} | {c.device} | {where} | {c.devices} | {part.replicas or 1} | {p.tp} | {p.pp} | "
+            pool = "" if c.role == "both" else f" ({c.role} pool)"
+            lines.append(f"| {i} | {c.device}{pool} | {where} | {c.devices} | {part.replicas or 1} | {p.tp} | {p.pp} | "
                          f"{p.dp} | {c.precision} | {p.micro_batch} | {_fmt(m.get('usd_per_hour'))} | "
                          f"{_fmt(m.get(key[0]))} {key[1]} |")
     if work.kind == "serving":

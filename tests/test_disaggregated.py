@@ -289,3 +289,13 @@ def test_estimate_one_pool_reports_its_own_side():
     refused = CliRunner().invoke(main, ["estimate", str(ROOT / "examples" / "llama3-8b-pretrain.yaml"), "--device",
                                         "h100-sxm", "--role", "prefill"])
     assert refused.exit_code == 2 and "--role prefill" in refused.output and "Traceback" not in refused.output
+
+
+def test_markdown_and_html_reports_name_each_pool(tmp_path):
+    path = str(ROOT / "examples" / "disaggregated-long-prompts.yaml")
+    markdown = CliRunner().invoke(main, ["solve", path, "--format", "markdown", "--no-explain"])
+    assert markdown.exit_code == 0 and "(prefill pool)" in markdown.output and "(decode pool)" in markdown.output
+    out = tmp_path / "plan.html"
+    assert CliRunner().invoke(main, ["solve", path, "--format", "html", "-o", str(out), "--no-explain"]).exit_code == 0
+    page = out.read_text()
+    assert "prefill pool</div>" in page and "decode pool</div>" in page

@@ -35,6 +35,10 @@ def _plan_cards(plan: dict, objective: dict) -> str:
              ("layout", f"{layout}, {plan['precision']}"), ("replicas", plan.get("replicas")),
              ("nodes", plan.get("nodes")),
              (objective["name"], f"{number(objective['value'])} {objective['unit']}")]
+    for role, parts in (plan.get("roles") or {}).items():
+        # A disaggregated plan: the cards above describe one pool; each pool gets its own.
+        cards.append((f"{role} pool", "; ".join(
+            f"{q['devices']} × {q['device']} TP{q['parallel']['tp']} × {q['replicas']}" for q in parts)))
     html = "".join(f'<div class="card"><div class="k">{e(k)}</div><div class="v">{e(v)}</div></div>'
                    for k, v in cards)
     price = ""

@@ -43,28 +43,29 @@ DEVICE = CAT.accelerators[SYSTEM.accelerator]
 FAMILY = CAT.family_of(DEVICE)
 LLAMA70 = CAT.models["llama-3.1-70b"].shape
 FP = llm_footprint(LLAMA70)
-ENGINE = CAT.engines["vllm"]
 
 
-def pools(tp: int = 4, i: int = 4000, o: int = 500, precision: str = "fp8", batch: int = 256):
-    engine = serving_engine_for(tp)
-    shape = {"fp": FP, "par": Parallel(tp=tp, micro_batch=batch), "precision": precision, "device": DEVICE,
-             "family": FAMILY, "system": SYSTEM, "engine": engine, "features": ServingFeatures()}
-    prefill = prefill_profile(input_tokens=i, **shape)
-    decode = decode_profile(input_tokens=i, output_tokens=o, **shape)
-    aggregated = replica_profile(input_tokens=i, output_tokens=o, **shape)
-    return prefill, decode, aggregated
+def engine_for(engine_id: str = "vllm", tp: int = 4) -> EngineParams:
+    return EngineParams.of(CAT.engines[engine_id], DEVICE, tp)
 
 
-def serving_engine_for(tp: int):
-    return EngineParams.of(ENGINE, DEVICE, tp)
+def shape_of(engine_id: str = "vllm", tp: int = 4, batch: int = 256, precision: str = "fp8") -> dict:
+    """What every pool profile of these tests takes beside its lengths: Llama 3.1 70B on InfiniBand H100 nodes."""
+    return {"fp": FP, "par": Parallel(tp=tp, micro_batch=batch), "precision": precision, "device": DEVICE,
+            "family": FAMILY, "system": SYSTEM, "engine": engine_for(engine_id, tp), "features": ServingFeatures()}
+
+
+def pools(engine_id: str = "vllm", i: int = 4000, o: int = 500):
+    shape = shape_of(engine_id)
+    return (prefill_profile(input_tokens=i, **shape), decode_profile(input_tokens=i, output_tokens=o, **shape),
+            replica_profile(input_tokens=i, output_tokens=o, **shape))
 
 
 def test_kv_transfer_is_each_ranks_shard_of_the_prompts_cache_over_the_fabric():
-    prefill, _, _ = pools(tp=4, i=4000)
+    prefill, _, _ = pools(i=4000)
     # Llama 3.1 70B: 80 layers x 8 KV heads x 128 x (K, V) at two bytes (vLLM keeps the cache 16-bit beside FP8
     # weights unless told), 2 KV heads per rank at TP4, over one device's path across the InfiniBand fabric.
-    assert kv_bytes_per_elem("fp8", serving_engine_for(4)) == 2.0
+    assert kv_bytes_per_elem("fp8", engine_for()) == 2.0
     per_rank = 80 * 8 * 128 * 2 * 2 * 4000 / 4
     link = group_link(SYSTEM, 2, stride=8)
     assert link.crosses_domain
@@ -122,17 +123,13 @@ def test_split_groups_share_the_limits_that_span_both_pools():
 @pytest.mark.parametrize("load", [0.3, 0.7])
 def test_closed_form_pools_agree_with_the_tandem_simulator(engine_id, load):
     # 12,000-token prompts: beyond vLLM's and SGLang's 8,192-token chunk, whole on TensorRT-LLM (no chunking).
-    engine = EngineParams.of(CAT.engines[engine_id], DEVICE, 4)
-    shape = {"fp": FP, "precision": "fp8", "device": DEVICE, "family": FAMILY, "system": SYSTEM, "engine": engine,
-             "features": ServingFeatures()}
-    prefill = prefill_profile(input_tokens=12000, par=Parallel(tp=4, micro_batch=256), **shape)
-    decode = decode_profile(input_tokens=12000, output_tokens=300, par=Parallel(tp=4, micro_batch=256), **shape)
+    prefill, decode, _ = pools(engine_id, i=12000, o=300)
     lam = load * min(prefill.saturation_rate, decode.saturation_rate)
     closed_ttft = prefill.at_rate(lam).ttft_mean_s + latencies_at(decode, lam).ttft_mean_s
     closed_tpot = latencies_at(decode, lam).tpot_s
     # The prefill side replays as an engine whose requests end at their first token, at the launch's cap.
     cap = max(1, math.ceil(prefill.budget / 12000))
-    prefill_engine = replica_profile(input_tokens=12000, output_tokens=1, par=Parallel(tp=4, micro_batch=cap), **shape)
+    prefill_engine = replica_profile(input_tokens=12000, output_tokens=1, **shape_of(engine_id, batch=cap))
     sim = simulate_pools(prefill_engine, prefill.transfer_s, decode, poisson_requests(lam, 1500, 12000, 300, 7),
                          1, 1, seed=7)
     assert closed_ttft * 1e3 == pytest.approx(sim.ttft_ms.mean, rel=0.2)
@@ -141,17 +138,9 @@ def test_closed_form_pools_agree_with_the_tandem_simulator(engine_id, load):
 
 
 def test_engines_differ_in_who_samples_the_first_token_and_when_the_cache_leaves():
-    def sides(engine_id):
-        engine = EngineParams.of(CAT.engines[engine_id], DEVICE, 4)
-        shape = {"fp": FP, "par": Parallel(tp=4, micro_batch=256), "precision": "fp8", "device": DEVICE,
-                 "family": FAMILY, "system": SYSTEM, "engine": engine, "features": ServingFeatures()}
-        return prefill_profile(input_tokens=12000, **shape), decode_profile(input_tokens=12000, output_tokens=300,
-                                                                             **shape)
-
-    (vp, vd), (sp, sd) = sides("vllm"), sides("sglang")
+    (vp, vd, _), (sp, sd, _) = pools("vllm", 12000, 300), pools("sglang", 12000, 300)
     # SGLang sends each 8,192-token chunk's cache after its forward: only the last 3,808 tokens' follow the prefill.
-    per_token = kv_bytes_per_elem("fp8", EngineParams.of(CAT.engines["sglang"], DEVICE, 4))
-    assert per_token == kv_bytes_per_elem("fp8", EngineParams.of(CAT.engines["vllm"], DEVICE, 4))
+    assert kv_bytes_per_elem("fp8", engine_for("sglang")) == kv_bytes_per_elem("fp8", engine_for("vllm"))
     assert sp.transfer_s == pytest.approx(vp.transfer_s * (12000 - 8192) / 12000, rel=0.02)
     # vLLM's decode instance samples the first token (one step); SGLang's streams the one the prefill side sent.
     assert not vd.features.first_token_sent and sd.features.first_token_sent

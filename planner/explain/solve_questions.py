@@ -18,6 +18,7 @@ from planner.explain.question import (
     Questions,
 )
 from planner.explain.scenario import ScenarioRunner, limit_items
+from planner.perf.disaggregated import pool_vendor_problem
 from planner.plan import Plan
 from planner.solve import OBJECTIVE_UNITS, solve_compiled
 
@@ -147,8 +148,8 @@ class SolveQuestions(Questions):
             why = "search.disaggregated is never"
         elif not engine.disaggregated:
             why = f"{engine.name} {engine.version} is planned aggregated only: {engine.disaggregated_reason}"
-        elif not any(r.catalog.accelerators[d].vendor in engine.disaggregated_vendors
-                     for d in {row.candidate.device for row in r.table.rows}):
+        elif all(pool_vendor_problem(engine, r.catalog.accelerators[d])
+                 for d in {row.candidate.device for row in r.table.rows}):
             why = (f"{engine.name} {engine.version}'s KV connector is planned on "
                    f"{', '.join(engine.disaggregated_vendors)} devices only, none of which the search holds")
         else:

@@ -220,8 +220,6 @@ def server_launch(req: LaunchRequest, catalog: Catalog, data_parallel: int = 1) 
         raise EmitError(Problem(f"{engine_id} cannot run {data_parallel} replicas in one server here",
                                 path="plan.replicas", fix="run one server per replica"))
     launch = builders[engine_id](req, catalog, engine, per_node, nodes)
-    if req.plan.role is not None:
-        _pool_role(launch, req.plan.role)
     if data_parallel > 1:
         flag = "--data-parallel-size" if engine_id == "vllm" else "--dp-size"
         at = launch.argv.index("--host")
@@ -268,33 +266,26 @@ ROUTERS = {
 }
 
 
-def _pool_role(launch: ServerLaunch, role: str) -> None:
-    """Make one pool's server of a disaggregated plan: its KV connector and role."""
-    at = launch.argv.index("--host")
-    if launch.engine == "vllm":
-        launch.argv[at:at] = ["--kv-transfer-config", NIXL]
-        launch.assumptions.append("prefill server: NixlConnector holds each prompt's KV cache until a decode server "
-                                  "pulls it by RDMA." if role == "prefill" else
-                                  "decode server: NixlConnector pulls each prompt's KV cache from its prefill server "
-                                  "by RDMA once the prefill ends; this server produces every output token.")
-    elif launch.engine == "sglang":
-        launch.argv[at:at] = ["--disaggregation-mode", role, "--disaggregation-transfer-backend", "mooncake"]
-        launch.assumptions.append(f"{role} server: Mooncake moves the KV cache over RDMA (set "
-                                  "--disaggregation-ib-device to the node's InfiniBand devices where there are several).")
-    else:
-        options = yaml.safe_load(launch.files["extra-llm-api-options.yaml"])
-        options["cache_transceiver_config"] = {"backend": "DEFAULT"}
-        if role == "prefill":
-            options["disable_overlap_scheduler"] = True  # a context server does not overlap (disagg-serving.md)
-        launch.files["extra-llm-api-options.yaml"] = (
-            "# LLM-API options trtllm-serve reads (--extra_llm_api_options), written by planner emit.\n"
-            + yaml.safe_dump(options, sort_keys=False))
-        keys = [f"{k}.{sub}" if isinstance(v, dict) else k for k, v in options.items()
-                for sub in (v if isinstance(v, dict) else [None])]
-        launch.checks = [c for c in launch.checks if c[2] != "keys"] + [("trtllm", launch.version, "keys", keys)]
-        launch.assumptions.append(f"{role} server: the cache transceiver (UCX by default) moves the KV cache.")
-    launch.checks = [(which, version, kind, launch.argv[3 if launch.engine != "trtllm" else 2:] if kind == "argv"
-                      else items) for which, version, kind, items in launch.checks]
+def _pool_flags(req: LaunchRequest, engine_id: str) -> tuple[list[str], dict, list[str]]:
+    """A disaggregated plan's pool: the server flags (vLLM, SGLang) or LLM-API options (TensorRT-LLM) that make it
+    one, and what they assume; nothing for a whole-request replica."""
+    role = req.plan.role
+    if role is None:
+        return [], {}, []
+    if engine_id == "vllm":
+        return ["--kv-transfer-config", NIXL], {}, [
+            "prefill server: NixlConnector holds each prompt's KV cache until a decode server pulls it by RDMA."
+            if role == "prefill" else
+            "decode server: NixlConnector pulls each prompt's KV cache from its prefill server by RDMA once the "
+            "prefill ends; this server produces every output token."]
+    if engine_id == "sglang":
+        return ["--disaggregation-mode", role, "--disaggregation-transfer-backend", "mooncake"], {}, [
+            f"{role} server: Mooncake moves the KV cache over RDMA (set --disaggregation-ib-device to the node's "
+            "InfiniBand devices where there are several)."]
+    options = {"cache_transceiver_config": {"backend": "DEFAULT"}}
+    if role == "prefill":
+        options["disable_overlap_scheduler"] = True  # a context server does not overlap (disagg-serving.md)
+    return [], options, [f"{role} server: the cache transceiver (UCX by default) moves the KV cache."]
 
 
 def _vllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node: int, nodes: int) -> ServerLaunch:
@@ -320,9 +311,10 @@ def _vllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node: 
     argv += _kv_dtype_flag(req, "vllm") + quant + speculative
     if req.workload.prefix_cache is not None:
         argv += ["--enable-prefix-caching"]
-    argv += ["--host", "0.0.0.0", "--port", "8000"]
+    pool, _, pool_notes = _pool_flags(req, "vllm")
+    argv += pool + ["--host", "0.0.0.0", "--port", "8000"]
     version = catalog.engine("vllm").version
-    launch = ServerLaunch("vllm", version, argv, 8000, per_node, nodes, assumptions=notes + spec_notes)
+    launch = ServerLaunch("vllm", version, argv, 8000, per_node, nodes, assumptions=notes + spec_notes + pool_notes)
     if nodes > 1:
         # vLLM spans nodes through a Ray cluster: the head runs the server, the others join and wait.
         launch.argv = argv + ["--distributed-executor-backend", "ray"]
@@ -349,7 +341,9 @@ def _sglang(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node
              "--mem-fraction-static", f"{fraction:.3f}", "--page-size", str(engine.kv_block_tokens)]
     speculative, _, spec_notes = _speculative_flags(req, catalog, "sglang")
     notes = notes + spec_notes
-    argv += _kv_dtype_flag(req, "sglang") + quant + speculative
+    pool, _, pool_notes = _pool_flags(req, "sglang")
+    notes = notes + pool_notes
+    argv += _kv_dtype_flag(req, "sglang") + quant + speculative + pool
     argv += ["--host", "0.0.0.0", "--port", "30000"]
     if nodes > 1:
         argv += ["--nnodes", str(nodes), "--node-rank", "${NODE_RANK}", "--dist-init-addr", "${LEADER_ADDRESS}:5000"]
@@ -384,6 +378,9 @@ def _trtllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node
     options = {"enable_chunked_prefill": engine.chunked_prefill, "kv_cache_config": kv_config, **speculative}
     if par.attention_dp:
         options["enable_attention_dp"] = True
+    _, pool, pool_notes = _pool_flags(req, "trtllm")
+    options |= pool
+    notes = notes + pool_notes
     text = ("# LLM-API options trtllm-serve reads (--extra_llm_api_options), written by planner emit.\n"
             + yaml.safe_dump(options, sort_keys=False))
     version = catalog.engine("trtllm").version

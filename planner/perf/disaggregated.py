@@ -53,8 +53,6 @@ from planner.perf.serving import (
 from planner.perf.shapes import LLMFootprint
 from planner.perf.types import MemoryBreakdown, Parallel, Prediction
 
-ROLES = ("prefill", "decode")
-
 # Shares of a cross-pool latency limit the decode side may take: of TTFT (its slot wait and first step), and of
 # the end-to-end p99 (its whole life). Two shares each: a split group is one of each; the solver picks the group.
 TTFT_DECODE_SHARES = (0.1, 0.3)
@@ -123,10 +121,6 @@ class PrefillProfile:
     capacity_bytes: float
     budget: float  # tokens a step carries at most (the engine's budget, or what the KV cache holds)
     prefill_s: float  # one prompt alone on an idle replica, before its transfer
-
-    @property
-    def role(self) -> str:
-        return "prefill"
 
     @cached_property
     def prefill_tokens(self) -> int:

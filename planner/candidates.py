@@ -380,8 +380,11 @@ def _replica_table(work: ResolvedWorkload, catalog: Catalog, shapes: dict | None
             if not offerings:
                 continue
             for par in _replica_layouts(work, catalog, system, device):
+                # A replica over several domains also talks over the scale-out fabric (PP stages, wide EP).
+                spans = par.tp * par.pp > scaleup_domain(system) and system.scaleout is not None
                 shape = (context, device.id, system.scaleup.model_dump_json(), system.host_power_w,
-                         system.devices_per_node, par.tp, par.pp, par.ep, par.attention_dp)
+                         system.devices_per_node, par.tp, par.pp, par.ep, par.attention_dp,
+                         system.scaleout.model_dump_json() if spans else None)
                 whole = not (pools and spec.search.disaggregated == "always")
                 variants = []
                 if whole:
@@ -470,6 +473,23 @@ def _replica_layouts(work: ResolvedWorkload, catalog: Catalog, system: System, d
                     if dp_attention == "always":
                         continue
                 yield Parallel(tp=tp, pp=pp, dp=1, ep=ep, micro_batch=1)
+    if dp_attention != "never" and catalog.engine(work.spec.workload.engine).wide_ep and system.scaleout:
+        for ep in _wide_ep_degrees(work, fp, domain):
+            yield Parallel(tp=ep, pp=1, dp=1, ep=ep, micro_batch=1, attention_dp=True)
+
+
+# Wide expert parallel is searched up to this many scale-up domains (nodes) per replica: the published runs
+# span 2 to 9 nodes (LMSYS's DeepSeek prefill EP32 and decode EP72 on H100, llm-d's EP16 and EP32).
+MAX_WIDE_EP_DOMAINS = 8
+
+
+def _wide_ep_degrees(work: ResolvedWorkload, fp, domain: int) -> list[int]:
+    """Attention-data-parallel widths over whole domains that divide the experts, within twice the device limit
+    (as training layouts: the explainer prices relaxing it) and the spec's tp degrees when it names them."""
+    limit = work.spec.limits.max_devices
+    widths = [domain * n for n in _powers_of_two(MAX_WIDE_EP_DOMAINS) if n > 1]
+    named = work.spec.search.degrees.tp
+    return [w for w in widths if fp.experts % w == 0 and (not limit or w <= 2 * limit) and (not named or w in named)]
 
 
 def _replica_structural(work: ResolvedWorkload, cand: Candidate, system: System) -> list[str]:

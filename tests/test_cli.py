@@ -36,6 +36,8 @@ ESTIMATE_ARGS = {
     "deepseek-v3-mi300x-vs-h200": ["--device", "mi300x", "--tp", "8", "--ep", "8", "--attention-dp", "--precision", "fp8"],
     "deepseek-v3-h200-peer": ["--device", "h200-sxm", "--tp", "8", "--ep", "8", "--attention-dp", "--precision", "fp8"],
     "disaggregated-long-prompts": ["--device", "h200-sxm", "--tp", "8", "--precision", "fp8", "--role", "decode"],
+    "deepseek-v3-h100-wide-ep": ["--device", "h100-sxm", "--tp", "16", "--ep", "16", "--attention-dp", "--precision", "fp8",
+                                 "--system", "hgx-h100-8-ib"],
 }
 
 

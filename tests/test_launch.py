@@ -293,6 +293,7 @@ def _spanning(engine: str) -> dict:
     result["workload"]["engine_version"] = load_catalogs().engine(engine).version
     result["plan"] |= {"devices": 16, "nodes": 2, "replicas": 1}
     result["plan"]["parallel"] |= {"tp": 16, "dp": 1}
+    result["plan"]["parallel"].pop("attention_dp", None)  # tensor ranks over the nodes (tests/test_wide_ep.py: DP)
     return result
 
 

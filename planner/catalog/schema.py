@@ -245,6 +245,9 @@ class Engine(Strict):
     # Data-parallel attention beside expert-parallel MoE on the same devices (a layout the solver then searches).
     attention_dp: bool
     attention_dp_reason: str
+    # Attention data parallel over several nodes, the experts spread over all of them (wide expert parallel).
+    wide_ep: bool = False
+    wide_ep_reason: str = ""
     # Disaggregated prefill/decode: prefill and decode instances with a KV connector between them.
     disaggregated: bool
     disaggregated_reason: str

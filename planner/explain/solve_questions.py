@@ -19,6 +19,7 @@ from planner.explain.question import (
 )
 from planner.explain.scenario import ScenarioRunner, limit_items
 from planner.perf.disaggregated import pool_vendor_problem
+from planner.perf.serving import wide_ep_domains
 from planner.plan import Plan
 from planner.solve import OBJECTIVE_UNITS, solve_compiled
 
@@ -110,7 +111,7 @@ class SolveQuestions(Questions):
         return describe_change(before, after)
 
     def why_worse(self, chosen, other, choice: Choice) -> str:
-        if choice.kind == "serving mode":
+        if choice.kind in ("serving mode", "expert layout"):
             return mode_worse(chosen, other)
         return why_worse(chosen, other, self.objective)
 
@@ -131,7 +132,24 @@ class SolveQuestions(Questions):
             out.append(Choice("provider", p, r.rows_of(lambda row, p=p: provider_of(row.candidate) == p)))
         if r.work.kind == "serving":
             out.append(self._other_mode(plan))
+            layout = self._other_expert_layout(plan)
+            if layout is not None:
+                out.append(layout)
         return out
+
+    def _other_expert_layout(self, plan: Plan) -> Choice | None:
+        """MoE serving searched with wide expert parallel: the experts over several nodes, or within one node's
+        scale-up domain, whichever was not chosen (None when no wide layout was searched)."""
+        r = self.runner
+
+        def wide(cand) -> bool:
+            return wide_ep_domains(cand.parallel, r.catalog.systems[cand.system]) > 1
+
+        chosen = any(wide(p.evaluation.candidate) for p in plan.parts)
+        if not chosen and not any(wide(row.candidate) for row in r.table.rows):
+            return None
+        return Choice("expert layout", "within one node" if chosen else "wide expert parallel",
+                      r.rows_of(lambda row: wide(row.candidate) != chosen))
 
     def _other_mode(self, plan: Plan) -> Choice:
         """Serving whole requests on every replica, or in a prefill and a decode pool: whichever was not chosen."""

@@ -41,11 +41,13 @@ def node_script(launch: ServerLaunch | TrainLaunch) -> str:
     """The commands one node runs, chosen by NODE_RANK when the job spans nodes."""
     lead = [shell_line(a) for a in getattr(launch, "leader_before", [])] + [shell_line(launch.argv)]
     worker_argv = getattr(launch, "worker_argv", None)
+    # Exported before anything starts: a Ray worker node's processes inherit the environment of `ray start`.
+    exports = "".join(f"export {var}={shlex.quote(value)}\n" for var, value in getattr(launch, "env", {}).items())
     if launch.nodes == 1 or worker_argv is None:
         if len(lead) == 1:
-            return lead[0]
-        return " && \\\n  ".join(lead)
-    return ('if [ "${NODE_RANK}" = 0 ]; then\n  ' + " && \\\n  ".join(lead) + "\nelse\n  "
+            return exports + lead[0]
+        return exports + " && \\\n  ".join(lead)
+    return (exports + 'if [ "${NODE_RANK}" = 0 ]; then\n  ' + " && \\\n  ".join(lead) + "\nelse\n  "
             + shell_line(worker_argv) + "\nfi")
 
 

@@ -17,7 +17,7 @@ import yaml
 from planner.catalog.loader import Catalog
 from planner.errors import EmitError, Problem
 from planner.launch.request import LaunchRequest
-from planner.perf.serving import EngineParams
+from planner.perf.serving import EngineParams, wide_ep_redundant_experts
 from planner.units import GIB
 
 # The share of the KV cache left free at the planned load: request lengths vary around the spec's, and a
@@ -38,6 +38,7 @@ class ServerLaunch:
     files: dict[str, str] = field(default_factory=dict)  # extra files the command reads, by name
     assumptions: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # exported on every node before it starts
     # What each launcher is handed (launcher id, version, "argv" or "keys", items): checked before writing.
     checks: list[tuple[str, str, str, list[str]]] = field(default_factory=list)
 
@@ -250,6 +251,14 @@ def server_launch(req: LaunchRequest, catalog: Catalog, data_parallel: int = 1) 
     return launch
 
 
+# What a wide-EP launch turns on beyond the exchange kernels, and why: the published runs the plan's step time is
+# checked against (tests/validation/wide_ep.yaml) ran with both.
+WIDE_EP_RECIPE = ("two micro-batches overlap one's exchanges with the other's compute, and EPLB places a redundant "
+                  "copy of a busy expert on each rank, as in the published wide-EP runs the planner's step time is "
+                  "checked against (LMSYS, DeepSeek-V3 on 96 H100: TBO +25.5% decode throughput at 256 sequences a "
+                  "GPU, EPLB 2.54x); DeepEP must be installed in the image.")
+
+
 # A disaggregated plan's pools: the KV connector each engine is launched with (catalogs/engines.yaml says where
 # each reads it), and what routes a request to a prefill and then a decode server.
 NIXL = '{"kv_connector":"NixlConnector","kv_role":"kv_both"}'
@@ -316,8 +325,20 @@ def _vllm(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node: 
     version = catalog.engine("vllm").version
     launch = ServerLaunch("vllm", version, argv, 8000, per_node, nodes, assumptions=notes + spec_notes + pool_notes)
     if nodes > 1:
-        # vLLM spans nodes through a Ray cluster: the head runs the server, the others join and wait.
-        launch.argv = argv + ["--distributed-executor-backend", "ray"]
+        # vLLM spans nodes through a Ray cluster: the head runs the server, the others join and wait. Data-parallel
+        # ranks are placed by Ray as whole engines (R per node), tensor and pipeline ranks by its executor.
+        launch.argv = argv + (["--data-parallel-size-local", str(per_node), "--data-parallel-backend", "ray"]
+                              if par.attention_dp else ["--distributed-executor-backend", "ray"])
+        redundant = wide_ep_redundant_experts(par, catalog.systems[req.plan.system])
+        if redundant:
+            kernels = "deepep_high_throughput" if req.plan.role == "prefill" else "deepep_low_latency"
+            launch.env = {"VLLM_ALL2ALL_BACKEND": kernels}
+            launch.argv += ["--enable-dbo", "--enable-eplb",
+                            "--eplb-config", json.dumps({"num_redundant_experts": redundant}, separators=(",", ":"))]
+            launch.assumptions.append(
+                f"Wide expert parallel over {nodes} nodes: VLLM_ALL2ALL_BACKEND={kernels} runs DeepEP's "
+                f"{'normal' if req.plan.role == 'prefill' else 'low-latency'} kernels for the experts' exchanges "
+                "(vLLM's default, allgather_reducescatter, sends every token to every rank); " + WIDE_EP_RECIPE)
         launch.leader_before = [["ray", "start", "--head", "--port=6379"],
                                 ["python3", "-c", "import ray, time; ray.init(address='auto'); "
                                  f"[time.sleep(5) for _ in iter(lambda: len(ray.nodes()) < {nodes}, False)]"]]
@@ -347,6 +368,13 @@ def _sglang(req: LaunchRequest, catalog: Catalog, engine: EngineParams, per_node
     argv += ["--host", "0.0.0.0", "--port", "30000"]
     if nodes > 1:
         argv += ["--nnodes", str(nodes), "--node-rank", "${NODE_RANK}", "--dist-init-addr", "${LEADER_ADDRESS}:5000"]
+    redundant = wide_ep_redundant_experts(par, catalog.systems[req.plan.system])
+    if redundant:
+        argv += ["--moe-a2a-backend", "deepep", "--deepep-mode", "auto", "--enable-two-batch-overlap",
+                 "--enable-eplb", "--ep-num-redundant-experts", str(redundant)]
+        notes.append(f"Wide expert parallel over {nodes} nodes: --moe-a2a-backend deepep runs DeepEP's low-latency "
+                     "kernels in decode steps and its normal ones in prefill steps (--deepep-mode auto); "
+                     + WIDE_EP_RECIPE)
     version = catalog.engine("sglang").version
     return ServerLaunch("sglang", version, argv, 30000, per_node, nodes, assumptions=notes,
                         checks=[("sglang", version, "argv", argv[3:])])

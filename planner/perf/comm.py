@@ -50,6 +50,18 @@ def all_to_all_s(link: GroupLink, message_bytes: float, efficiency: float) -> fl
     return (n - 1) / n * message_bytes / _bw(link, efficiency) + (n - 1) * link.latency_s
 
 
+def remote_copies(top_k: int, domains: int, per_expert: bool) -> float:
+    """Copies of one token's hidden state an expert-parallel exchange sends to other scale-up domains (nodes),
+    its experts spread evenly over `domains`: one per routed expert there (DeepEP's low-latency kernels send
+    each expert its copy over RDMA), or one per domain it reaches (the normal kernels send a token once per
+    node and forward it over NVLink inside: (D - 1)(1 - (1 - 1/D)^k) domains of the D - 1 others)."""
+    if domains <= 1:
+        return 0.0
+    if per_expert:
+        return top_k * (domains - 1) / domains
+    return (domains - 1) * (1.0 - (1.0 - 1.0 / domains) ** top_k)
+
+
 def p2p_s(link: GroupLink, message_bytes: float, efficiency: float) -> float:
     if link.size <= 1 or message_bytes <= 0:
         return 0.0

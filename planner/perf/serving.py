@@ -36,14 +36,14 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from planner.catalog.schema import Accelerator, DeviceFamily, Engine, System
-from planner.catalog.topology import group_link
-from planner.perf.comm import all_reduce_lines, all_to_all_s, p2p_s
+from planner.catalog.topology import group_link, scaleup_domain
+from planner.perf.comm import all_reduce_lines, all_to_all_s, p2p_s, remote_copies
 from planner.perf.roofline import achievable_bandwidth, matmul_efficiency, peak_flops
 from planner.perf.shapes import LLMFootprint, model_split_problems
 from planner.perf.speculative import Speculation
 from planner.perf.training import gemm_shape_slowdown
 from planner.perf.types import MemoryBreakdown, Parallel, Prediction
-from planner.units import BYTES_PER_ELEMENT, GIB
+from planner.units import BYTES_PER_ELEMENT, GIB, gbit_to_bytes_per_s
 
 ACTIVATION_BYTES = 2.0
 Z99 = 2.326  # standard normal 99th percentile
@@ -151,7 +151,15 @@ def kv_bytes_per_token_per_device(fp: LLMFootprint, precision: str, par: Paralle
 
 
 def serving_structural_problems(fp: LLMFootprint, par: Parallel, system: System, domain: int) -> list[str]:
-    problems = model_split_problems(fp, par.tp, par.pp, domain, system.id)
+    if par.attention_dp and par.tp > domain:
+        # Wide expert parallel: attention has no TP to keep inside the domain, only the experts' exchanges
+        # cross the scale-out fabric, whole domains (nodes) at a time.
+        problems = model_split_problems(fp, 1, par.pp, domain, system.id)
+        if system.scaleout is None or par.tp % domain:
+            problems.append(f"attention data parallel over {par.tp} devices spans several {domain}-device domains of "
+                            f"{system.id}: it needs whole domains joined by a scale-out network")
+    else:
+        problems = model_split_problems(fp, par.tp, par.pp, domain, system.id)
     if par.ep > 1 and (not fp.is_moe or par.ep != par.tp or fp.experts % par.ep):
         problems.append(f"ep={par.ep}: expert parallelism replaces TP on the expert layers, so ep must equal tp "
                         f"and divide the experts (dense models take ep=1)")
@@ -243,6 +251,13 @@ class StepCost:
     moe_exchanges: int = 0
     exchange_share: float = 1.0
     schedulers: int = 1  # DP attention: a scheduler per rank, each over its own sequences
+    # Wide expert parallel (DP attention over several scale-up domains): `ep_link` is then the group inside one
+    # domain; a GPU's copies to other domains leave through its share of the node's NICs (all of them at once,
+    # not one ring's) after the fabric's latency.
+    ep_domains: int = 1
+    ep_remote_bw: float = 0.0
+    ep_remote_latency_s: float = 0.0
+    eight_bit_dispatch: bool = False  # prompt steps dispatch 8-bit activations (DeepGEMM's FP8 inputs)
 
     @cached_property
     def _allreduce_lines(self) -> tuple[float, float, float, float]:
@@ -282,12 +297,30 @@ class StepCost:
         prefill_attn = prefill_pairs * attn_per_pair
         comm = (min(ring_fixed + ring_per_token * tokens, tree_fixed + tree_per_token * tokens)
                 if tokens > 0 and self.allreduces else 0.0)
-        if self.ep_link is not None:
+        if self.ep_domains > 1:
+            comm += self._wide_exchanges(tokens * self.exchange_share, prefill_tokens > 0)
+        elif self.ep_link is not None:
             msg = tokens * self.exchange_share * self.hidden_bytes_per_token * self.top_k
             comm += self.moe_exchanges * all_to_all_s(self.ep_link, msg, self.comm_efficiency)
         if self.pp_link is not None:
             comm += p2p_s(self.pp_link, tokens * self.hidden_bytes_per_token, self.comm_efficiency)
         return linear, kv, prefill_attn, comm, layers_s
+
+    def _wide_exchanges(self, rank_tokens: float, prompt_step: bool) -> float:
+        """A step's dispatches and combines when the experts span domains, as DeepEP runs them (the kernels wide
+        expert parallel is launched with): decode steps on the low-latency kernels (a copy per remote expert),
+        prompt steps on the normal ones (a copy per remote node). Dispatch sends 8-bit activations (low latency:
+        always, deepep.py:511 of SGLang 0.5.2; normal: with DeepGEMM's FP8 inputs, 328-335), combine 16-bit.
+        Off-node copies leave through the GPU's NICs while the node's own copies cross NVLink at once."""
+        h = self.hidden_bytes_per_token
+        dispatch = h / ACTIVATION_BYTES if (self.eight_bit_dispatch or not prompt_step) else h
+        copies = remote_copies(self.top_k, self.ep_domains, per_expert=not prompt_step)
+        remote = (rank_tokens * copies * (dispatch + h) / (self.ep_remote_bw * self.comm_efficiency)
+                  + 2 * self.ep_remote_latency_s)
+        local_copies = rank_tokens * self.top_k / self.ep_domains
+        local = (all_to_all_s(self.ep_link, local_copies * dispatch, self.comm_efficiency)
+                 + all_to_all_s(self.ep_link, local_copies * h, self.comm_efficiency))
+        return self.moe_exchanges / 2 * max(remote, local)
 
     def stage_parts(self, decode_seqs: float, context_tokens: float, prefill_tokens: float,
                     prefill_pairs: float) -> dict[str, float]:
@@ -349,6 +382,12 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
     kv_eff = (family.kv_read_efficiency or family.memory_bw_efficiency).value
     held_share = fp.kv_share(context_per_seq) if context_per_seq else 1.0
     allreduces = (2 * fp.layers // par.pp) if par.tp > 1 and not par.attention_dp else 0
+    domains = wide_ep_domains(par, system)
+    ep_local = par.ep // domains
+    wide = {} if domains == 1 else {
+        "ep_domains": domains, "ep_remote_bw": nic_bytes_per_s_per_device(system),
+        "ep_remote_latency_s": group_link(system, domains, ep_local, world=par.devices_per_replica).latency_s,
+        "eight_bit_dispatch": BYTES_PER_ELEMENT[precision] <= 1}
     return StepCost(
         pp=par.pp,
         dense_bytes=streamed_dense_bytes(fp, precision, par.pp if par.attention_dp else shards, engine),
@@ -365,7 +404,7 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
         allreduces=allreduces,
         hidden_bytes_per_token=fp.hidden * ACTIVATION_BYTES,
         tp_link=group_link(system, par.tp, 1, world=par.devices_per_replica),
-        ep_link=group_link(system, par.ep, 1, world=par.devices_per_replica) if fp.is_moe and par.ep > 1 else None,
+        ep_link=group_link(system, ep_local, 1, world=par.devices_per_replica) if fp.is_moe and par.ep > 1 else None,
         pp_link=group_link(system, 2, par.tp, world=par.devices_per_replica) if par.pp > 1 else None,
         comm_efficiency=family.collective_bw_efficiency.value,
         top_k=fp.top_k if fp.is_moe else 0,
@@ -376,8 +415,27 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
         overlap_k=family.roofline_overlap_exponent.value if family.roofline_overlap_exponent else None,
         **_speculative_parts(speculation, par, precision, device, family, system, engine),
         **_expert_exchange(fp, par, allreduces),
+        **wide,
 
     )
+
+
+def nic_bytes_per_s_per_device(system: System) -> float:
+    """One device's share of its node's scale-out NICs (bytes/s)."""
+    out = system.scaleout
+    return out.nics_per_node * gbit_to_bytes_per_s(out.nic_gbit_per_s) / system.devices_per_node
+
+
+def wide_ep_domains(par: Parallel, system: System) -> int:
+    """Scale-up domains (nodes) a data-parallel-attention replica's experts span: 1 unless it is wider than one."""
+    domain = scaleup_domain(system)
+    return par.ep // domain if par.attention_dp and par.ep > domain else 1
+
+
+def wide_ep_redundant_experts(par: Parallel, system: System) -> int:
+    """Redundant expert slots a wide-EP launch asks EPLB for (0 otherwise): one per rank, which keeps experts +
+    redundant divisible by ep wherever ep divides the experts (LMSYS ran 32 over 72 ranks, 288 slots)."""
+    return par.ep if wide_ep_domains(par, system) > 1 else 0
 
 
 def _expert_exchange(fp: LLMFootprint, par: Parallel, allreduces: int) -> dict:
@@ -971,6 +1029,8 @@ def _cap_free_parts(fp: LLMFootprint, input_tokens: int, output_tokens: int, par
     cost = step_cost(fp, par=par, precision=precision, device=device, family=family, system=system, engine=engine,
                      input_tokens=input_tokens, speculation=spec, context_per_seq=context)
     weights_dev = weight_bytes_per_device(fp, precision, par, engine)
+    if wide_ep_redundant_experts(par, system):  # each rank holds one more expert, EPLB's copy of a busy one
+        weights_dev += fp.expert_params_total / fp.experts * BYTES_PER_ELEMENT[precision] / par.pp
     # KV in full-cache token equivalents at the sequences' mean context (local-attention layers keep less).
     kv_tok_dev = kv_bytes_per_token_per_device(fp, precision, par, engine) * fp.kv_share(context)
     if spec is not None:

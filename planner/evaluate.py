@@ -208,6 +208,11 @@ def _serving_feature_problems(w: ServingWorkload, shape: LLMShape, catalog: Cata
         problems.append(Problem(f"{engine.name} {engine.version} does not run `{spec.method}` speculative decoding "
                                 f"(it runs: {runs})", file=spec_file, path=f"{path}.method",
                                 fix="pick a method the engine runs, or another workload.engine"))
+    if engine is not None and spec.tree is not None and not engine.speculative_tree:
+        why = f": {engine.speculative_tree_reason}" if engine.speculative_tree_reason else ""
+        problems.append(Problem(f"{engine.name} {engine.version} is planned with a chain of drafts, not a tree{why}",
+                                file=spec_file, path=f"{path}.tree",
+                                fix="leave `tree` out (a chain of `tokens` drafts), or use workload.engine sglang"))
     if spec.method == "mtp" and shape.mtp_layers < 1:
         problems.append(Problem("the model ships no multi-token-prediction layers (`mtp_layers` in its shape)",
                                 file=spec_file, path=f"{path}.method",
@@ -245,17 +250,20 @@ def features_of(shape: LLMShape, spec: SpeculativeSpec | None, cached_tokens: in
         if rate is None:
             rate = acceptance_for_length(spec.tokens, spec.acceptance_length)
         draft = catalog.models[spec.draft_model].shape if spec.method == "draft" else None
+        tree = spec.tree
         speculation = _speculation(shape.model_dump_json(), spec.method, spec.tokens, rate,
-                                   draft.model_dump_json() if draft is not None else None)
+                                   draft.model_dump_json() if draft is not None else None,
+                                   tree.topk if tree else 1, tree.verified_tokens if tree else 0)
     return ServingFeatures(cached_tokens=cached_tokens, shared_prefix_tokens=shared_prefix_tokens,
                            speculation=speculation)
 
 
 @lru_cache(maxsize=64)
-def _speculation(target_json: str, method: str, tokens: int, rate: float, draft_json: str | None) -> Speculation:
+def _speculation(target_json: str, method: str, tokens: int, rate: float, draft_json: str | None, topk: int,
+                 tree_tokens: int) -> Speculation:
     target = LLMShape.model_validate_json(target_json)
     draft = LLMShape.model_validate_json(draft_json) if draft_json is not None else None
-    return speculation(target, method, tokens, rate, draft, target.mtp_layers)
+    return speculation(target, method, tokens, rate, draft, target.mtp_layers, topk, tree_tokens)
 
 
 def structural_issues(work: ResolvedWorkload, catalog: Catalog, cand: Candidate) -> list[str]:

@@ -411,7 +411,9 @@ def serving_feature_lines(work, metrics: dict) -> list[str]:
     per_step = metrics.get("tokens_per_step")
     if per_step is not None:
         s = w.speculative
-        lines.append(f"speculative decoding: {s.method}, {s.tokens} drafted per step, {per_step:.2f} tokens a step "
+        drafted = (f"a top-{s.tree.topk} tree over {s.tokens} draft passes, {s.tree.verified_tokens} nodes verified"
+                   if s.tree else f"{s.tokens} drafted")
+        lines.append(f"speculative decoding: {s.method}, {drafted} per step, {per_step:.2f} tokens a step "
                      "at the spec's acceptance; a lower acceptance on real traffic raises TPOT")
     return lines
 

@@ -69,6 +69,17 @@ class ServingSLO(Strict):
     e2e_p99_ms: PositiveFloat | None = None
 
 
+class SpeculativeTree(Strict):
+    """Tree drafting: each draft pass after the first expands `topk` candidates a sequence, and the target verifies
+    the `verified_tokens` most likely nodes of the tree in one pass (SGLang --speculative-eagle-topk and
+    --speculative-num-draft-tokens)."""
+
+    topk: int = Field(ge=2, le=16, description="candidates a draft pass keeps per sequence (1 is a chain: leave "
+                      "`tree` out)")
+    verified_tokens: PositiveInt = Field(le=1024, description="tree nodes the target verifies per sequence per step, "
+                                         "the verified token included (SGLang's --speculative-num-draft-tokens)")
+
+
 class SpeculativeSpec(Strict):
     """Speculative decoding: a drafter proposes `tokens` per step, the target verifies them in one pass."""
 
@@ -82,6 +93,8 @@ class SpeculativeSpec(Strict):
     acceptance_length: float | None = Field(default=None, ge=1, description="mean tokens a step yields per sequence, "
                                             "the bonus token included (SGLang's accept length, vLLM's mean "
                                             "acceptance length)")
+    tree: SpeculativeTree | None = Field(default=None, description="draft a tree instead of a chain (needs "
+                                         "acceptance_length measured with that tree)")
 
     @model_validator(mode="after")
     def _one_acceptance(self) -> "SpeculativeSpec":
@@ -91,6 +104,17 @@ class SpeculativeSpec(Strict):
         if self.acceptance_length is not None and self.acceptance_length > self.tokens + 1:
             raise ValueError(f"`acceptance_length`: {self.acceptance_length:g} exceeds tokens + 1 = {self.tokens + 1}, "
                              "the most one step can yield")
+        tree = self.tree
+        if tree is not None:
+            if self.acceptance_length is None:
+                raise ValueError("`tree`: a tree's accept length is not a chain's; give acceptance_length, measured "
+                                 "with this tree (the engine logs it), instead of acceptance_rate")
+            # SGLang picks the verified nodes among the first pass's topk and each later pass's topk x topk
+            # expansions (speculative/eagle_utils.py:1083-1113).
+            most = 1 + tree.topk + (self.tokens - 1) * tree.topk ** 2
+            if not self.tokens + 1 <= tree.verified_tokens <= most:
+                raise ValueError(f"`tree.verified_tokens`: {tree.verified_tokens} is outside {self.tokens + 1}..{most}, "
+                                 f"what {self.tokens} draft passes of top-{tree.topk} can offer the target")
         if self.method == "draft" and self.draft_model is None:
             raise ValueError("`draft_model`: method draft needs one, a catalog model with the target's tokenizer "
                              "(e.g. llama-3.2-1b for Llama 3.1)")

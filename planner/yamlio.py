@@ -229,9 +229,9 @@ def validation_problems(
     for err in exc.errors():
         # pydantic inserts the tag of a discriminated union into loc; users never wrote it.
         loc = tuple(p for p in err["loc"] if p not in ("llm", "vision", "training", "serving", "vision-inference"))
-        named = re.match(r"Value error, `(\w+)`: (.*)", err["msg"]) if err["type"] == "value_error" else None
-        if named:  # a model-level check about one of its fields: report it at that field, its message whole
-            loc, err = loc + (named.group(1),), {**err, "msg": named.group(2)}
+        named = re.match(r"Value error, `([\w.]+)`: (.*)", err["msg"]) if err["type"] == "value_error" else None
+        if named:  # a model-level check about one of its fields (or a nested one): report it there, message whole
+            loc, err = loc + tuple(named.group(1).split(".")), {**err, "msg": named.group(2)}
         full = prefix + loc
         fix = None
         if err["type"] == "extra_forbidden":

@@ -151,6 +151,16 @@ def test_speculative_decoding_is_launched_as_planned(engine, method, expected, t
     assert "check the engine's logged acceptance" in (tmp_path / "out" / "README.md").read_text()
 
 
+def test_a_draft_tree_is_launched_with_sglangs_topk_and_verified_nodes(tmp_path):
+    result = json.loads(json.dumps(solved("llama3-70b-speculative-chat")))
+    result["workload"]["speculative"] |= {"tokens": 5, "acceptance_length": 3.6,
+                                          "tree": {"topk": 8, "verified_tokens": 32}}
+    emit(request_of(result, "spec.yaml"), load_catalogs(), tmp_path / "out", "spec.yaml")
+    command = (tmp_path / "out" / "launch.sh").read_text()
+    assert ("--speculative-num-steps 5 --speculative-eagle-topk 8 --speculative-num-draft-tokens 32" in command)
+    assert "a tree of top-8 over 5 draft passes, 32 nodes verified" in (tmp_path / "out" / "README.md").read_text()
+
+
 @pytest.mark.parametrize("engine,expected", [
     ("vllm", ["--tensor-parallel-size 1", "--data-parallel-size 8", "--enable-expert-parallel", "--max-num-seqs 16"]),
     ("sglang", ["--tp-size 8", "--ep-size 8", "--enable-dp-attention --dp-size 8", "--max-running-requests 128"]),

@@ -83,6 +83,29 @@ def test_a_verification_step_is_the_target_over_k_plus_one_tokens_and_k_drafter_
     assert lat.tpot_s == pytest.approx(prof.decode_step_s(1e-6) / tokens_per_step(3, 0.7), rel=1e-3)
 
 
+def test_a_tree_widens_every_draft_pass_after_the_first_and_the_verification():
+    """Top-8 over 5 passes, 32 nodes verified: the target over 32 tokens a sequence, the drafter once over one token
+    a sequence and four times over eight (each candidate its own query over its prefix)."""
+    chain_rate = acceptance_for_length(5, 3.6)
+    tree = speculation(LLAMA70, "eagle", 5, chain_rate, branches=8, tree_tokens=32)
+    assert tree.verify_tokens == 32 and tree.tokens_per_step == pytest.approx(3.6)
+    prof = profile(LLAMA70, ServingFeatures(speculation=tree), tp=4)
+    plain = step_cost(llm_footprint(LLAMA70), par=Parallel(tp=4, micro_batch=256), precision="bf16", device=DEVICE,
+                      family=FAMILY, system=H100, engine=EngineParams.bare())
+    drafter = prof.cost.drafter
+    for b in (1, 32):
+        context = b * prof.context_per_seq
+        verify = replace(plain, decode_tokens_per_seq=32).seconds(b, context)
+        drafts = drafter.seconds(b, context) + 4 * drafter.seconds(8 * b, 8 * context)
+        assert prof.decode_step_s(b) == pytest.approx(verify + drafts)
+    # One sequence: the tree's longer accept length pays for its wider steps; at 64 the 32-wide verification binds.
+    chain = profile(LLAMA70, ServingFeatures(speculation=speculation(LLAMA70, "eagle", 3, acceptance_for_length(3, 2.6))),
+                    tp=4)
+    tpot = {name: {b: p.decode_step_s(b) / p.tokens_per_step for b in (1, 64)} for name, p in
+            (("tree", prof), ("chain", chain))}
+    assert tpot["tree"][1] < tpot["chain"][1] and tpot["tree"][64] > tpot["chain"][64]
+
+
 def test_speculation_pays_at_low_load_and_less_at_high():
     plain = profile(LLAMA70, ServingFeatures(), tp=4, precision="fp8",
                     engine=EngineParams.of(CAT.engines["vllm"], DEVICE, 4))
@@ -240,6 +263,12 @@ def test_closed_form_agrees_with_the_simulator_under_data_parallel_attention(eng
     ("speculative: {method: draft, draft_model: llama-3.2-1b, tokens: 3, acceptance_rate: 0.7}",
      "does not run `draft` speculative decoding"),
     ("speculative: {method: mtp, tokens: 3, acceptance_rate: 0.7}", "ships no multi-token-prediction layers"),
+    ("engine: sglang\n  speculative: {method: eagle, tokens: 3, acceptance_rate: 0.7, tree: {topk: 4, verified_tokens: 8}}",
+     "a tree's accept length is not a chain's"),
+    ("engine: sglang\n  speculative: {method: eagle, tokens: 3, acceptance_length: 2.5, tree: {topk: 2, verified_tokens: 16}}",
+     "workload.speculative.tree.verified_tokens: 16 is outside 4..11"),
+    ("speculative: {method: eagle, tokens: 3, acceptance_length: 2.5, tree: {topk: 4, verified_tokens: 8}}",
+     "is planned with a chain of drafts, not a tree"),
     ("speculative: {method: eagle, tokens: 3, acceptance_rate: yes}", "give a number, not true/false"),
     ("engine: trtllm-tensorrt\n  traffic: {requests_per_s: 1, input_tokens: 100, output_tokens: 50, prefix_hit_rate: 0.5}",
      "does not reuse cached prefixes as launched"),

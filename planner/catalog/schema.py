@@ -235,6 +235,9 @@ class Engine(Strict):
     # and whether a launch caches prompt prefixes without a flag.
     speculative_methods: list[Literal["draft", "eagle", "mtp"]]
     speculative_reason: str
+    # Whether the launch drafts a tree (top-k > 1 candidates a pass, one verification of the tree's nodes).
+    speculative_tree: bool = False
+    speculative_tree_reason: str = ""
     # Beyond the drafter's kernels: host and launch time of each sequential draft pass (its own forward,
     # sampling and bookkeeping), and per verification step (rejection sampling, the sync that reads back how
     # many drafts were accepted).

@@ -172,7 +172,7 @@ def _draft_path(req: LaunchRequest, catalog: Catalog) -> tuple[str, list[str]]:
 
 def _speculative_flags(req: LaunchRequest, catalog: Catalog, engine_id: str) -> tuple[list[str], dict, list[str]]:
     """(argv, LLM-API options, assumptions) for the spec's speculative decoding: a chain of `tokens` drafts per
-    step (one candidate per position, what the model's accept length describes)."""
+    step (one candidate per position), or the spec's tree (SGLang only: other engines' trees are refused)."""
     spec = req.workload.speculative
     if spec is None:
         return [], {}, []
@@ -180,7 +180,9 @@ def _speculative_flags(req: LaunchRequest, catalog: Catalog, engine_id: str) -> 
     path, notes = _draft_path(req, catalog) if spec.method != "mtp" else ("", [])
     accept = (f"acceptance rate {spec.acceptance_rate:g} per draft" if spec.acceptance_rate is not None
               else f"accept length {spec.acceptance_length:g}")
-    notes = notes + [f"Speculative decoding ({spec.method}, {k} drafts a step): the plan assumes the {accept}; check "
+    shape = (f"a tree of top-{spec.tree.topk} over {k} draft passes, {spec.tree.verified_tokens} nodes verified"
+             if spec.tree else f"{k} drafts a step")
+    notes = notes + [f"Speculative decoding ({spec.method}, {shape}): the plan assumes the {accept}; check "
                      "the engine's logged acceptance on real traffic, since TPOT scales with it."]
     if engine_id == "vllm":
         config = {"method": "mtp"} if spec.method == "mtp" else {"method": "eagle3", "model": path}
@@ -191,8 +193,9 @@ def _speculative_flags(req: LaunchRequest, catalog: Catalog, engine_id: str) -> 
         argv = ["--speculative-algorithm", algorithm]
         if spec.method != "mtp":
             argv += ["--speculative-draft-model-path", path]
-        argv += ["--speculative-num-steps", str(k), "--speculative-eagle-topk", "1",
-                 "--speculative-num-draft-tokens", str(k + 1)]
+        tree = spec.tree
+        argv += ["--speculative-num-steps", str(k), "--speculative-eagle-topk", str(tree.topk if tree else 1),
+                 "--speculative-num-draft-tokens", str(tree.verified_tokens if tree else k + 1)]
         return argv, {}, notes + ["SGLang turns its overlap scheduler off with speculative decoding (server_args.py "
                                   "727-733); the per-step host cost the plan charges is the engine's without overlap."]
     if spec.method == "mtp":

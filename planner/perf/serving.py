@@ -246,6 +246,7 @@ class StepCost:
     decode_tokens_per_seq: int = 1
     drafter: "StepCost | None" = None
     draft_passes: int = 0
+    draft_branches: int = 1  # tree drafting: candidates per sequence in every pass after the first
     # Expert-parallel all-to-alls per stage per step (dispatch and combine), and the share of the step's tokens
     # one device sends: all of them under TP (every rank holds every token), 1 / ranks under DP attention.
     moe_exchanges: int = 0
@@ -355,8 +356,10 @@ class StepCost:
         drafting = 0.0
         if decode_seqs > 0:
             eng = self.engine
-            drafting = (self.draft_passes * (self.drafter.seconds(decode_seqs, context_tokens) + eng.draft_pass_overhead_s)
-                        + eng.speculative_step_overhead_s)
+            k = self.draft_branches  # each candidate its own query over its prefix
+            drafting = (self.drafter.seconds(decode_seqs, context_tokens)
+                        + (self.draft_passes - 1) * self.drafter.seconds(decode_seqs * k, context_tokens * k)
+                        + self.draft_passes * eng.draft_pass_overhead_s + eng.speculative_step_overhead_s)
         return drafting + (self.drafter.seconds(0.0, 0.0, prefill_tokens, prefill_pairs) if prefill_tokens > 0 else 0.0)
 
 
@@ -464,7 +467,8 @@ def _speculative_parts(spec: Speculation | None, par: Parallel, precision: str, 
     quiet = replace(engine, step_overhead_s=0.0, step_overhead_per_seq_s=0.0)
     drafter = step_cost(spec.drafter, par=replace(par, pp=1), precision=drafter_precision(spec, precision), device=device,
                         family=family, system=system, engine=quiet)
-    return {"decode_tokens_per_seq": spec.verify_tokens, "drafter": drafter, "draft_passes": spec.draft_tokens}
+    return {"decode_tokens_per_seq": spec.verify_tokens, "drafter": drafter, "draft_passes": spec.draft_tokens,
+            "draft_branches": spec.branches}
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,11 @@ class Speculation:
     drafter: LLMFootprint  # the network run k times per step (and once over each prompt)
     # Parameters the drafter adds to the replica's memory: what it does not share with the target.
     extra_params: float
+    # Tree drafting: every draft pass after the first carries `branches` candidates a sequence, and the target
+    # verifies `tree_tokens` nodes (0: a chain, k + 1). The acceptance rate is then the chain's with the tree's
+    # measured accept length over k drafts, so draws and variance keep the tree's mean.
+    branches: int = 1
+    tree_tokens: int = 0
 
     @property
     def tokens_per_step(self) -> float:
@@ -80,7 +85,7 @@ class Speculation:
 
     @property
     def verify_tokens(self) -> int:
-        return self.draft_tokens + 1
+        return self.tree_tokens or self.draft_tokens + 1
 
 
 def drafter_footprint(target: LLMShape, method: str, draft: LLMShape | None = None,
@@ -116,7 +121,8 @@ def drafter_footprint(target: LLMShape, method: str, draft: LLMShape | None = No
 
 
 def speculation(target: LLMShape, method: str, draft_tokens: int, acceptance_rate: float,
-                draft: LLMShape | None = None, mtp_layers: int = 0) -> Speculation:
+                draft: LLMShape | None = None, mtp_layers: int = 0, branches: int = 1,
+                tree_tokens: int = 0) -> Speculation:
     drafter, held = drafter_footprint(target, method, draft, mtp_layers)
     return Speculation(method=method, draft_tokens=draft_tokens, acceptance_rate=acceptance_rate,
-                       drafter=drafter, extra_params=held)
+                       drafter=drafter, extra_params=held, branches=branches, tree_tokens=tree_tokens)

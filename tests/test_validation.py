@@ -188,3 +188,6 @@ def test_wide_expert_parallel_against_published_phases():
     cases = vw.score(load_catalogs(), rows)
     assert len(cases) == len(rows)
     assert max(abs(c.error) for c in cases) <= 0.10, [(c.row, c.error) for c in cases]
+    # DeepEP's own low-latency kernel timings, EP16 to EP256: the exchange the decode step charges a layer.
+    kernels = vw.score_kernels(load_catalogs(), vw.load_kernels())
+    assert len(kernels) == 5 and max(abs(c.error) for c in kernels) <= 0.15, [(c.row, c.error) for c in kernels]

@@ -2,7 +2,8 @@
 (tests/validation/wide_ep.yaml).
 
 Each row is one phase of DeepSeek-V3 measured alone at a stated load per GPU: a prefill step of N prompt tokens
-per device, or a decode step of B running sequences per device at a KV length. The engine's step is rebuilt with
+per device, or a decode step of B running sequences per device at a KV length; and, beneath them, DeepEP's own
+timings of the low-latency dispatch and combine, against one MoE layer's exchanges as the step charges them. The engine's step is rebuilt with
 `planner.perf.serving.step_cost` (the same cost the solver, the simulator and `planner estimate` use) and its
 tokens per second per node compared with the measured ones. No parameter is fitted on these rows, so the
 leave-one-source-out figures are the in-sample ones.
@@ -70,12 +71,39 @@ def score(catalog: Catalog, rows: list[dict]) -> list[Case]:
     return [Case(r["id"], r["phase"], r["measured_tokens_per_s_per_node"], predict(catalog, r)) for r in rows]
 
 
+def load_kernels() -> list[dict]:
+    return yaml.safe_load((HERE / "wide_ep.yaml").read_text())["kernels"]
+
+
+def kernel_seconds(catalog: Catalog, ep: int, tokens_per_rank: int) -> float:
+    """One MoE layer's dispatch plus combine in a decode step of `tokens_per_rank` sequences a rank, as the step
+    charges it (the decode step's exchanges over its MoE layers)."""
+    system = catalog.systems[SYSTEM]
+    device = catalog.accelerators[system.accelerator]
+    fp = llm_footprint(catalog.models[MODEL].shape)
+    cost = step_cost(fp, par=Parallel(tp=ep, ep=ep, attention_dp=True, micro_batch=tokens_per_rank * ep),
+                     precision=PRECISION, device=device, family=catalog.family_of(device), system=system,
+                     engine=EngineParams.bare())
+    return cost.stage_parts(tokens_per_rank * ep, 0.0, 0.0, 0.0)["comm"] / fp.moe_layers
+
+
+def score_kernels(catalog: Catalog, kernels: list[dict]) -> list[Case]:
+    return [Case(f"deepep-ll-ep{k['ep']}", "kernel", (k["dispatch_us"] + k["combine_us"]) * 1e-6,
+                 kernel_seconds(catalog, k["ep"], k["tokens_per_rank"])) for k in kernels]
+
+
 def main() -> int:
-    cases = score(load_catalogs(), load_rows())
+    catalog = load_catalogs()
+    cases = score(catalog, load_rows())
     print(f"{'row':28} {'measured':>10} {'predicted':>10} {'error':>7}")
     for c in cases:
         print(f"{c.row:28} {c.measured:10,.0f} {c.predicted:10,.0f} {c.error:+7.1%}")
-    for phase in ("prefill", "decode", None):
+    kernels = score_kernels(catalog, load_kernels())
+    print(f"\n{'DeepEP kernel (us a layer)':28} {'measured':>10} {'predicted':>10} {'error':>7}")
+    for c in kernels:
+        print(f"{c.row:28} {c.measured * 1e6:10,.0f} {c.predicted * 1e6:10,.0f} {c.error:+7.1%}")
+    cases += kernels
+    for phase in ("prefill", "decode", "kernel", None):
         sel = [c.error for c in cases if phase in (None, c.phase)]
         print(f"{phase or 'all':8} n={len(sel)} median |error| {statistics.median(abs(e) for e in sel):.1%}, "
               f"bias {statistics.median(sel):+.1%}, max {max(abs(e) for e in sel):.1%}")

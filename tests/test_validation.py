@@ -152,17 +152,21 @@ def test_trtllm_moe_columns_that_ran_attention_data_parallel_are_not_scored_as_t
 
 
 def test_speculative_speedups_against_published_runs():
-    """Batch-1 speed-ups of EAGLE-3 (vLLM) and MTP (TensorRT-LLM) chains at their stated accept lengths."""
+    """Speed-ups of EAGLE-3 (vLLM, SGLang chains and trees) and MTP (TensorRT-LLM) at their stated accept lengths."""
     import validate_speculative as vs
 
     catalog = load_catalogs()
     rows = vs.load_rows()
-    assert len(rows) >= 10 and {r.engine for r in rows} == {"vllm", "trtllm"} and len({r.source for r in rows}) >= 2
+    assert len(rows) >= 25 and {r.engine for r in rows} == {"vllm", "trtllm", "sglang"} and len({r.source for r in rows}) >= 4
+    assert sum(1 for r in rows if r.tree_tokens) >= 10 and any(r.batch > 1 for r in rows)
     med, p90, _, bias = vs.error_stats(vs.in_sample(catalog, rows))
-    assert med <= 0.03 and p90 <= 0.06 and abs(bias) <= 0.03, (med, p90, bias)
-    # Held out, an engine is predicted with the other's draft overheads: the figure the README reports.
+    assert med <= 0.05 and p90 <= 0.20 and abs(bias) <= 0.03, (med, p90, bias)
+    # Trees at batch 1 on a 3B-active MoE target were slower than no speculation; so is the model.
+    trees = [c for c in vs.in_sample(catalog, rows) if c.row.tree_tokens and c.row.batch == 1]
+    assert trees and all(c.predicted < 1.0 for c in trees), [(c.row.id, c.predicted) for c in trees]
+    # Held out, a source's engine is fitted on the other sources (or takes the others' mean): the README's figure.
     med, p90, _, bias = vs.error_stats(vs.leave_one_source_out(catalog, rows))
-    assert med <= 0.20 and p90 <= 0.25, (med, p90, bias)
+    assert med <= 0.12 and p90 <= 0.30, (med, p90, bias)
 
 
 def test_disaggregated_runs_against_published_measurements():

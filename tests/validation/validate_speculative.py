@@ -1,8 +1,9 @@
 """Score speculative decoding against published speed-ups (tests/validation/speculative.yaml).
 
-Each row is a batch-1 run with a chain of k drafts and its stated accept length, beside the same engine,
-model and GPU without speculation; the model's speed-up (TPOT without / with, both from the closed form
-at a vanishing load) is compared with the measured one. Two engine parameters are fitted per engine with
+Each row is a run with a chain of k drafts or a tree (top-k candidates a pass, N nodes verified) and its
+stated accept length, beside the same engine, model and GPU without speculation; the model's speed-up is
+compared with the measured one: at batch 1, TPOT without / with from the closed form at a vanishing load;
+at a fixed batch of b prompts, the decode step at b without / with over the accept length. Two engine parameters are fitted per engine with
 rows (`draft_pass_overhead_us`, `speculative_step_overhead_ms`, catalogs/engines.yaml); leaving a source
 out leaves its engine without rows, and it is then predicted with the other engines' values, as an engine
 nobody measured is.
@@ -41,8 +42,10 @@ from planner.perf.speculative import acceptance_for_length, speculation
 from planner.perf.types import Parallel
 
 HERE = Path(__file__).resolve().parent
-PASS_GRID_US = [50.0 * i for i in range(41)]  # 0-2 ms per draft pass
-STEP_GRID_MS = [0.2 * i for i in range(16)]  # 0-3 ms per verification step
+# The fit's grid: coarse over 0-3 ms per draft pass and 0-6 ms per verification step, then 50 us / 0.2 ms steps
+# around the best coarse point.
+PASS_COARSE_US, PASS_FINE_US, PASS_MAX_US = 250.0, 50.0, 3000.0
+STEP_COARSE_MS, STEP_FINE_MS, STEP_MAX_MS = 1.0, 0.2, 6.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class Row:
     draft_tokens: int
     accept_length: float
     measured_speedup: float
+    batch: int = 1
+    topk: int = 1
+    tree_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,11 @@ class Case:
 
 
 def source_of(raw: dict) -> str:
-    return "vLLM issue tracker" if "vllm-project" in raw["url"] else "NVIDIA TensorRT-LLM blog"
+    for marker, name in (("vllm-project", "vLLM issue tracker"), ("AngelSlim", "AngelSlim issue tracker"),
+                         ("SpecForge", "SpecForge issue tracker")):
+        if marker in raw["url"]:
+            return name
+    return "NVIDIA TensorRT-LLM blog"
 
 
 def load_rows() -> list[Row]:
@@ -83,23 +93,31 @@ def load_rows() -> list[Row]:
         m = raw["measured"]
         if "tpot_mean_ms" in m:
             speedup = m["baseline_tpot_mean_ms"] / m["tpot_mean_ms"]
+        elif "output_tokens_per_s" in m:
+            speedup = m["output_tokens_per_s"] / m["baseline_output_tokens_per_s"]
         else:
             speedup = m["output_tokens_per_s_per_user"] / m["baseline_output_tokens_per_s_per_user"]
         spec = raw["speculative"]
+        tree = spec.get("tree") or {}
         rows.append(Row(raw["id"], source_of(raw), raw["engine"], spec["method"], raw["model_name"],
                         SYSTEM_FOR_DEVICE[raw["device"]], raw["tp"], raw.get("ep", 1), raw["precision"],
-                        raw["input_tokens"], raw["output_tokens"], spec["tokens"], spec["acceptance_length"], speedup))
+                        raw["input_tokens"], raw["output_tokens"], spec["tokens"], spec["acceptance_length"], speedup,
+                        raw.get("batch", 1), tree.get("topk", 1), tree.get("verified_tokens", 0)))
     return rows
 
 
 def _tpot(catalog: Catalog, row: Row, engine: EngineParams, features: ServingFeatures) -> float:
+    """Seconds a token per sequence: at batch 1 the closed form's TPOT at a vanishing load; at a fixed batch the
+    decode step of that many sequences over the tokens a step yields."""
     system = catalog.systems[row.system]
     device = catalog.accelerators[system.accelerator]
     prof = replica_profile(llm_footprint(catalog.models[row.model].shape), input_tokens=row.input_tokens,
-                           output_tokens=row.output_tokens, par=Parallel(tp=row.tp, ep=row.ep, micro_batch=1),
+                           output_tokens=row.output_tokens, par=Parallel(tp=row.tp, ep=row.ep, micro_batch=row.batch),
                            precision=row.precision, device=device, family=catalog.family_of(device), system=system,
                            engine=engine, features=features)
-    return latencies_at(prof, 1e-6).tpot_s
+    if row.batch == 1:
+        return latencies_at(prof, 1e-6).tpot_s
+    return prof.decode_step_s(row.batch) / prof.tokens_per_step
 
 
 def predict(catalog: Catalog, row: Row, params: dict[str, tuple[float, float]] | None = None) -> float:
@@ -112,22 +130,39 @@ def predict(catalog: Catalog, row: Row, params: dict[str, tuple[float, float]] |
         engine = replace(engine, draft_pass_overhead_s=per_pass / 1e6, speculative_step_overhead_s=per_step / 1e3)
     shape = catalog.models[row.model].shape
     spec = speculation(shape, row.method, row.draft_tokens, acceptance_for_length(row.draft_tokens, row.accept_length),
-                       mtp_layers=shape.mtp_layers)
-    plain = _tpot(catalog, row, engine, ServingFeatures())
-    return plain / _tpot(catalog, row, engine, ServingFeatures(speculation=spec))
+                       mtp_layers=shape.mtp_layers, branches=row.topk, tree_tokens=row.tree_tokens)
+    return _plain_tpot(catalog, row) / _tpot(catalog, row, engine, ServingFeatures(speculation=spec))
+
+
+_PLAIN: dict[str, float] = {}
+
+
+def _plain_tpot(catalog: Catalog, row: Row) -> float:
+    """The row's TPOT without speculation (no drafting parameter changes it: computed once per row)."""
+    if row.id not in _PLAIN:
+        system = catalog.systems[row.system]
+        engine = EngineParams.of(catalog.engines[row.engine], catalog.accelerators[system.accelerator], row.tp)
+        _PLAIN[row.id] = _tpot(catalog, row, engine, ServingFeatures())
+    return _PLAIN[row.id]
+
+
+def _grid(center: float, step: float, top: float, span: int) -> list[float]:
+    return [v for v in (center + step * i for i in range(-span, span + 1)) if -1e-9 <= v <= top + 1e-9]
 
 
 def fit_engine(catalog: Catalog, rows: list[Row], engine: str) -> tuple[float, float]:
-    """The grid point with the least squared log error over the engine's rows."""
+    """The grid point with the least squared log error over the engine's rows: coarse, then fine around it."""
     mine = [r for r in rows if r.engine == engine]
-    best, best_loss = (0.0, 0.0), math.inf
-    for per_step in STEP_GRID_MS:
-        for per_pass in PASS_GRID_US:
-            trial = {engine: (per_pass, per_step)}
-            loss = sum(math.log(predict(catalog, r, trial) / r.measured_speedup) ** 2 for r in mine)
-            if loss < best_loss:
-                best, best_loss = (per_pass, per_step), loss
-    return best
+
+    def loss(point: tuple[float, float]) -> float:
+        return sum(math.log(predict(catalog, r, {engine: point}) / r.measured_speedup) ** 2 for r in mine)
+
+    coarse = [(p, q) for q in _grid(0.0, STEP_COARSE_MS, STEP_MAX_MS, int(STEP_MAX_MS / STEP_COARSE_MS))
+              for p in _grid(0.0, PASS_COARSE_US, PASS_MAX_US, int(PASS_MAX_US / PASS_COARSE_US))]
+    p0, q0 = min(coarse, key=loss)
+    fine = [(round(p, 6), round(q, 6)) for q in _grid(q0, STEP_FINE_MS, STEP_MAX_MS, 5)
+            for p in _grid(p0, PASS_FINE_US, PASS_MAX_US, 5)]
+    return min(fine, key=loss)
 
 
 def fit(catalog: Catalog, rows: list[Row]) -> dict[str, tuple[float, float]]:
@@ -159,7 +194,8 @@ def leave_one_source_out(catalog: Catalog, rows: list[Row]) -> list[Case]:
 def table(title: str, cases: list[Case]) -> None:
     print(f"== {title}")
     for name, key in (("all", lambda c: "all"), ("engine", lambda c: c.row.engine), ("method", lambda c: c.row.method),
-                      ("source", lambda c: c.row.source)):
+                      ("drafts", lambda c: "tree" if c.row.tree_tokens else "chain"),
+                      ("batch", lambda c: "1" if c.row.batch == 1 else "4-64"), ("source", lambda c: c.row.source)):
         for value in sorted({key(c) for c in cases}):
             part = [c for c in cases if key(c) == value]
             med, p90, _, bias = error_stats(part)

@@ -210,9 +210,10 @@ def _serving_feature_problems(w: ServingWorkload, shape: LLMShape, catalog: Cata
                                 fix="pick a method the engine runs, or another workload.engine"))
     if engine is not None and spec.tree is not None and not engine.speculative_tree:
         why = f": {engine.speculative_tree_reason}" if engine.speculative_tree_reason else ""
+        trees = ", ".join(sorted(e.id for e in catalog.engines.values() if e.speculative_tree)) or "none"
         problems.append(Problem(f"{engine.name} {engine.version} is planned with a chain of drafts, not a tree{why}",
                                 file=spec_file, path=f"{path}.tree",
-                                fix="leave `tree` out (a chain of `tokens` drafts), or use workload.engine sglang"))
+                                fix=f"leave `tree` out (a chain of `tokens` drafts), or use workload.engine {trees}"))
     if spec.method == "mtp" and shape.mtp_layers < 1:
         problems.append(Problem("the model ships no multi-token-prediction layers (`mtp_layers` in its shape)",
                                 file=spec_file, path=f"{path}.method",

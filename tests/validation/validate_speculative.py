@@ -131,19 +131,12 @@ def predict(catalog: Catalog, row: Row, params: dict[str, tuple[float, float]] |
     shape = catalog.models[row.model].shape
     spec = speculation(shape, row.method, row.draft_tokens, acceptance_for_length(row.draft_tokens, row.accept_length),
                        mtp_layers=shape.mtp_layers, branches=row.topk, tree_tokens=row.tree_tokens)
-    return _plain_tpot(catalog, row) / _tpot(catalog, row, engine, ServingFeatures(speculation=spec))
+    if row.id not in _PLAIN:  # no drafting parameter changes the TPOT without speculation: once per row
+        _PLAIN[row.id] = _tpot(catalog, row, engine, ServingFeatures())
+    return _PLAIN[row.id] / _tpot(catalog, row, engine, ServingFeatures(speculation=spec))
 
 
 _PLAIN: dict[str, float] = {}
-
-
-def _plain_tpot(catalog: Catalog, row: Row) -> float:
-    """The row's TPOT without speculation (no drafting parameter changes it: computed once per row)."""
-    if row.id not in _PLAIN:
-        system = catalog.systems[row.system]
-        engine = EngineParams.of(catalog.engines[row.engine], catalog.accelerators[system.accelerator], row.tp)
-        _PLAIN[row.id] = _tpot(catalog, row, engine, ServingFeatures())
-    return _PLAIN[row.id]
 
 
 def _grid(center: float, step: float, top: float, span: int) -> list[float]:

@@ -47,17 +47,23 @@ def load_rows() -> list[dict]:
     return yaml.safe_load((HERE / "wide_ep.yaml").read_text())["measurements"]
 
 
+def wide_cost(catalog: Catalog, ep: int, per_device: int, engine: EngineParams | None = None, input_tokens: int = 1):
+    """DeepSeek-V3's step on `ep` H100s of hgx-h100-8-ib under attention data parallel, `per_device` a rank."""
+    system = catalog.systems[SYSTEM]
+    device = catalog.accelerators[system.accelerator]
+    return step_cost(llm_footprint(catalog.models[MODEL].shape),
+                     par=Parallel(tp=ep, ep=ep, attention_dp=True, micro_batch=per_device * ep), precision=PRECISION,
+                     device=device, family=catalog.family_of(device), system=system,
+                     engine=engine or EngineParams.bare(), input_tokens=input_tokens)
+
+
 def predict(catalog: Catalog, row: dict) -> float:
     """Tokens/s per node of the row's phase: prompt tokens in prefill, output tokens in decode."""
     system = catalog.systems[SYSTEM]
-    device = catalog.accelerators[system.accelerator]
     ep = row["ep"]
     per_device = row["tokens_per_device"] if row["phase"] == "prefill" else row["sequences_per_device"]
-    par = Parallel(tp=ep, ep=ep, attention_dp=True, micro_batch=per_device * ep)
-    engine = EngineParams.of(catalog.engine(ENGINE), device, ep)
-    cost = step_cost(llm_footprint(catalog.models[MODEL].shape), par=par, precision=PRECISION, device=device,
-                     family=catalog.family_of(device), system=system, engine=engine,
-                     input_tokens=row.get("input_tokens", 1))
+    engine = EngineParams.of(catalog.engine(ENGINE), catalog.accelerators[system.accelerator], ep)
+    cost = wide_cost(catalog, ep, per_device, engine, row.get("input_tokens", 1))
     tokens = per_device * ep
     if row["phase"] == "prefill":
         # Whole prompts of `input_tokens` fill the step: each attends its own causal triangle.
@@ -78,13 +84,9 @@ def load_kernels() -> list[dict]:
 def kernel_seconds(catalog: Catalog, ep: int, tokens_per_rank: int) -> float:
     """One MoE layer's dispatch plus combine in a decode step of `tokens_per_rank` sequences a rank, as the step
     charges it (the decode step's exchanges over its MoE layers)."""
-    system = catalog.systems[SYSTEM]
-    device = catalog.accelerators[system.accelerator]
-    fp = llm_footprint(catalog.models[MODEL].shape)
-    cost = step_cost(fp, par=Parallel(tp=ep, ep=ep, attention_dp=True, micro_batch=tokens_per_rank * ep),
-                     precision=PRECISION, device=device, family=catalog.family_of(device), system=system,
-                     engine=EngineParams.bare())
-    return cost.stage_parts(tokens_per_rank * ep, 0.0, 0.0, 0.0)["comm"] / fp.moe_layers
+    cost = wide_cost(catalog, ep, tokens_per_rank)
+    return (cost.stage_parts(tokens_per_rank * ep, 0.0, 0.0, 0.0)["comm"]
+            / llm_footprint(catalog.models[MODEL].shape).moe_layers)
 
 
 def score_kernels(catalog: Catalog, kernels: list[dict]) -> list[Case]:

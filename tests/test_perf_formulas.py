@@ -72,6 +72,17 @@ def test_topology_group_across_nodes_uses_every_rail(system):
     assert link.latency_s == pytest.approx(5e-6)
 
 
+def test_topology_device_with_several_nics_drives_them_all(system):
+    # AWS p5: 32 EFA cards of 100 Gb/s for 8 GPUs, 4 a GPU: a ring across nodes leaves each GPU at 4 x 12.5 GB/s.
+    p5 = system.model_copy(update={"id": "test-p5", "scaleout": system.scaleout.model_copy(
+        update={"fabric": "fat-tree", "nics_per_node": 32, "nic_gbit_per_s": 100.0})})
+    assert group_link(p5, 2, 8).bw_bytes_per_s == pytest.approx(4 * 12.5e9)
+    # p4d: 4 cards for 8 GPUs, two GPUs share one.
+    p4d = system.model_copy(update={"id": "test-p4d", "scaleout": system.scaleout.model_copy(
+        update={"fabric": "fat-tree", "nics_per_node": 4, "nic_gbit_per_s": 100.0})})
+    assert group_link(p4d, 16, 1).bw_bytes_per_s == pytest.approx(8 * 12.5e9 / 2)
+
+
 def test_topology_dp_group_beyond_one_leaf_crosses_the_spine(system):
     same_leaf = group_link(system, 4, 8)  # one rank per node, 4 nodes = one leaf
     via_spine = group_link(system, 5, 8)

@@ -189,20 +189,25 @@ def _build_fabric(g: nx.DiGraph, system: System, devices: int, domains: list[int
     nic_lat = out.nic_latency_us * US
     sw_lat = out.switch_hop_latency_us * US
     n_nodes = ceil_div(devices, per_node)
-    rails = nics if out.fabric == "rail-fat-tree" else 1
+    # A device with several NICs of its own (p5: 32 EFA cards for 8 GPUs) drives them all at once, as NCCL
+    # stripes a ring's traffic over every NIC near the GPU: they are one port of their summed bandwidth here.
+    # Devices share a NIC when a node has fewer NICs than devices (p4d: 4 NICs for 8 GPUs).
+    per_device = max(1, nics // per_node)
+    ports = nics // per_device
+    port_bw = nic_bw * per_device
+    rails = ports if out.fabric == "rail-fat-tree" else 1
     leaves_per_rail = ceil_div(n_nodes, out.nodes_per_leaf)
-    uplink_bw = nic_bw * out.nodes_per_leaf * (nics // rails)  # non-blocking leaf: uplinks = downlinks
+    uplink_bw = port_bw * out.nodes_per_leaf * (ports // rails)  # non-blocking leaf: uplinks = downlinks
     for k in domains:
         for dev_id in range(k * domain, min((k + 1) * domain, devices)):
             node, local = divmod(dev_id, per_node)
-            # Devices share a NIC when a node has fewer NICs than devices (p4d: 4 NICs for 8 GPUs).
-            nic_index = local * nics // per_node
+            nic_index = local * ports // per_node
             nic = f"n{node}:nic{nic_index}"
-            _add_link(g, _dev(dev_id), nic, nic_bw, nic_lat / 2)
+            _add_link(g, _dev(dev_id), nic, port_bw, nic_lat / 2)
             rail = nic_index % rails
             leaf = f"leaf{rail}.{node // out.nodes_per_leaf}"
             if not g.has_edge(nic, leaf):
-                _add_link(g, nic, leaf, nic_bw, nic_lat / 2 + sw_lat / 2)
+                _add_link(g, nic, leaf, port_bw, nic_lat / 2 + sw_lat / 2)
             if (leaves_per_rail > 1 or rails > 1) and not g.has_edge(leaf, "spine"):
                 _add_link(g, leaf, "spine", uplink_bw, sw_lat)
 

@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export NODE_RANK=${NODE_RANK:-0}
 export LEADER_ADDRESS=${LEADER_ADDRESS:-127.0.0.1} MASTER_ADDR=${MASTER_ADDR:-${LEADER_ADDRESS}}
-torchrun --nnodes=512 --nproc-per-node=8 "--node-rank=${NODE_RANK}" "--master-addr=${MASTER_ADDR}" --master-port=29500 -m torchtitan.train --job.config_file torchtitan.toml
+torchrun --nnodes=1024 --nproc-per-node=8 "--node-rank=${NODE_RANK}" "--master-addr=${MASTER_ADDR}" --master-port=29500 -m torchtitan.train --job.config_file torchtitan.toml

@@ -330,3 +330,44 @@ def test_tp_sharded_gemms_reach_less_of_peak_by_the_training_measured_half_dim()
     assert rate[8] / rate[1] == pytest.approx(gemm_shape_slowdown(fp, 1, math.inf, family)
                                               / gemm_shape_slowdown(fp, 8, math.inf, family))
     assert 0.9 < rate[8] / rate[1] < 0.97
+
+
+def test_routed_experts_grouped_gemms_slow_compute_bound_steps_only():
+    from planner.perf.serving import routed_copy_bytes, step_cost
+
+    fp = llm_footprint(CAT.models["qwen3-30b-a3b"].shape)
+    device = CAT.accelerators["b200"]
+    family = CAT.family_of(device).model_copy(update={"roofline_overlap_exponent": None})  # the plain max
+    system = CAT.systems["hgx-b200-8"]
+
+    def cost(efficiency: float):
+        engine = replace(EngineParams.bare(), moe_gemm_efficiency=efficiency)
+        return step_cost(fp, par=Parallel(tp=1), precision="fp4", device=device, family=family, system=system,
+                         engine=engine)
+
+    full, quarter = cost(1.0), cost(0.25)
+    # An 8k-token prompt step is compute-bound: only the routed experts' FLOPs run 4x slower.
+    tokens = 8192
+    extra = tokens * 2 * fp.routed_active_params * (1 / 0.25 - 1) / full.gemm_flops
+    assert quarter.seconds(0, 0, tokens, 0) - full.seconds(0, 0, tokens, 0) == pytest.approx(extra, rel=1e-9)
+    assert 0 < fp.routed_active_params < fp.active_params
+    # One decoding sequence is bound by its weight reads: the slower GEMM hides behind them.
+    assert quarter.seconds(1, 1000) == pytest.approx(full.seconds(1, 1000))
+    # The copies' permute and combine traffic: whole activations per copy, the intermediate split by TP,
+    # the copies spread by EP; dense models have none.
+    per_copy = lambda ffn: (4 * fp.hidden + 2 * ffn) * 2.0  # noqa: E731
+    assert routed_copy_bytes(fp, Parallel(tp=8)) == pytest.approx(fp.moe_layers * fp.top_k * per_copy(fp.ffn / 8))
+    assert routed_copy_bytes(fp, Parallel(tp=8, ep=8, attention_dp=True)) == pytest.approx(
+        fp.moe_layers * fp.top_k * per_copy(fp.ffn) / 8)
+    assert routed_copy_bytes(llm_footprint(CAT.models["llama-3.1-8b"].shape), Parallel(tp=1)) == 0.0
+    bytes_s = tokens * routed_copy_bytes(fp, Parallel(tp=1)) / full.bw
+    no_traffic = replace(full, routed_bytes_per_token=0.0)
+    assert full.seconds(0, 0, tokens, 0) - no_traffic.seconds(0, 0, tokens, 0) == pytest.approx(bytes_s, rel=1e-9)
+
+
+def test_an_engine_whose_grouped_gemms_stand_still_is_refused():
+    entry = CAT.engine("vllm")
+    bad = entry.model_dump()
+    bad["moe_gemm_efficiency"]["value"] = 0.0
+    with pytest.raises(ValueError, match="moe_gemm_efficiency"):
+        type(entry).model_validate(bad)

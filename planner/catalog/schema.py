@@ -231,6 +231,9 @@ class Engine(Strict):
     # Fixed cost of one tensor-parallel all-reduce kernel beyond the link's hop latency (launch and
     # synchronisation of the engine's all-reduce: custom one-shot kernels or NCCL).
     allreduce_base_us: EngineValue
+    # Share of the dense GEMMs' throughput the routed experts' grouped GEMMs reach when compute-bound (the
+    # tokens permuted to their experts, a GEMM per expert of a few rows each, the results gathered back).
+    moe_gemm_efficiency: EngineValue
     # Speculative decoding methods the engine runs at this version (draft model, EAGLE heads, MTP layers),
     # and whether a launch caches prompt prefixes without a flag.
     speculative_methods: list[Literal["draft", "eagle", "mtp"]]
@@ -268,6 +271,8 @@ class Engine(Strict):
         needed = "reserved_gib" if self.memory_fraction_of == "total_minus_reserved" else "memory_fraction"
         if getattr(self, needed) is None:
             raise ValueError(f"memory_fraction_of {self.memory_fraction_of} needs {needed}")
+        if not 0 < self.moe_gemm_efficiency.value <= 1:
+            raise ValueError("moe_gemm_efficiency.value must be in (0, 1]: the grouped GEMMs' share of dense speed")
         return self
 
 

@@ -77,6 +77,7 @@ class EngineParams:
     allreduce_base_s: float
     runtime_overhead_bytes: float | None  # None: the device family's framework overhead
     allreduce_bw_efficiency: float | None  # None: the family's collective efficiency
+    moe_gemm_efficiency: float = 1.0  # routed experts' grouped GEMMs against dense ones
     kv_cache_dtype: str = "auto"  # the launch's --kv-cache-dtype; auto: the engine's default for the weights
     draft_pass_overhead_s: float = 0.0  # speculative decoding: per draft pass, beyond its kernels
     speculative_step_overhead_s: float = 0.0  # and per verification step
@@ -107,7 +108,8 @@ class EngineParams:
                    request_overhead_s=get(engine.request_overhead_ms) / 1e3,
                    allreduce_base_s=get(engine.allreduce_base_us) / 1e6,
                    runtime_overhead_bytes=get(engine.runtime_overhead_gib) * GIB,
-                   allreduce_bw_efficiency=get(engine.allreduce_bw_efficiency), kv_cache_dtype=kv_cache_dtype,
+                   allreduce_bw_efficiency=get(engine.allreduce_bw_efficiency),
+                   moe_gemm_efficiency=get(engine.moe_gemm_efficiency), kv_cache_dtype=kv_cache_dtype,
                    draft_pass_overhead_s=get(engine.draft_pass_overhead_us) / 1e6,
                    speculative_step_overhead_s=get(engine.speculative_step_overhead_ms) / 1e3,
                    first_token_on_prefill=engine.disaggregated_first_token == "prefill",
@@ -222,6 +224,8 @@ class StepCost:
     expert_bytes: float  # all expert weights held per device (MoE; 0 for dense models)
     expert_share: float  # top_k / experts: the chance a token routes to a given expert
     linear_flops_per_token: float  # per device
+    routed_flops_per_token: float  # the routed experts' share of it (their grouped GEMMs run slower)
+    routed_bytes_per_token: float  # HBM traffic of the routed copies (permute, GEMM I/O, combine), per device
     attn_flops_per_pair: float  # per device, one (query, key) pair across the stage's layers (prefill)
     decode_attn_flops_per_pair: float  # the same for a decoding token (MLA decodes in its latent space)
     kv_bytes_per_token: float  # per device
@@ -276,7 +280,10 @@ class StepCost:
             allreduce = (n * (base + ring_fixed), n * ring_per_byte * h, n * (base + tree_fixed), n * tree_per_byte * h)
         else:
             allreduce = (0.0, 0.0, 0.0, 0.0)
-        return (self.dense_bytes / self.bw, self.linear_flops_per_token / self.gemm_flops,
+        # A compute-bound grouped GEMM reaches moe_gemm_efficiency of a dense one: its extra time rides in the
+        # roofline with the rest, so a decode step bound by its expert reads hides it.
+        routed_extra = self.routed_flops_per_token * (1.0 / self.engine.moe_gemm_efficiency - 1.0)
+        return (self.dense_bytes / self.bw, (self.linear_flops_per_token + routed_extra) / self.gemm_flops,
                 self.kv_bytes_per_token / self.kv_bw, self.attn_flops_per_pair / self.attn_flops,
                 self.layers * self.engine.layer_overhead_s, self.decode_attn_flops_per_pair / self.attn_flops,
                 *allreduce)
@@ -294,6 +301,8 @@ class StepCost:
             weights_s += self.expert_bytes * (1.0 - (1.0 - self.expert_share) ** tokens) / self.bw
         k = self.overlap_k
         linear = _overlapped(weights_s, tokens * gemm_per_token, k)
+        if self.routed_bytes_per_token:  # the permute and combine kernels: memory-bound, apart from the GEMMs
+            linear += tokens * self.routed_bytes_per_token / self.bw
         kv = _overlapped(context_tokens * kv_per_token, context_tokens * decode_per_pair * queries, k)
         prefill_attn = prefill_pairs * attn_per_pair
         comm = (min(ring_fixed + ring_per_token * tokens, tree_fixed + tree_per_token * tokens)
@@ -397,6 +406,8 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
         expert_bytes=expert_total * bpe / shards,
         expert_share=(fp.top_k / fp.experts) if fp.is_moe else 0.0,
         linear_flops_per_token=2.0 * fp.active_params / shards,
+        routed_flops_per_token=2.0 * fp.routed_active_params / shards,
+        routed_bytes_per_token=routed_copy_bytes(fp, par) / par.pp,
         attn_flops_per_pair=fp.attention_flops_per_token(1.0) * fp.prefill_pair_share(input_tokens) / shards,
         decode_attn_flops_per_pair=fp.decode_attention_flops_per_token(1.0) * held_share / shards,
         kv_bytes_per_token=kv_bytes_per_token_per_device(fp, precision, par, engine) * held_share,
@@ -421,6 +432,21 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
         **wide,
 
     )
+
+
+def routed_copy_bytes(fp: LLMFootprint, par: Parallel) -> float:
+    """HBM bytes one token's routed copies move per device outside the expert GEMMs' weights, over all MoE layers.
+
+    Each of its top_k copies is written by the permute and read by the first GEMM, written by the second and read
+    by the combine (4 hidden-wide activations), and its gated intermediate is written and read once between the two
+    GEMMs (the activation fused into the first GEMM's epilogue): TensorRT-LLM's CUTLASS MoE path, which vLLM's and
+    SGLang's Blackwell backends (FlashInfer) run too. Expert parallel spreads the copies over the ranks; tensor
+    parallel splits each expert's intermediate."""
+    if not fp.is_moe:
+        return 0.0
+    expert_tp = 1 if par.ep > 1 else par.tp
+    per_copy = (4 * fp.hidden + 2 * fp.ffn / expert_tp) * ACTIVATION_BYTES
+    return fp.moe_layers * fp.top_k * per_copy / max(1, par.ep)
 
 
 def nic_bytes_per_s_per_device(system: System) -> float:

@@ -93,6 +93,7 @@ class LLMFootprint:
     local_layers: int = 0
     local_window: int = 0
     moe_layers: int = 0  # layers whose MLP is routed experts
+    routed_active_params: float = 0.0  # the routed experts' weights one token passes through (grouped GEMMs)
     local_kind: str = "sliding"
 
     def local_tokens(self, context: float) -> float:
@@ -178,6 +179,7 @@ def llm_footprint(shape: LLMShape) -> LLMFootprint:
         lm_head_params=float(c.lm_head_params),
         decode_attn_flops_per_pair_layer=_absorbed_mla_flops(shape),
         moe_layers=c.moe_layers,
+        routed_active_params=float(c.moe_layers * shape.moe.top_k * c.expert_params) if shape.moe else 0.0,
         local_layers=shape.local_attention.layers if shape.local_attention else 0,
         local_window=shape.local_attention.window if shape.local_attention else 0,
         local_kind=shape.local_attention.kind if shape.local_attention else "sliding",

@@ -80,12 +80,10 @@ def test_serving_validation_covers_sources_engines_vendors_and_loads():
 
 def test_serving_predictions_against_published_runs():
     rows, every_case = _serving_cases()
-    # Scored without being fitted: MLA models (DeepSeek), the MoE models whose kernels the model does not yet
-    # describe (Llama 4, gpt-oss) and data-parallel-attention layouts; nothing dense, and nothing silently.
-    import validate_serving
-
+    # Scored without being fitted: MLA models (DeepSeek) and data-parallel-attention layouts; nothing dense,
+    # and nothing silently.
     scored_only = {r.model for r in rows if not r.fitted and not r.par.attention_dp}
-    assert scored_only == {"deepseek-v3", *validate_serving.SCORED_ONLY_MODELS}, scored_only
+    assert scored_only == {"deepseek-v3"}, scored_only
     assert all(not r.fitted for r in rows if r.par.attention_dp)
     assert all(catalog_model_is_moe(r.model) for r in rows if not r.fitted)
     assert any(not c.fitted for c in every_case)
@@ -98,6 +96,11 @@ def test_serving_predictions_against_published_runs():
     for tp in (1, 2, 4, 8):
         errors = sorted(c.error for c in throughput if c.tp == tp)
         assert abs(errors[len(errors) // 2]) <= SERVING_TP_BIAS, tp
+    # The fitted MoE rows (Qwen3, Llama 4, gpt-oss, Mixtral) ride on the grouped-GEMM efficiency and the routed
+    # copies' traffic: without them they ran +23% (TensorRT-LLM PyTorch backend) with a 28% median.
+    moe = [c for c in throughput if catalog_model_is_moe(c.model)]
+    errors = sorted(c.error for c in moe)
+    assert len(moe) >= 200 and _median_abs(moe) <= SERVING_MOE_MEDIAN and abs(errors[len(errors) // 2]) <= 0.10
 
 
 # In-sample gates with the catalog's fitted parameters (README, "Serving model" gives the leave-one-source-out
@@ -105,6 +108,7 @@ def test_serving_predictions_against_published_runs():
 SERVING_TOKENS_MEDIAN = 0.10
 SERVING_LATENCY_MEDIAN = 0.12
 SERVING_TP_BIAS = 0.06
+SERVING_MOE_MEDIAN = 0.18
 
 
 def test_leave_one_source_out_never_fits_on_the_source_it_predicts(monkeypatch):

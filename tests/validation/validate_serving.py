@@ -108,6 +108,7 @@ class Case:
     published: float
     predicted: float
     fitted: bool = True
+    model: str = ""
 
     @property
     def error(self) -> float:
@@ -388,7 +389,7 @@ def cases_of(catalog: Catalog, rows: list[Row], params: dict, simulate_overload:
             if not math.isfinite(value) or value <= 0:
                 value = 1e9 if quantity != "tokens/s" else 1e-9
             cases.append(Case(raw["id"], row.source, row.engine, raw["device"], row.par.tp, int(raw["output_tokens"]),
-                              _scenario(raw), quantity, published, value, row.fitted))
+                              _scenario(raw), quantity, published, value, row.fitted, row.model))
     return cases
 
 
@@ -502,7 +503,8 @@ def summarize(cases: list[Case], title: str) -> None:
         "tp": lambda c: f"tp{c.tp}",
         "output": lambda c: "out>=2000" if c.output_tokens >= 2000 else ("out<=256" if c.output_tokens <= 256 else "out 257-1999"),
         "scenario": lambda c: c.scenario,
-        "fitted": lambda c: "fitted rows" if c.fitted else "scored only (MLA, new MoE, DP attention)",
+        "model": lambda c: c.model,
+        "fitted": lambda c: "fitted rows" if c.fitted else "scored only (MLA, DP attention)",
     }
     print(f"{'slice':34} {'n':>4} {'median|e|':>9} {'p90|e|':>7} {'max|e|':>7} {'bias':>7}")
     for name, key in slices.items():

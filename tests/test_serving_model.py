@@ -371,3 +371,30 @@ def test_an_engine_whose_grouped_gemms_stand_still_is_refused():
     bad["moe_gemm_efficiency"]["value"] = 0.0
     with pytest.raises(ValueError, match="moe_gemm_efficiency"):
         type(entry).model_validate(bad)
+
+
+def test_under_dp_attention_a_prompt_waits_on_the_rank_that_prefills_it():
+    from planner.perf.serving import step_cost
+
+    fp = llm_footprint(CAT.models["qwen3-235b-a22b"].shape)
+    device = CAT.accelerators["b200"]
+    family = CAT.family_of(device).model_copy(update={"roofline_overlap_exponent": None})
+    engine = EngineParams.of(CAT.engine("trtllm"), device)
+    isl = 2048
+    cost = step_cost(fp, par=Parallel(tp=8, ep=8, attention_dp=True, micro_batch=256), precision="fp4",
+                     device=device, family=family, system=CAT.systems["hgx-b200-8"], engine=engine, input_tokens=isl)
+    assert cost.rank_prompt_tokens == isl
+    balanced = replace(cost, rank_prompt_tokens=0.0)
+    pairs = isl * isl / 2.0
+    # One prompt: its rank runs its attention and non-expert GEMMs alone while seven ranks wait at the MoE layers.
+    own = (cost.linear_flops_per_token - cost.routed_flops_per_token) / cost.gemm_flops
+    extra = 7 * isl * own + 7 * pairs * cost.attn_flops_per_pair / cost.attn_flops
+    assert cost.seconds(64, 64 * 3000, isl, pairs) - balanced.seconds(64, 64 * 3000, isl, pairs) == pytest.approx(extra)
+    # Eight prompts, one a rank: nothing waits; decode steps never do.
+    assert cost.seconds(64, 64 * 3000, 8 * isl, 8 * pairs) == pytest.approx(balanced.seconds(64, 64 * 3000, 8 * isl,
+                                                                                            8 * pairs))
+    assert cost.seconds(64, 64 * 3000) == balanced.seconds(64, 64 * 3000)
+    # Tensor-parallel attention splits every prompt over the ranks: no wait to charge.
+    tp = step_cost(fp, par=Parallel(tp=8, micro_batch=256), precision="fp4", device=device, family=family,
+                   system=CAT.systems["hgx-b200-8"], engine=engine, input_tokens=isl)
+    assert tp.rank_prompt_tokens == 0.0

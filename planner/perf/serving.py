@@ -256,6 +256,8 @@ class StepCost:
     moe_exchanges: int = 0
     exchange_share: float = 1.0
     schedulers: int = 1  # DP attention: a scheduler per rank, each over its own sequences
+    # DP attention: the prompt tokens one rank prefills of one request in a step (the prompt, or its chunk).
+    rank_prompt_tokens: float = 0.0
     # Wide expert parallel (DP attention over several scale-up domains): `ep_link` is then the group inside one
     # domain; a GPU's copies to other domains leave through its share of the node's NICs (all of them at once,
     # not one ring's) after the fabric's latency.
@@ -303,6 +305,16 @@ class StepCost:
         linear = _overlapped(weights_s, tokens * gemm_per_token, k)
         if self.routed_bytes_per_token:  # the permute and combine kernels: memory-bound, apart from the GEMMs
             linear += tokens * self.routed_bytes_per_token / self.bw
+        if prefill_tokens > 0 and self.rank_prompt_tokens:
+            # Under DP attention a prompt is prefilled on the rank that admitted it, and every rank waits for the
+            # slowest at each MoE layer: with P prompts a step on R ranks the busiest holds one prompt's
+            # attention and non-expert GEMMs until P reaches R, not P / R of them (the experts stay shared).
+            prompts = prefill_tokens * self.pp / self.rank_prompt_tokens
+            spread = self.schedulers / min(max(prompts, 1.0), self.schedulers)
+            if spread > 1.0:
+                own_gemms = (self.linear_flops_per_token - self.routed_flops_per_token) / self.gemm_flops
+                linear += (spread - 1.0) * prefill_tokens * own_gemms
+                prefill_pairs *= spread
         kv = _overlapped(context_tokens * kv_per_token, context_tokens * decode_per_pair * queries, k)
         prefill_attn = prefill_pairs * attn_per_pair
         comm = (min(ring_fixed + ring_per_token * tokens, tree_fixed + tree_per_token * tokens)
@@ -425,6 +437,8 @@ def step_cost(fp: LLMFootprint, *, par: Parallel, precision: str, device: Accele
         layers=max(1, fp.layers // par.pp),
         # Under DP attention every rank's scheduler fills its own token budget.
         budget=engine.step_budget(input_tokens, par.micro_batch) * (par.tp if par.attention_dp else 1),
+        rank_prompt_tokens=(min(float(input_tokens), engine.step_budget(input_tokens, par.micro_batch))
+                            if par.attention_dp and fp.is_moe and par.ep > 1 else 0.0),
         engine=engine,
         overlap_k=family.roofline_overlap_exponent.value if family.roofline_overlap_exponent else None,
         **_speculative_parts(speculation, par, precision, device, family, system, engine),

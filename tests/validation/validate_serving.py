@@ -188,9 +188,9 @@ def load_rows(catalog: Catalog) -> tuple[list[Row], list[tuple[str, str]]]:
             # and fine-grained fused-MoE kernels whose speed changed release by release (vLLM 0.7 to SGLang 0.5 differ
             # 2-4x on the same GPUs), a term the model lacks; fitting engine and family parameters on them would move
             # every dense prediction to absorb it.
-            # Likewise every data-parallel-attention row: in sample they run 1.3-2x slower than the model predicts
-            # after the grouped-GEMM efficiency, most at 8 ranks (rank imbalance and the per-step synchronisation of
-            # the ranks' schedulers, neither modelled). They are scored, and reported apart, until that is modelled.
+            # Likewise every data-parallel-attention row: with the grouped-GEMM efficiency and each prompt's wait on
+            # the rank that prefills it, they still run 1.2-1.4x slower than predicted (Qwen3-235B, Llama 4), most on
+            # Hopper and at 8 ranks, a term not yet found; they are scored, and reported apart, until it is modelled.
             fitted = catalog.models[model].shape.mla is None and not attention_dp
             rows.append(Row(raw, source_group(raw), engine, model, system_id, precision,
                             Parallel(tp=tp, pp=pp, ep=ep if ep == tp else 1, dp=1, attention_dp=attention_dp),

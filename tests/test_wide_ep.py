@@ -135,7 +135,10 @@ def test_the_example_spreads_the_experts_over_two_nodes_and_says_why_not_one():
     work = resolve_workload(load_spec(EXAMPLE), CAT)
     result = solve(work, CAT)
     assert result.status == "optimal"
-    cand = result.plan.main.evaluation.candidate
+    # Aggregated, each prompt stalls fifteen decoding ranks while one prefills it: the decode pool runs wide.
+    decode = [p.evaluation.candidate for p in result.plan.parts if p.evaluation.candidate.role == "decode"]
+    assert len(decode) == 1 and len(result.plan.parts) == 2
+    cand = decode[0]
     assert cand.parallel.attention_dp and cand.parallel.ep == 16 and cand.parallel.pp == 1
     assert wide_ep_domains(cand.parallel, CAT.systems[cand.system]) == 2
     out = CliRunner().invoke(main, ["solve", str(EXAMPLE)])
@@ -150,7 +153,8 @@ def test_the_example_spreads_the_experts_over_two_nodes_and_says_why_not_one():
                 "--enable-two-batch-overlap", "--enable-eplb", "--ep-num-redundant-experts 16"], None),
 ])
 def test_emit_launches_the_wide_layout_on_deepep(tmp_path, engine, flags, env):
-    spec = _spec(tmp_path, **{"  model: deepseek-v3": f"  model: deepseek-v3\n  engine: {engine}"})
+    spec = _spec(tmp_path, **{"  model: deepseek-v3": f"  model: deepseek-v3\n  engine: {engine}",
+                              "min_price_confidence: low": "min_price_confidence: low\n  disaggregated: never"})
     out = tmp_path / "launch"
     result = CliRunner().invoke(main, ["solve", str(spec), "--no-explain", "--emit", str(out)])
     assert result.exit_code == 0, result.output

@@ -676,6 +676,21 @@ class ReplicaProfile:
     def _idle_per_prompt(self) -> float:
         return self._per_prompt(self._state(0.0))
 
+    def _queued_per_prompt(self, s: dict[str, float]) -> float:
+        """GPU time one prompt of a queue adds. Never below an idle replica's cost: amortising expert reads
+        over a busier step (MoE) must not make the queue shorter as the load grows. But prompts that queue are
+        prefilled together, so under DP attention they fill every rank of a step and none pays for ranks left
+        waiting on another's prompt."""
+        per_prompt = max(self._per_prompt(s), self._idle_per_prompt)
+        rank_prompt = self.cost.rank_prompt_tokens
+        if not rank_prompt:
+            return per_prompt
+        b = s["b"]
+        room = self.cost.budget - (b * self.queries_per_seq if self.engine.mixed_prefill else 0.0)
+        chunk = max(1.0, min(room, self.cost.schedulers * rank_prompt / self.cost.pp))
+        filled = self._with_prefill(b, chunk) - (s["t_dec"] if self.engine.mixed_prefill else 0.0)
+        return min(per_prompt, filled * s["input"] / chunk)
+
     def _state(self, b: float) -> dict[str, float]:
         # Rate searches of several limits visit the same batches (the scan grid, the saturation point), and
         # a state does not depend on the batch cap: each is computed once per step cost.
@@ -771,9 +786,7 @@ class ReplicaProfile:
         # Prompts queue for the GPU time their prefill takes beyond a decode step (M/D/1, Pollaczek-
         # Khinchine, with the decode step as the server's vacation): it is the residual above when prompts
         # are rare and the queue of bursts when they are not. Its tail is exponential beyond an atom at zero.
-        # Never below an idle replica's cost: amortising expert reads over a busier step (MoE) must not make
-        # the queue shorter as the load grows.
-        per_prompt = max(self._per_prompt(s), self._idle_per_prompt)
+        per_prompt = self._queued_per_prompt(s)
         rho_p = min(lam * per_prompt, 0.999999)
         queue_mean = rho_p * per_prompt / (2.0 * (1.0 - rho_p))
         wait_before = max(residual_mean, busy * t_short / 2.0 + queue_mean)
